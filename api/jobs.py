@@ -1,0 +1,55 @@
+"""/webjs/jobs/{id}: what became of a send."""
+from __future__ import annotations
+
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from api.schemas import JobSchema
+from api.sessions import services
+from models import Job, MessageStatus, utcnow
+from models.states import MESSAGE_SUCCESS, JobStatus
+
+blp = Blueprint("jobs", __name__, url_prefix="/webjs/jobs", description="Send jobs")
+
+
+def _seed_status(status: str) -> str:
+    if status in MESSAGE_SUCCESS:
+        return "success"
+    if status in (MessageStatus.FAILED, MessageStatus.CANCELLED):
+        return "failed" if status == MessageStatus.FAILED else "cancelled"
+    return "pending"
+
+
+def job_view(job: Job) -> dict:
+    results = []
+    for m in job.messages:
+        results.append({
+            "message_id": m.id, "to": m.to_input, "status": _seed_status(m.status), "message_status": m.status,
+            "whatsapp_message_id": m.wa_message_id, "error": m.error, "attempts": m.attempts,
+            "timestamp": m.sent_at or m.failed_at or m.updated_at,
+        })
+    ok = sum(r["status"] == "success" for r in results)
+    failed = sum(r["status"] == "failed" for r in results)
+    end = job.finished_at or utcnow()
+    return {
+        "job_id": job.id, "session_id": job.session_id, "kind": job.kind, "status": job.status,
+        "success": job.status != JobStatus.FAILED, "total_messages": len(results),
+        "successful_sends": ok, "failed_sends": failed,
+        "pending": sum(r["status"] == "pending" for r in results), "results": results,
+        "created_at": job.created_at, "finished_at": job.finished_at,
+        "duration": f"{(end - job.created_at).total_seconds():.1f} seconds",
+    }
+
+
+@blp.route("/<job_id>")
+class JobItem(MethodView):
+    @blp.response(200, JobSchema)
+    def get(self, job_id):
+        """A job and each of its messages."""
+        with services().db() as s:
+            job = s.execute(select(Job).where(Job.id == job_id).options(selectinload(Job.messages))).scalar_one_or_none()
+            if job is None:
+                abort(404, message="Job not found")
+            return job_view(job)

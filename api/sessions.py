@@ -1,0 +1,238 @@
+"""/webjs/sessions: create, initialize, QR, status, send, delete, active."""
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+
+import redis
+from flask import current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+from kombu.exceptions import OperationalError as KombuOperationalError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from api.schemas import (
+    ActiveSessionsSchema,
+    CreateSessionSchema,
+    DeletedSchema,
+    QrSchema,
+    SendMessageSchema,
+    SendQuerySchema,
+    SendResultSchema,
+    SessionSchema,
+    SessionStatusSchema,
+)
+from api.waits import Waiter
+from browser.qr import qr_data_url
+from models import Job, Message, MessageStatus, SessionStatus, WhatsAppSession, utcnow
+from models.recording import change_session_status
+from models.states import LIVE_SESSION_STATES, MESSAGE_DONE
+from workers import dispatch, slots
+from workers.events import message_channel, session_channel
+
+log = logging.getLogger("api.sessions")
+blp = Blueprint("sessions", __name__, url_prefix="/webjs/sessions", description="WhatsApp sessions")
+
+NOT_FOUND = "Session not found"
+QR_NOT_AVAILABLE = "QR code not available. Please initialize the client first."
+NOT_READY = "Client is not ready. Please ensure the session is authenticated and ready."
+CAPACITY_FULL = "Maximum concurrent sessions reached. Please try again later."
+NO_SLOTS = "No browser worker is available. Please try again later."
+ENQUEUE_ERRORS = (redis.RedisError, KombuOperationalError, ConnectionError, OSError)
+
+
+def services():
+    return current_app.extensions["wa"]
+
+
+def get_session(s: Session, session_id: str, *, lock: bool = False) -> WhatsAppSession:
+    query = select(WhatsAppSession).where(WhatsAppSession.session_id == session_id)
+    row = s.execute(query.with_for_update() if lock else query).scalar_one_or_none()
+    if row is None:
+        abort(404, message=NOT_FOUND)
+    return row
+
+
+def destroy_session(s: Session, row: WhatsAppSession) -> None:
+    """Stop its browser (if placed), record DESTROYED, remove the row."""
+    if row.slot:
+        try:
+            dispatch.stop_session(services().celery, slot=row.slot, session_id=row.session_id,
+                                  epoch=row.epoch, forget=True)
+        except ENQUEUE_ERRORS as exc:  # the slot's orphan cleanup stops it later
+            log.warning("session=%s stop could not be enqueued: %s", row.session_id, exc)
+    change_session_status(s, row, SessionStatus.DESTROYED, reason="DELETED")
+    s.delete(row)
+
+
+def qr_response(row: WhatsAppSession) -> dict:
+    return {"session_id": row.session_id, "qr_code": row.qr_code or "", "status": row.status}
+
+
+@blp.route("")
+class Sessions(MethodView):
+    @blp.arguments(CreateSessionSchema)
+    @blp.response(201, SessionSchema)
+    def post(self, body):
+        """Create a session for a user; an existing session of that user is replaced."""
+        with services().db.begin() as s:
+            user_id = body["user_id"]
+            old = s.execute(select(WhatsAppSession).where(
+                (WhatsAppSession.user_id == user_id) | (WhatsAppSession.session_id == user_id)
+            ).with_for_update()).scalars().all()
+            for row in old:
+                log.info("session=%s replaced by a new session for user %s", row.session_id, user_id)
+                destroy_session(s, row)
+            s.flush()
+            row = WhatsAppSession(user_id=user_id, session_id=user_id,
+                                  session_name=body.get("session_name") or f"WhatsApp for {user_id}",
+                                  status=SessionStatus.INITIALIZING.value)
+            s.add(row)
+        return row
+
+
+@blp.route("/active")
+class ActiveSessions(MethodView):
+    @blp.response(200, ActiveSessionsSchema)
+    def get(self):
+        """Sessions with a browser running or starting."""
+        with services().db() as s:
+            ids = s.execute(select(WhatsAppSession.session_id).where(
+                WhatsAppSession.slot.is_not(None),
+                WhatsAppSession.status.in_([st.value for st in LIVE_SESSION_STATES]),
+            ).order_by(WhatsAppSession.created_at)).scalars().all()
+        return {"active_sessions": ids, "count": len(ids)}
+
+
+@blp.route("/<session_id>/initialize")
+class Initialize(MethodView):
+    @blp.response(200, QrSchema)
+    def post(self, session_id):
+        """Start the WhatsApp client on a browser slot; the QR follows on /qr."""
+        svc = services()
+        with svc.db.begin() as s:
+            row = get_session(s, session_id, lock=True)
+            if row.slot and row.status in LIVE_SESSION_STATES:
+                return qr_response(row)  # already starting or running
+            try:
+                live = slots.live_slots(svc.redis)
+            except redis.RedisError as exc:
+                log.warning("slots unavailable: %s", exc)
+                abort(503, message=NO_SLOTS)
+            if not live:
+                abort(503, message=NO_SLOTS)
+            used = dict(s.execute(
+                select(WhatsAppSession.slot, func.count()).where(
+                    WhatsAppSession.slot.is_not(None),
+                    WhatsAppSession.status.in_([st.value for st in LIVE_SESSION_STATES]),
+                ).group_by(WhatsAppSession.slot)).all())
+            slot = slots.choose_slot(live, used)
+            if slot is None:
+                abort(503, message=CAPACITY_FULL)
+            row.slot = slot.name
+            # A fencing number that only grows, also across a re-created session.
+            row.epoch = max(row.epoch + 1, time.time_ns() // 1_000_000)
+            change_session_status(s, row, SessionStatus.INITIALIZING, reason="INITIALIZE")
+            s.flush()
+            try:
+                dispatch.initialize_session(svc.celery, slot=slot.name, session_id=session_id, epoch=row.epoch)
+            except ENQUEUE_ERRORS as exc:
+                log.warning("session=%s initialize could not be enqueued: %s", session_id, exc)
+                abort(503, message="Queue unavailable. Please try again later.")
+            return qr_response(row)
+
+
+@blp.route("/<session_id>/qr")
+class Qr(MethodView):
+    @blp.response(200, QrSchema)
+    def get(self, session_id):
+        """The QR on screen; waits up to 30 s for one to appear."""
+        svc = services()
+        with Waiter(svc.redis, session_channel(session_id)) as waiter:
+            with svc.db() as s:
+                row = get_session(s, session_id)
+            status = SessionStatus(row.status)
+            if status == SessionStatus.QR_READY and row.qr_code:
+                return qr_response(row)
+            if status in (SessionStatus.AUTHENTICATED, SessionStatus.READY):
+                return qr_response(row)
+            if not row.slot or status not in LIVE_SESSION_STATES:
+                abort(400, message=QR_NOT_AVAILABLE)
+            event = waiter.until(lambda e: e.get("epoch") == row.epoch and e.get("status") != "INITIALIZING",
+                                 svc.settings.qr_wait_seconds)
+        if event is None:
+            return qr_response(row)
+        if event["status"] == SessionStatus.QR_READY and event.get("qr"):
+            return {"session_id": session_id, "qr_code": qr_data_url(event["qr"]), "status": "QR_READY"}
+        if event["status"] == SessionStatus.DISCONNECTED:
+            abort(400, message=QR_NOT_AVAILABLE)
+        return {"session_id": session_id, "qr_code": "", "status": event["status"]}
+
+
+@blp.route("/<session_id>/status")
+class Status(MethodView):
+    @blp.response(200, SessionStatusSchema)
+    def get(self, session_id):
+        """The session's state as the recorder last wrote it."""
+        with services().db() as s:
+            return get_session(s, session_id)
+
+
+@blp.route("/<session_id>/send-message")
+class SendMessage(MethodView):
+    @blp.arguments(SendMessageSchema)
+    @blp.arguments(SendQuerySchema, location="query")
+    @blp.response(202, SendResultSchema)
+    @blp.alt_response(200, schema=SendResultSchema, description="With ?wait=N: the outcome.")
+    def post(self, body, query, session_id):
+        """Queue a text message. Answers 202 with the job; ?wait=N (up to 60 s) waits for the outcome."""
+        svc = services()
+        if body["media_urls"]:
+            abort(400, message="media_urls are not supported yet; send text only.")
+        with svc.db.begin() as s:
+            row = get_session(s, session_id)
+            if row.status != SessionStatus.READY or not row.slot:
+                abort(400, message=NOT_READY)
+            job = Job(session_id=session_id, kind="single", total=1)
+            msg = Message(job=job, session_id=session_id, position=0, to=body["to_e164"],
+                          to_input=body["to"], text=body["message"],
+                          dispatch_due_at=utcnow() + timedelta(seconds=svc.settings.dispatch_grace_seconds))
+            s.add(job)
+            slot, epoch = row.slot, row.epoch
+        # The rows are committed: from here on the message cannot be lost, only delayed.
+        wait = min(query["wait"], svc.settings.send_wait_max)
+        waiter = Waiter(svc.redis, message_channel(msg.id)) if wait > 0 else None
+        try:
+            try:
+                dispatch.send_message(svc.celery, slot=slot, message_id=msg.id, job_id=job.id,
+                                      session_id=session_id, epoch=epoch, to=msg.to, text=msg.text)
+            except ENQUEUE_ERRORS as exc:
+                log.warning("message=%s not enqueued now (%s); the sweeper will dispatch it", msg.id, exc)
+            result = {"success": True, "job_id": job.id, "message_id": msg.id, "status": MessageStatus.QUEUED.value}
+            if waiter is None:
+                return result
+            done = {s.value for s in MESSAGE_DONE}
+            event = waiter.until(lambda e: e.get("status") in done, wait)
+        except ENQUEUE_ERRORS as exc:
+            log.warning("message=%s wait interrupted: %s", msg.id, exc)
+            return result
+        finally:
+            if waiter is not None:
+                waiter.close()
+        if event is None:
+            return result
+        ok = event["status"] != MessageStatus.FAILED
+        return {**result, "success": ok, "status": event["status"],
+                "whatsapp_message_id": event.get("wa_message_id"), "error": event.get("error")}, 200
+
+
+@blp.route("/<session_id>")
+class SessionItem(MethodView):
+    @blp.response(200, DeletedSchema)
+    def delete(self, session_id):
+        """Stop the browser, forget the login, delete the session."""
+        with services().db.begin() as s:
+            destroy_session(s, get_session(s, session_id, lock=True))
+        return {"success": True, "message": "Session deleted successfully", "deleted_count": 1}

@@ -1,0 +1,42 @@
+"""Waiting for live events on Redis pub/sub (no polling of the database).
+
+A waiter subscribes *before* the caller reads the current state, so an event that
+arrives in between is not missed.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
+import redis
+
+
+class Waiter:
+    def __init__(self, client: redis.Redis, channel: str):
+        self.pubsub = client.pubsub(ignore_subscribe_messages=True)
+        self.pubsub.subscribe(channel)
+
+    def until(self, accept: Callable[[dict], bool], timeout: float) -> dict | None:
+        """The first event for which ``accept`` is true, or None after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            message = self.pubsub.get_message(timeout=min(remaining, 1.0))
+            if message is None:
+                continue
+            try:
+                event = json.loads(message["data"])
+            except (TypeError, ValueError):
+                continue
+            if accept(event):
+                return event
+        return None
+
+    def close(self) -> None:
+        self.pubsub.close()
+
+    def __enter__(self) -> "Waiter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

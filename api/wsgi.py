@@ -1,0 +1,8 @@
+"""gunicorn entry point: ``gunicorn api.wsgi:app``."""
+from api import create_app
+from workers.logs import setup_logging
+from settings import Settings
+
+settings = Settings.from_env()
+setup_logging(settings.log_level)
+app = create_app(settings)

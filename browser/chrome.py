@@ -1,0 +1,82 @@
+"""Starting Chromium through undetected-chromedriver, offline.
+
+undetected-chromedriver downloads a driver unless it is given one; we give it a
+writable copy of the local chromedriver (it patches the binary in place) and the
+local Chromium, so nothing is fetched at run time.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import threading
+from functools import lru_cache
+from pathlib import Path
+
+import undetected_chromedriver as uc
+
+# Flags that keep a server Chrome small and quiet (WHATSAPP_WEB.md section 8); the
+# background-networking ones also stop Chrome calling home on a closed network.
+CHROME_FLAGS = (
+    "--no-sandbox",
+    "--disable-dev-shm-usage",
+    "--disable-gpu",
+    "--disable-extensions",
+    "--disable-blink-features=AutomationControlled",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--mute-audio",
+    "--disable-features=Translate,MediaRouter,OptimizationHints",
+    "--window-size=1280,900",
+)
+
+_copy_lock = threading.Lock()
+
+
+@lru_cache(maxsize=None)
+def chrome_major_version(driver_path: str) -> int:
+    out = subprocess.run([driver_path, "--version"], capture_output=True, text=True, check=True).stdout
+    match = re.search(r"(\d+)\.\d+\.\d+", out)
+    if not match:
+        raise RuntimeError(f"cannot read the chromedriver version from {out!r}")
+    return int(match.group(1))
+
+
+def _writable_driver(driver_path: str, work_dir: Path) -> str:
+    target = work_dir / f"chromedriver-{os.getpid()}"
+    with _copy_lock:
+        if not target.exists():
+            work_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(driver_path, target)
+    return str(target)
+
+
+def missing_browser_parts(chromium_path: str, chromedriver_path: str) -> list[str]:
+    return [p for p in (chromium_path, chromedriver_path) if not os.access(p, os.X_OK)]
+
+
+def launch_chrome(*, chromium_path: str, chromedriver_path: str, profile_dir: Path,
+                  work_dir: Path, user_agent: str, headless: bool = True) -> uc.Chrome:
+    missing = missing_browser_parts(chromium_path, chromedriver_path)
+    if missing:
+        raise FileNotFoundError(f"browser not installed: {', '.join(missing)} (apt-get install chromium chromium-driver)")
+    profile_dir.mkdir(parents=True, exist_ok=True)
+    options = uc.ChromeOptions()
+    for flag in CHROME_FLAGS:
+        options.add_argument(flag)
+    # A HeadlessChrome user agent gets an "update your browser" page instead of the QR.
+    options.add_argument(f"--user-agent={user_agent}")
+    return uc.Chrome(
+        options=options,
+        driver_executable_path=_writable_driver(chromedriver_path, work_dir),
+        browser_executable_path=chromium_path,
+        user_data_dir=str(profile_dir),
+        headless=headless,
+        version_main=chrome_major_version(chromedriver_path),
+        use_subprocess=True,
+    )

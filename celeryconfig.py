@@ -1,0 +1,34 @@
+"""Celery settings, read by every worker, beat and the API's producer.
+
+Sends must not be lost: tasks are acknowledged after they ran (acks_late), a worker
+takes one task at a time (prefetch 1), and a task from a worker that died is delivered
+again (reject_on_worker_lost) once the visibility timeout, longer than any task, passes.
+"""
+from settings import Settings
+
+_settings = Settings.from_env()
+
+broker_url = _settings.redis_url
+broker_connection_retry_on_startup = True
+broker_transport_options = {"visibility_timeout": _settings.visibility_timeout}
+
+task_serializer = "json"
+accept_content = ["json"]
+result_backend = None
+task_ignore_result = True
+task_acks_late = True
+task_reject_on_worker_lost = True
+worker_prefetch_multiplier = 1
+task_default_queue = "control"
+task_routes = {"wa.control.*": {"queue": "control"}}
+timezone = "UTC"
+enable_utc = True
+
+# Flower shows tasks from these events.
+worker_send_task_events = True
+task_send_sent_event = True
+
+beat_schedule = {
+    "sweep-undispatched-messages": {"task": "wa.control.sweep_messages", "schedule": 15.0},
+    "reap-lost-slots": {"task": "wa.control.reap_lost_slots", "schedule": 10.0},
+}

@@ -1,0 +1,154 @@
+"""Applying state changes to the database: the only code that writes statuses.
+
+The recorder calls ``apply_event`` for every event a worker published; the API calls
+``change_session_status`` for the transitions it makes itself (initialize, destroy).
+Both refuse stale or illegal transitions and say why, so the caller can log it.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from browser.qr import qr_data_url
+from models.states import (
+    MESSAGE_DONE,
+    JobStatus,
+    MessageStatus,
+    SessionStatus,
+    job_status,
+    message_transition_allowed,
+    session_event_is_fresh,
+    session_transition_allowed,
+)
+from models.tables import Job, Message, SessionTransition, WhatsAppSession, utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    applied: bool
+    reason: str = ""
+
+
+def _parse_time(value: str | None) -> datetime:
+    return datetime.fromisoformat(value) if value else utcnow()
+
+
+def change_session_status(
+    db: Session,
+    row: WhatsAppSession,
+    new: SessionStatus,
+    *,
+    reason: str | None = None,
+    source: str = "api",
+    event_id: str | None = None,
+    at: datetime | None = None,
+    qr_payload: str | None = None,
+    phone_number: str | None = None,
+) -> Outcome:
+    if not session_transition_allowed(row.status, new):
+        return Outcome(False, f"illegal transition {row.status} -> {new}")
+    at = at or utcnow()
+    db.add(SessionTransition(
+        session_id=row.session_id, from_status=row.status, to_status=new.value, reason=reason,
+        epoch=row.epoch, event_id=event_id, source=source, created_at=at,
+    ))
+    row.status = new.value
+    row.status_reason = reason
+    row.is_authenticated = new in (SessionStatus.AUTHENTICATED, SessionStatus.READY)
+    row.is_ready = new == SessionStatus.READY
+    # The seed keeps the QR image only while it can be scanned.
+    row.qr_code = qr_data_url(qr_payload) if new == SessionStatus.QR_READY and qr_payload else None
+    if phone_number:
+        row.phone_number = phone_number
+    row.last_activity = at
+    if event_id:
+        row.last_event_id = event_id
+    return Outcome(True)
+
+
+def apply_session_event(db: Session, event_id: str, event: dict) -> Outcome:
+    row = db.execute(
+        select(WhatsAppSession).where(WhatsAppSession.session_id == event["session_id"]).with_for_update()
+    ).scalar_one_or_none()
+    if row is None:
+        return Outcome(False, "session no longer exists")
+    if not session_event_is_fresh(row.epoch, row.last_event_id, int(event.get("epoch", 0)), event_id):
+        return Outcome(False, f"stale event (epoch {event.get('epoch')} vs {row.epoch})")
+    return change_session_status(
+        db, row, SessionStatus(event["status"]),
+        reason=event.get("reason"), source="worker", event_id=event_id, at=_parse_time(event.get("at")),
+        qr_payload=event.get("qr"), phone_number=event.get("phone_number"),
+    )
+
+
+_TIMESTAMP_FIELD = {
+    MessageStatus.SENT: "sent_at",
+    MessageStatus.DELIVERED: "delivered_at",
+    MessageStatus.READ: "read_at",
+    MessageStatus.FAILED: "failed_at",
+}
+
+
+def change_message_status(
+    db: Session, msg: Message, new: MessageStatus, *, at: datetime | None = None,
+    attempt: int | None = None, wa_message_id: str | None = None, error: str | None = None,
+) -> Outcome:
+    if not message_transition_allowed(msg.status, new):
+        return Outcome(False, f"illegal transition {msg.status} -> {new}")
+    at = at or utcnow()
+    msg.status = new.value
+    if attempt:
+        msg.attempts = max(msg.attempts, attempt)
+    if wa_message_id:
+        msg.wa_message_id = wa_message_id
+    if error:
+        msg.error = error
+    if new in _TIMESTAMP_FIELD:
+        setattr(msg, _TIMESTAMP_FIELD[new], at)
+    msg.dispatch_due_at = None
+    _refresh_job(db, msg.job_id, at)
+    return Outcome(True)
+
+
+def _refresh_job(db: Session, job_id: str, at: datetime) -> None:
+    db.flush()
+    job = db.get(Job, job_id)
+    statuses = db.execute(select(Message.status).where(Message.job_id == job_id)).scalars().all()
+    new = job_status(statuses)
+    job.status = new.value
+    job.updated_at = at
+    if new not in (JobStatus.QUEUED, JobStatus.PROCESSING) and all(s in MESSAGE_DONE for s in statuses):
+        job.finished_at = job.finished_at or at
+
+
+def apply_message_event(db: Session, event_id: str, event: dict) -> Outcome:
+    msg = db.execute(select(Message).where(Message.id == event["message_id"]).with_for_update()).scalar_one_or_none()
+    if msg is None:
+        return Outcome(False, "message no longer exists")
+    at = _parse_time(event.get("at"))
+    outcome = change_message_status(
+        db, msg, MessageStatus(event["status"]), at=at, attempt=event.get("attempt"),
+        wa_message_id=event.get("wa_message_id"), error=event.get("error"),
+    )
+    if outcome.applied and msg.status == MessageStatus.SENT:
+        session = db.execute(
+            select(WhatsAppSession).where(WhatsAppSession.session_id == msg.session_id)
+        ).scalar_one_or_none()
+        if session is not None:
+            session.last_activity = at
+    return outcome
+
+
+def apply_event(db: Session, event_id: str, event: dict) -> Outcome:
+    kind = event.get("type")
+    if kind == "session":
+        return apply_session_event(db, event_id, event)
+    if kind == "message":
+        return apply_message_event(db, event_id, event)
+    return Outcome(False, f"unknown event type {kind!r}")

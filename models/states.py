@@ -1,0 +1,105 @@
+"""State rules for sessions, messages and jobs, applied in one place.
+
+The recorder and the API both go through these functions, so an illegal or stale
+transition is refused (and logged by the caller) instead of silently written.
+"""
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class SessionStatus(StrEnum):
+    INITIALIZING = "INITIALIZING"
+    QR_READY = "QR_READY"
+    AUTHENTICATED = "AUTHENTICATED"
+    READY = "READY"
+    DISCONNECTED = "DISCONNECTED"
+    DESTROYED = "DESTROYED"
+
+
+S = SessionStatus
+SESSION_TRANSITIONS: dict[SessionStatus, frozenset[SessionStatus]] = {
+    # A new QR replaces the old one, so QR_READY -> QR_READY is a real transition.
+    S.INITIALIZING: frozenset({S.INITIALIZING, S.QR_READY, S.AUTHENTICATED, S.READY, S.DISCONNECTED, S.DESTROYED}),
+    S.QR_READY: frozenset({S.INITIALIZING, S.QR_READY, S.AUTHENTICATED, S.READY, S.DISCONNECTED, S.DESTROYED}),
+    S.AUTHENTICATED: frozenset({S.INITIALIZING, S.READY, S.DISCONNECTED, S.DESTROYED}),
+    S.READY: frozenset({S.INITIALIZING, S.DISCONNECTED, S.DESTROYED}),
+    S.DISCONNECTED: frozenset({S.INITIALIZING, S.DISCONNECTED, S.DESTROYED}),
+    S.DESTROYED: frozenset(),
+}
+
+# States in which a browser is (or is about to be) running for the session.
+LIVE_SESSION_STATES = frozenset({S.INITIALIZING, S.QR_READY, S.AUTHENTICATED, S.READY})
+
+
+def session_transition_allowed(current: SessionStatus | str, new: SessionStatus | str) -> bool:
+    return SessionStatus(new) in SESSION_TRANSITIONS[SessionStatus(current)]
+
+
+def parse_stream_id(event_id: str | None) -> tuple[int, int]:
+    """Redis stream ids ("ms-seq") order events; compare them as integer pairs."""
+    if not event_id:
+        return (0, 0)
+    ms, _, seq = event_id.partition("-")
+    return (int(ms), int(seq or 0))
+
+
+def session_event_is_fresh(
+    row_epoch: int, row_last_event: str | None, event_epoch: int, event_id: str
+) -> bool:
+    """An event from an older placement (epoch) or older than the last applied one is stale."""
+    if event_epoch != row_epoch:
+        return False
+    return parse_stream_id(event_id) > parse_stream_id(row_last_event)
+
+
+class MessageStatus(StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+M = MessageStatus
+# Progress order of a message; a transition must move forward.
+_MESSAGE_RANK = {M.QUEUED: 0, M.SENDING: 1, M.SENT: 2, M.DELIVERED: 3, M.READ: 4}
+MESSAGE_FINAL = frozenset({M.FAILED, M.CANCELLED})
+MESSAGE_SUCCESS = frozenset({M.SENT, M.DELIVERED, M.READ})
+MESSAGE_DONE = MESSAGE_FINAL | MESSAGE_SUCCESS
+
+
+def message_transition_allowed(current: MessageStatus | str, new: MessageStatus | str) -> bool:
+    current, new = MessageStatus(current), MessageStatus(new)
+    if current in MESSAGE_FINAL:
+        return False
+    if new in MESSAGE_FINAL:
+        # Cancelling only stops messages that have not been handed to the page yet.
+        return current == M.QUEUED if new == M.CANCELLED else current not in MESSAGE_SUCCESS
+    if current == M.SENDING and new == M.SENDING:
+        return True  # a retry is a new attempt of the same step
+    return _MESSAGE_RANK[new] > _MESSAGE_RANK[current]
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+def job_status(statuses: list[MessageStatus | str]) -> JobStatus:
+    """A job's status follows from its messages' statuses."""
+    statuses = [MessageStatus(s) for s in statuses]
+    if not statuses or all(s == M.QUEUED for s in statuses):
+        return JobStatus.QUEUED
+    if not all(s in MESSAGE_DONE for s in statuses):
+        return JobStatus.PROCESSING
+    if any(s in MESSAGE_SUCCESS for s in statuses):
+        return JobStatus.COMPLETED
+    if all(s == M.CANCELLED for s in statuses):
+        return JobStatus.CANCELLED
+    return JobStatus.FAILED

@@ -1,0 +1,138 @@
+"""Tables. Ids are short prefixed random strings so they read well in logs and URLs."""
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timezone
+
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.types import TypeDecorator
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from models.states import JobStatus, MessageStatus, SessionStatus
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(10)}"
+
+
+class UTCDateTime(TypeDecorator):
+    """Timestamps are always timezone-aware UTC, also on SQLite (which drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class WhatsAppSession(Base):
+    """The seed's WhatsAppSession, plus where it runs (slot, epoch) and the last applied event."""
+
+    __tablename__ = "whatsapp_sessions"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("session"))
+    user_id: Mapped[str] = mapped_column(String(200), index=True)
+    session_id: Mapped[str] = mapped_column(String(200), unique=True)
+    session_name: Mapped[str | None] = mapped_column(String(200))
+    phone_number: Mapped[str | None] = mapped_column(String(32))
+    is_authenticated: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_ready: Mapped[bool] = mapped_column(Boolean, default=False)
+    qr_code: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default=SessionStatus.INITIALIZING.value, index=True)
+    status_reason: Mapped[str | None] = mapped_column(String(64))
+    s3_session_key: Mapped[str | None] = mapped_column(String(500))
+    last_activity: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Placement: the slot that owns the browser, and a fencing number bumped on every
+    # placement so that events from an older browser are refused.
+    slot: Mapped[str | None] = mapped_column(String(100))
+    epoch: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_event_id: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class SessionTransition(Base):
+    """Append-only log of every session state change that was applied."""
+
+    __tablename__ = "session_transitions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(String(200), index=True)
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(String(64))
+    epoch: Mapped[int] = mapped_column(BigInteger, default=0)
+    event_id: Mapped[str | None] = mapped_column(String(40))
+    source: Mapped[str] = mapped_column(String(20))  # "api" or "worker"
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("job"))
+    # No foreign key: a job's history outlives its session.
+    session_id: Mapped[str] = mapped_column(String(200), index=True)
+    kind: Mapped[str] = mapped_column(String(10))  # "single" or "bulk"
+    status: Mapped[str] = mapped_column(String(20), default=JobStatus.QUEUED.value)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    messages: Mapped[list["Message"]] = relationship(
+        back_populates="job", order_by="Message.position", cascade="all, delete-orphan"
+    )
+
+
+class Message(Base):
+    """One row per recipient."""
+
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_status_dispatch", "status", "dispatch_due_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("msg"))
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    session_id: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    to: Mapped[str] = mapped_column(String(32))  # E.164 digits without "+"
+    to_input: Mapped[str] = mapped_column(String(64))  # as the client wrote it
+    text: Mapped[str] = mapped_column(Text, default="")
+    media: Mapped[list | None] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20), default=MessageStatus.QUEUED.value)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    wa_message_id: Mapped[str | None] = mapped_column(String(120))
+    # When a queued message that the recorder has not heard of should be dispatched again.
+    dispatch_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    job: Mapped[Job] = relationship(back_populates="messages")
+
+
+class ApiKey(Base):
+    """API keys are stored as SHA-256 digests; the key itself is shown once, at creation."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("key"))
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

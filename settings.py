@@ -1,0 +1,105 @@
+"""The one place that reads the environment.
+
+Every process (API, slot worker, control worker, beat, recorder, demo) calls
+``Settings.from_env()`` once and passes the object on.  Defaults are the embedded
+ones used by ``make demo``: a SQLite file, a local profile folder and the simulator.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = f"sqlite:///{ROOT / 'var' / 'wa.db'}"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    wa_web_url: str = "http://127.0.0.1:3100/"
+
+    # Profile store: S3 when a bucket is named, otherwise a local folder.
+    profile_dir: str = str(ROOT / "var" / "profiles")
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+
+    # Browser slots.
+    slot_name: str = "slot-1"
+    slot_capacity: int = 10
+    slot_heartbeat_ttl: int = 15
+    chromium_path: str = "/usr/bin/chromium"
+    chromedriver_path: str = "/usr/bin/chromedriver"
+    headless: bool = True
+    user_agent: str = (
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 "
+        "(KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36"
+    )
+    browser_work_dir: str = str(ROOT / "var" / "browsers")
+    page_probe_interval: float = 0.3
+    send_timeout: float = 20.0
+
+    # API behaviour.
+    default_region: str = "IN"
+    qr_wait_seconds: float = 30.0
+    send_wait_max: float = 60.0
+    api_key_cache_seconds: float = 30.0
+
+    # Queues and retries.
+    task_max_retries: int = 3
+    visibility_timeout: int = 3600
+    dispatch_grace_seconds: int = 60
+
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: os._Environ | dict | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        d = cls()
+
+        def get(name: str, default):
+            value = env.get(name)
+            return default if value in (None, "") else value
+
+        return cls(
+            database_url=get("DATABASE_URL", d.database_url),
+            redis_url=get("REDIS_URL", d.redis_url),
+            wa_web_url=get("WA_WEB_URL", d.wa_web_url),
+            profile_dir=get("PROFILE_DIR", d.profile_dir),
+            s3_bucket=get("S3_BUCKET", None),
+            s3_endpoint_url=get("S3_ENDPOINT_URL", None),
+            s3_region=get("S3_REGION", d.s3_region),
+            slot_name=get("SLOT_NAME", d.slot_name),
+            slot_capacity=int(get("SLOT_CAPACITY", d.slot_capacity)),
+            slot_heartbeat_ttl=int(get("SLOT_HEARTBEAT_TTL", d.slot_heartbeat_ttl)),
+            chromium_path=get("CHROMIUM_PATH", d.chromium_path),
+            chromedriver_path=get("CHROMEDRIVER_PATH", d.chromedriver_path),
+            headless=_bool(env.get("HEADLESS"), d.headless),
+            user_agent=get("BROWSER_USER_AGENT", d.user_agent),
+            browser_work_dir=get("BROWSER_WORK_DIR", d.browser_work_dir),
+            page_probe_interval=float(get("PAGE_PROBE_INTERVAL", d.page_probe_interval)),
+            send_timeout=float(get("SEND_TIMEOUT", d.send_timeout)),
+            default_region=get("DEFAULT_PHONE_REGION", d.default_region).upper(),
+            qr_wait_seconds=float(get("QR_WAIT_SECONDS", d.qr_wait_seconds)),
+            send_wait_max=float(get("SEND_WAIT_MAX", d.send_wait_max)),
+            api_key_cache_seconds=float(get("API_KEY_CACHE_SECONDS", d.api_key_cache_seconds)),
+            task_max_retries=int(get("TASK_MAX_RETRIES", d.task_max_retries)),
+            visibility_timeout=int(get("VISIBILITY_TIMEOUT", d.visibility_timeout)),
+            dispatch_grace_seconds=int(get("DISPATCH_GRACE_SECONDS", d.dispatch_grace_seconds)),
+            log_level=get("LOG_LEVEL", d.log_level).upper(),
+        )
+
+    @property
+    def slot_queue(self) -> str:
+        return slot_queue(self.slot_name)
+
+
+def slot_queue(slot_name: str) -> str:
+    return f"slot.{slot_name}"

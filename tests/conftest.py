@@ -1,0 +1,116 @@
+"""Fixtures on real services: a fresh PostgreSQL database per run (migrated with
+Alembic), a Redis database flushed per run, and the project's own processes.
+
+TEST_DATABASE_URL names the server (its database is only used to create ours) and
+TEST_REDIS_URL the Redis database; both default to the services on 127.0.0.1.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import replace
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+from alembic import command
+from alembic.config import Config
+
+from models import make_engine, make_sessionmaker
+from settings import Settings
+from tests.helpers import ROOT
+
+ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
+
+
+def _with_db(url: str, name: str) -> str:
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{name}"
+
+
+@pytest.fixture(scope="session")
+def database_url():
+    name = f"wa_test_{secrets.token_hex(4)}"
+    admin = ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = _with_db(admin, name)
+    cfg = Config(str(ROOT / "alembic.ini"))
+    cfg.attributes["database_url"] = url
+    command.upgrade(cfg, "head")
+    yield url
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    client = redis.Redis.from_url(REDIS_URL)
+    client.flushdb()
+    yield REDIS_URL
+    client.flushdb()
+
+
+@pytest.fixture(scope="session")
+def work_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("wa")
+
+
+@pytest.fixture(scope="session")
+def settings(database_url, redis_url, work_dir) -> Settings:
+    return replace(
+        Settings(),
+        database_url=database_url,
+        redis_url=redis_url,
+        profile_dir=str(work_dir / "profiles"),
+        browser_work_dir=str(work_dir / "browsers"),
+        qr_wait_seconds=15.0,
+        dispatch_grace_seconds=60,
+    )
+
+
+@pytest.fixture(scope="session")
+def db(settings):
+    engine = make_engine(settings.database_url)
+    yield make_sessionmaker(engine)
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_client(redis_url):
+    return redis.Redis.from_url(redis_url)
+
+
+@pytest.fixture(scope="session")
+def app(settings):
+    from api import create_app
+
+    return create_app(settings)
+
+
+@pytest.fixture(scope="session")
+def api_key(app):
+    from api.keys import create_key
+
+    _row, key = create_key(app.extensions["wa"].db, "tests")
+    return key
+
+
+@pytest.fixture
+def client(app, api_key):
+    """A Flask test client that sends the API key on every request."""
+    c = app.test_client()
+    c.environ_base["HTTP_X_API_KEY"] = api_key
+    return c
+
+
+@pytest.fixture
+def anon_client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def user_id():
+    return f"user_{secrets.token_hex(5)}"

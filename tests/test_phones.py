@@ -1,0 +1,23 @@
+import pytest
+
+from models.phones import InvalidPhoneNumber, normalize_phone
+
+
+@pytest.mark.parametrize("raw", ["919876543210", "+91 98765 43210", "9876543210", "0091 98765-43210"])
+def test_indian_spellings_normalize(raw):
+    assert normalize_phone(raw) == "919876543210"
+
+
+def test_other_countries_need_their_code():
+    assert normalize_phone("+1 415 555 2671") == "14155552671"
+    assert normalize_phone("14155552671") == "14155552671"
+
+
+def test_ten_digits_take_the_configured_region():
+    assert normalize_phone("4155552671", default_region="US") == "14155552671"
+
+
+@pytest.mark.parametrize("raw", ["", "12345", "abc", "91987654321x", "+999 123", "1" * 20])
+def test_invalid_numbers_are_refused(raw):
+    with pytest.raises(InvalidPhoneNumber, match="Invalid phone number format"):
+        normalize_phone(raw)

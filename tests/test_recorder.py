@@ -1,0 +1,111 @@
+"""The recorder writes worker events into Postgres, and loses none while it is down."""
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+from sqlalchemy import select
+
+from models import Job, Message, SessionTransition, WhatsAppSession
+from tests.helpers import ROOT, Proc, wait_until
+from workers.events import GROUP, STREAM, EventBus
+
+
+@pytest.fixture
+def bus(redis_client):
+    return EventBus(redis_client)
+
+
+@pytest.fixture
+def recorder_env(settings):
+    return {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url,
+            "PYTHONPATH": str(ROOT)}
+
+
+def make_session(db, session_id: str, epoch: int = 7) -> None:
+    with db.begin() as s:
+        s.add(WhatsAppSession(user_id=session_id, session_id=session_id, slot="slot-x", epoch=epoch))
+
+
+def make_job(db, session_id: str, n: int) -> tuple[str, list[str]]:
+    with db.begin() as s:
+        job = Job(session_id=session_id, kind="bulk", total=n)
+        msgs = [Message(job=job, session_id=session_id, position=i, to="919876543210",
+                        to_input="919876543210", text=f"m{i}") for i in range(n)]
+        s.add(job)
+    return job.id, [m.id for m in msgs]
+
+
+def status_of(db, session_id):
+    with db() as s:
+        return s.execute(select(WhatsAppSession).where(WhatsAppSession.session_id == session_id)).scalar_one()
+
+
+def test_events_published_while_recorder_is_down_all_land(db, bus, redis_client, recorder_env, tmp_path, user_id):
+    make_session(db, user_id)
+    job_id, msg_ids = make_job(db, user_id, 3)
+    # The recorder is not running: everything waits in the stream.
+    bus.session(user_id, 7, "QR_READY", qr="2@abc,k1,k2,k3")
+    bus.session(user_id, 7, "QR_READY", qr="2@def,k1,k2,k3")
+    bus.session(user_id, 7, "AUTHENTICATED")
+    bus.session(user_id, 7, "READY", phone_number="919876543210")
+    for m in msg_ids:
+        bus.message(m, job_id, user_id, "sending", attempt=1)
+        bus.message(m, job_id, user_id, "sent", attempt=1, wa_message_id=f"true_919876543210@c.us_3EB0{m[-6:]}")
+    assert status_of(db, user_id).status == "INITIALIZING"
+
+    recorder = Proc("recorder", ["-m", "workers.recorder"], recorder_env, tmp_path).start()
+    try:
+        wait_until(lambda: status_of(db, user_id).status == "READY", 20, what="READY recorded")
+        with db() as s:
+            transitions = s.execute(select(SessionTransition.to_status).where(
+                SessionTransition.session_id == user_id).order_by(SessionTransition.id)).scalars().all()
+            assert transitions == ["QR_READY", "QR_READY", "AUTHENTICATED", "READY"]
+            wait_until(lambda: s.get(Job, job_id, populate_existing=True).status == "completed", 10)
+            msgs = s.execute(select(Message).where(Message.job_id == job_id)).scalars().all()
+            assert {m.status for m in msgs} == {"sent"}
+            assert all(m.wa_message_id.startswith("true_919876543210@c.us_3EB0") for m in msgs)
+        row = status_of(db, user_id)
+        assert row.phone_number == "919876543210" and row.is_ready and row.is_authenticated
+        assert row.qr_code is None, "the QR is cleared once authenticated"
+        # Acknowledged entries leave the stream.
+        wait_until(lambda: redis_client.xpending(STREAM, GROUP)["pending"] == 0, 5)
+    finally:
+        recorder.stop()
+        assert "Traceback" not in recorder.tail(200), recorder.tail()
+
+
+def test_recorder_killed_mid_stream_replays_without_damage(db, bus, recorder_env, tmp_path, user_id):
+    make_session(db, user_id)
+    recorder = Proc("recorder2", ["-m", "workers.recorder"], recorder_env, tmp_path).start()
+    try:
+        bus.session(user_id, 7, "QR_READY", qr="2@one,k,k,k")
+        wait_until(lambda: status_of(db, user_id).status == "QR_READY", 20)
+        recorder.stop(signal.SIGKILL)
+        bus.session(user_id, 7, "AUTHENTICATED")
+        bus.session(user_id, 7, "READY", phone_number="919876543210")
+        recorder = Proc("recorder2", ["-m", "workers.recorder"], recorder_env, tmp_path).start()
+        wait_until(lambda: status_of(db, user_id).status == "READY", 20)
+    finally:
+        recorder.stop()
+
+
+def test_stale_and_illegal_events_are_refused(db, bus, recorder_env, tmp_path, user_id):
+    make_session(db, user_id, epoch=9)
+    recorder = Proc("recorder3", ["-m", "workers.recorder"], recorder_env, tmp_path).start()
+    try:
+        bus.session(user_id, 8, "READY", phone_number="910000000000")  # an older placement
+        bus.session(user_id, 9, "READY", phone_number="919876543210")
+        bus.session(user_id, 9, "QR_READY", qr="2@late,k,k,k")  # READY -> QR_READY is illegal
+        bus.session(user_id, 9, "DISCONNECTED", reason="LOGOUT")
+        wait_until(lambda: status_of(db, user_id).status == "DISCONNECTED", 20)
+        row = status_of(db, user_id)
+        assert row.phone_number == "919876543210"
+        assert row.status_reason == "LOGOUT"
+        with db() as s:
+            transitions = s.execute(select(SessionTransition.to_status).where(
+                SessionTransition.session_id == user_id).order_by(SessionTransition.id)).scalars().all()
+        assert transitions == ["READY", "DISCONNECTED"]
+    finally:
+        recorder.stop()

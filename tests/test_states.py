@@ -1,0 +1,54 @@
+"""The state rules, without a database."""
+from models.states import (
+    JobStatus,
+    MessageStatus as M,
+    SessionStatus as S,
+    job_status,
+    message_transition_allowed,
+    session_event_is_fresh,
+    session_transition_allowed,
+)
+
+
+def test_session_happy_path_is_allowed():
+    path = [S.INITIALIZING, S.QR_READY, S.QR_READY, S.AUTHENTICATED, S.READY, S.DISCONNECTED, S.INITIALIZING]
+    for current, new in zip(path, path[1:]):
+        assert session_transition_allowed(current, new), (current, new)
+
+
+def test_session_illegal_transitions_are_refused():
+    assert not session_transition_allowed(S.READY, S.QR_READY)
+    assert not session_transition_allowed(S.READY, S.AUTHENTICATED)
+    assert not session_transition_allowed(S.DESTROYED, S.READY)
+    assert not session_transition_allowed(S.DISCONNECTED, S.READY)
+
+
+def test_stale_session_events_are_refused():
+    assert session_event_is_fresh(5, "100-1", 5, "100-2")
+    assert session_event_is_fresh(5, None, 5, "1-0")
+    assert not session_event_is_fresh(5, "100-2", 5, "100-1"), "older stream id"
+    assert not session_event_is_fresh(5, "100-2", 5, "100-2"), "replayed"
+    assert not session_event_is_fresh(6, None, 5, "200-0"), "older placement"
+    assert session_event_is_fresh(5, "99-9", 5, "100-0"), "ids compare as numbers"
+    assert not session_event_is_fresh(5, "1000-0", 5, "999-0"), "not as strings"
+
+
+def test_message_moves_forward_only():
+    assert message_transition_allowed(M.QUEUED, M.SENDING)
+    assert message_transition_allowed(M.SENDING, M.SENDING)
+    assert message_transition_allowed(M.SENDING, M.SENT)
+    assert message_transition_allowed(M.SENT, M.READ)
+    assert not message_transition_allowed(M.READ, M.DELIVERED)
+    assert not message_transition_allowed(M.SENT, M.SENDING)
+    assert not message_transition_allowed(M.SENT, M.FAILED)
+    assert not message_transition_allowed(M.FAILED, M.SENT)
+    assert message_transition_allowed(M.QUEUED, M.CANCELLED)
+    assert not message_transition_allowed(M.SENDING, M.CANCELLED)
+
+
+def test_job_status_follows_messages():
+    assert job_status([M.QUEUED, M.QUEUED]) == JobStatus.QUEUED
+    assert job_status([M.SENT, M.QUEUED]) == JobStatus.PROCESSING
+    assert job_status([M.SENT, M.FAILED]) == JobStatus.COMPLETED
+    assert job_status([M.FAILED, M.FAILED]) == JobStatus.FAILED
+    assert job_status([M.CANCELLED]) == JobStatus.CANCELLED

@@ -1,0 +1,33 @@
+"""The Celery app shared by the slot workers, the control worker, beat and the API.
+
+Run a control worker: ``celery -A workers.app worker -Q control``
+Run a slot worker:    ``python -m workers.slot`` (consumes only its own queue)
+"""
+from __future__ import annotations
+
+from celery import Celery
+from celery.signals import worker_process_init
+
+import celeryconfig
+from settings import Settings
+
+
+def make_celery(settings: Settings | None = None) -> Celery:
+    app = Celery("wa")
+    app.config_from_object(celeryconfig)
+    app.conf.include = ["workers.slot_tasks", "workers.control_tasks"]
+    if settings is not None:  # an explicit settings object wins over the environment
+        app.conf.broker_url = settings.redis_url
+        app.conf.broker_transport_options = {"visibility_timeout": settings.visibility_timeout}
+    return app
+
+
+celery = make_celery()
+
+
+@worker_process_init.connect
+def _fresh_connections(**_):
+    # A forked child must not share its parent's database pool.
+    from workers import control_tasks
+
+    control_tasks.reset_resources()

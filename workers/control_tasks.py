@@ -1,0 +1,84 @@
+"""Tasks that need no browser. They run on the control worker (queue ``control``),
+mostly on beat's schedule.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import redis
+from sqlalchemy import select
+
+from models import Message, MessageStatus, SessionStatus, WhatsAppSession, make_engine, make_sessionmaker, utcnow
+from models.recording import change_message_status, change_session_status
+from models.states import LIVE_SESSION_STATES
+from settings import Settings
+from workers import dispatch, slots
+from workers.app import celery
+
+log = logging.getLogger("control")
+
+_resources: dict = {}
+
+
+def resources():
+    if not _resources:
+        settings = Settings.from_env()
+        _resources.update(settings=settings, db=make_sessionmaker(make_engine(settings.database_url)),
+                          redis=redis.Redis.from_url(settings.redis_url))
+    return _resources["settings"], _resources["db"], _resources["redis"]
+
+
+def reset_resources() -> None:
+    _resources.clear()
+
+
+@celery.task(name="wa.control.sweep_messages")
+def sweep_messages(limit: int = 500) -> int:
+    """Dispatch again the queued messages whose dispatch is overdue (Redis was down when
+    they were accepted, or their task was lost). Sending twice is prevented on the slot."""
+    settings, db, _ = resources()
+    now = utcnow()
+    count = 0
+    with db.begin() as s:
+        rows = s.execute(
+            select(Message, WhatsAppSession)
+            .outerjoin(WhatsAppSession, WhatsAppSession.session_id == Message.session_id)
+            .where(Message.status == MessageStatus.QUEUED.value, Message.dispatch_due_at < now)
+            .order_by(Message.created_at).limit(limit).with_for_update(of=Message, skip_locked=True)
+        ).all()
+        for msg, session in rows:
+            if session is None:
+                change_message_status(s, msg, MessageStatus.FAILED, error="Session not found")
+                continue
+            msg.dispatch_due_at = now + timedelta(seconds=settings.dispatch_grace_seconds)
+            if session.status != SessionStatus.READY.value or not session.slot:
+                continue  # waits for the session to come back
+            dispatch.send_message(celery, slot=session.slot, message_id=msg.id, job_id=msg.job_id,
+                                  session_id=msg.session_id, epoch=session.epoch, to=msg.to, text=msg.text)
+            count += 1
+    if count:
+        log.info("re-dispatched %d overdue messages", count)
+    return count
+
+
+@celery.task(name="wa.control.reap_lost_slots")
+def reap_lost_slots() -> int:
+    """Sessions placed on a slot that stopped heartbeating are DISCONNECTED (WORKER_LOST)."""
+    _, db, client = resources()
+    live = {slot.name for slot in slots.live_slots(client)}
+    count = 0
+    with db.begin() as s:
+        rows = s.execute(
+            select(WhatsAppSession)
+            .where(WhatsAppSession.slot.is_not(None),
+                   WhatsAppSession.status.in_([st.value for st in LIVE_SESSION_STATES]))
+            .with_for_update(skip_locked=True)
+        ).scalars().all()
+        for row in rows:
+            if row.slot not in live:
+                change_session_status(s, row, SessionStatus.DISCONNECTED, reason="WORKER_LOST", source="control")
+                count += 1
+    if count:
+        log.warning("%d sessions lost their slot", count)
+    return count

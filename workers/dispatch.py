@@ -1,0 +1,32 @@
+"""Task signatures, in one place, for whoever enqueues (the API and the sweeper)."""
+from __future__ import annotations
+
+from celery import Celery
+
+from settings import slot_queue
+
+INITIALIZE = "wa.slot.initialize"
+SEND_MESSAGE = "wa.slot.send_message"
+STOP_SESSION = "wa.slot.stop_session"
+
+# Enqueueing must fail fast when Redis is away: the row is already durable and the
+# sweeper dispatches it later, so the API must not hang on retries.
+_NO_RETRY = {"retry": False}
+
+
+def initialize_session(celery: Celery, *, slot: str, session_id: str, epoch: int) -> None:
+    celery.send_task(INITIALIZE, kwargs={"session_id": session_id, "epoch": epoch},
+                     queue=slot_queue(slot), **_NO_RETRY)
+
+
+def send_message(celery: Celery, *, slot: str, message_id: str, job_id: str, session_id: str,
+                 epoch: int, to: str, text: str) -> None:
+    celery.send_task(SEND_MESSAGE, kwargs={
+        "message_id": message_id, "job_id": job_id, "session_id": session_id,
+        "epoch": epoch, "to": to, "text": text,
+    }, queue=slot_queue(slot), **_NO_RETRY)
+
+
+def stop_session(celery: Celery, *, slot: str, session_id: str, epoch: int, forget: bool) -> None:
+    celery.send_task(STOP_SESSION, kwargs={"session_id": session_id, "epoch": epoch, "forget": forget},
+                     queue=slot_queue(slot), **_NO_RETRY)

@@ -1,0 +1,58 @@
+"""Status transitions travel through Redis.
+
+Workers append each event to a stream (durable: the recorder reads it with a consumer
+group and acknowledges only after the database commit) and, in the same MULTI, publish
+it on a per-session or per-message channel for live listeners (the API's QR and
+send waits).  Slot workers hold no database connection; this is their only output.
+"""
+from __future__ import annotations
+
+import json
+import logging
+
+import redis
+
+from models.tables import utcnow
+
+log = logging.getLogger(__name__)
+
+STREAM = "wa:events"
+GROUP = "recorder"
+DEAD_LETTERS = "wa:events:dead"
+
+
+def session_channel(session_id: str) -> str:
+    return f"wa:live:session:{session_id}"
+
+
+def message_channel(message_id: str) -> str:
+    return f"wa:live:message:{message_id}"
+
+
+class EventBus:
+    def __init__(self, client: redis.Redis):
+        self.redis = client
+
+    def _emit(self, channel: str, event: dict, mark_key: str | None = None, mark_ttl: int = 0) -> None:
+        event.setdefault("at", utcnow().isoformat())
+        body = json.dumps(event, separators=(",", ":"))
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.xadd(STREAM, {"e": body})
+        pipe.publish(channel, body)
+        if mark_key:  # set atomically with the event, e.g. "this message was sent"
+            pipe.set(mark_key, body, ex=mark_ttl or None)
+        pipe.execute()
+
+    def session(self, session_id: str, epoch: int, status: str, **fields) -> None:
+        fields = {k: v for k, v in fields.items() if v is not None}
+        self._emit(session_channel(session_id), {
+            "type": "session", "session_id": session_id, "epoch": epoch, "status": status, **fields,
+        })
+
+    def message(self, message_id: str, job_id: str, session_id: str, status: str, *,
+                mark_key: str | None = None, mark_ttl: int = 0, **fields) -> None:
+        fields = {k: v for k, v in fields.items() if v is not None}
+        self._emit(message_channel(message_id), {
+            "type": "message", "message_id": message_id, "job_id": job_id,
+            "session_id": session_id, "status": status, **fields,
+        }, mark_key=mark_key, mark_ttl=mark_ttl)

@@ -1,0 +1,136 @@
+"""The recorder: the one process that writes worker events into the database.
+
+It reads the events stream through a consumer group, applies each batch in one
+transaction, and only then acknowledges (and deletes) the entries.  If it is stopped,
+events wait in the stream; if it dies mid-batch, the unacknowledged entries are read
+again on start (pending list first) and the transition rules make a replay harmless.
+
+Run: ``python -m workers.recorder``
+"""
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import socket
+import threading
+
+import redis
+from sqlalchemy.orm import sessionmaker
+
+from models import make_engine, make_sessionmaker
+from models.recording import apply_event
+from settings import Settings
+from workers.events import DEAD_LETTERS, GROUP, STREAM
+from workers.logs import setup_logging
+
+log = logging.getLogger("recorder")
+
+
+class Recorder:
+    def __init__(self, client: redis.Redis, db: sessionmaker, consumer: str = "recorder",
+                 batch: int = 200, block_ms: int = 1000):
+        self.redis = client
+        self.db = db
+        self.consumer = consumer
+        self.batch = batch
+        self.block_ms = block_ms
+        self.stopping = threading.Event()
+
+    def ensure_group(self) -> None:
+        try:
+            self.redis.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def process(self, entries: list[tuple[str, dict]]) -> int:
+        """Apply a batch in one transaction, then acknowledge it. Returns how many were applied."""
+        if not entries:
+            return 0
+        applied = 0
+        dead: list[tuple[str, dict]] = []
+        with self.db.begin() as session:
+            for entry_id, fields in entries:
+                entry_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+                raw = fields.get(b"e") or fields.get("e")
+                try:
+                    event = json.loads(raw)
+                except (TypeError, ValueError):
+                    dead.append((entry_id, fields))
+                    continue
+                try:
+                    with session.begin_nested():
+                        outcome = apply_event(session, entry_id, event)
+                except Exception:  # one bad event must not block the stream
+                    log.exception("event %s could not be applied: %s", entry_id, event)
+                    dead.append((entry_id, fields))
+                    continue
+                if outcome.applied:
+                    applied += 1
+                else:
+                    log.info("refused event %s (%s %s): %s", entry_id, event.get("type"),
+                             event.get("status"), outcome.reason)
+        ids = [e[0] for e in entries]
+        pipe = self.redis.pipeline(transaction=True)
+        for entry_id, fields in dead:
+            pipe.xadd(DEAD_LETTERS, {"id": entry_id, "e": fields.get(b"e") or fields.get("e") or b""})
+        pipe.xack(STREAM, GROUP, *ids)
+        pipe.xdel(STREAM, *ids)
+        pipe.execute()
+        return applied
+
+    def drain_pending(self) -> None:
+        """Entries delivered to this consumer before a crash come first, in order."""
+        while True:
+            resp = self.redis.xreadgroup(GROUP, self.consumer, {STREAM: "0"}, count=self.batch)
+            entries = resp[0][1] if resp else []
+            if not entries:
+                return
+            self.process(entries)
+
+    def claim_abandoned(self, min_idle_ms: int = 30000) -> None:
+        """Take over entries another recorder consumer received but never acknowledged."""
+        _next, entries, *_ = self.redis.xautoclaim(STREAM, GROUP, self.consumer, min_idle_ms, "0-0",
+                                                    count=self.batch)
+        if entries:
+            self.process([e for e in entries if e and e[1] is not None])
+
+    def run_once(self) -> int:
+        resp = self.redis.xreadgroup(GROUP, self.consumer, {STREAM: ">"}, count=self.batch,
+                                     block=self.block_ms)
+        entries = resp[0][1] if resp else []
+        return self.process(entries)
+
+    def run(self) -> None:
+        log.info("recorder started (consumer %s)", self.consumer)
+        recovering = True
+        while not self.stopping.is_set():
+            try:
+                if recovering:
+                    # After a start or an error, what was delivered but not committed comes first.
+                    self.ensure_group()
+                    self.drain_pending()
+                    self.claim_abandoned()
+                    recovering = False
+                self.run_once()
+            except Exception as exc:  # Redis or the database is away: wait, then recover
+                log.warning("recorder paused: %s", exc)
+                recovering = True
+                self.stopping.wait(1.0)
+        log.info("recorder stopped")
+
+
+def main() -> None:
+    settings = Settings.from_env()
+    setup_logging(settings.log_level)
+    recorder = Recorder(redis.Redis.from_url(settings.redis_url),
+                        make_sessionmaker(make_engine(settings.database_url)),
+                        consumer=f"recorder@{socket.gethostname()}")
+    signal.signal(signal.SIGTERM, lambda *_: recorder.stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: recorder.stopping.set())
+    recorder.run()
+
+
+if __name__ == "__main__":
+    main()

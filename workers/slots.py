@@ -1,0 +1,64 @@
+"""Browser slots: registration with a heartbeat, and placement of sessions on them.
+
+A slot worker writes ``wa:slot:<name>`` (host, capacity) with a TTL and refreshes it;
+a slot whose key expired is dead.  Placement picks the live slot with the most room.
+"""
+from __future__ import annotations
+
+import json
+import socket
+import time
+from dataclasses import dataclass
+
+import redis
+
+SLOTS_SET = "wa:slots"
+
+
+def _key(name: str) -> str:
+    return f"wa:slot:{name}"
+
+
+@dataclass(frozen=True)
+class SlotInfo:
+    name: str
+    host: str
+    capacity: int
+    heartbeat: float
+
+
+def heartbeat(client: redis.Redis, name: str, capacity: int, ttl: int) -> None:
+    body = json.dumps({"host": socket.gethostname(), "capacity": capacity, "heartbeat": time.time()})
+    pipe = client.pipeline(transaction=True)
+    pipe.sadd(SLOTS_SET, name)
+    pipe.set(_key(name), body, ex=ttl)
+    pipe.execute()
+
+
+def unregister(client: redis.Redis, name: str) -> None:
+    client.delete(_key(name))
+
+
+def live_slots(client: redis.Redis) -> list[SlotInfo]:
+    names = sorted(n.decode() if isinstance(n, bytes) else n for n in client.smembers(SLOTS_SET))
+    if not names:
+        return []
+    slots = []
+    for name, raw in zip(names, client.mget([_key(n) for n in names])):
+        if raw is None:
+            continue
+        data = json.loads(raw)
+        slots.append(SlotInfo(name, data["host"], int(data["capacity"]), float(data["heartbeat"])))
+    return slots
+
+
+def known_slots(client: redis.Redis) -> set[str]:
+    return {n.decode() if isinstance(n, bytes) else n for n in client.smembers(SLOTS_SET)}
+
+
+def choose_slot(slots: list[SlotInfo], used: dict[str, int]) -> SlotInfo | None:
+    """The least loaded live slot with room, or None when every slot is full."""
+    with_room = [s for s in slots if used.get(s.name, 0) < s.capacity]
+    if not with_room:
+        return None
+    return min(with_room, key=lambda s: (used.get(s.name, 0) / s.capacity, used.get(s.name, 0), s.name))
