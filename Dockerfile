@@ -1,0 +1,18 @@
+# One image for every process of the stack; the command picks the role (see Procfile).
+FROM python:3.11-slim-bookworm
+
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver \
+ && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /app
+COPY requirements.txt .
+RUN pip install --no-cache-dir -r requirements.txt
+COPY . .
+
+ENV PYTHONUNBUFFERED=1 \
+    CHROMIUM_PATH=/usr/bin/chromium \
+    CHROMEDRIVER_PATH=/usr/bin/chromedriver \
+    API_BIND=0.0.0.0:3000
+EXPOSE 3000 5555
+CMD ["sh", "-c", "alembic upgrade head && exec gunicorn --bind $API_BIND --worker-class gthread --workers 2 --threads 16 api.wsgi:app"]

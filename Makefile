@@ -1,0 +1,20 @@
+.PHONY: bootstrap demo test bench clean
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+## demo: bring the stack up on embedded defaults and walk the Quick Start
+demo: bootstrap
+	.venv/bin/python scripts/demo.py
+
+## test: the whole suite (real PostgreSQL, Redis, Chromium, simulator)
+test:
+	@NEED_POSTGRES=$$(pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && echo 0 || echo 1) scripts/bootstrap.sh
+	scripts/test.sh -q
+
+## bench: the enqueue benchmark (see docs/benchmarks.md)
+bench: bootstrap
+	.venv/bin/python bench/enqueue.py
+
+clean:
+	rm -rf var .pytest_cache

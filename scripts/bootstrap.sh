@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs what `make demo` and `make test` need, where it is missing:
+# Debian packages (chromium, chromium-driver, redis-server, postgresql, docker-compose)
+# and a virtualenv with the pinned requirements. Says clearly what it cannot do.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_pkgs=()
+need() { command -v "$1" >/dev/null 2>&1 || [ -x "$2" ] || want_pkgs+=("$3"); }
+need chromium /usr/bin/chromium chromium
+need chromedriver /usr/bin/chromedriver chromium-driver
+need redis-server /usr/bin/redis-server redis-server
+need docker-compose /usr/bin/docker-compose docker-compose
+if [ "${NEED_POSTGRES:-0}" = 1 ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then
+  want_pkgs+=(postgresql)
+fi
+
+if [ ${#want_pkgs[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "bootstrap: installing ${want_pkgs[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${want_pkgs[@]}" >/dev/null
+  elif command -v sudo >/dev/null && command -v apt-get >/dev/null; then
+    sudo apt-get update -qq
+    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${want_pkgs[@]}" >/dev/null
+  else
+    echo "bootstrap: missing ${want_pkgs[*]}; install them (Debian: apt-get install ${want_pkgs[*]})" >&2
+    exit 1
+  fi
+fi
+
+PYTHON=${PYTHON:-python3}
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  echo "bootstrap: Python 3.11 or newer is needed (found $($PYTHON --version 2>&1))" >&2
+  exit 1
+fi
+if [ ! -x .venv/bin/python ]; then
+  echo "bootstrap: creating .venv"
+  "$PYTHON" -m venv .venv || { echo "bootstrap: python3 -m venv failed (Debian: apt-get install python3-venv)" >&2; exit 1; }
+fi
+stamp=.venv/.requirements.sha256
+sum=$(sha256sum requirements.txt | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$sum" ]; then
+  echo "bootstrap: installing pinned requirements"
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+  .venv/bin/python -m pip install -q -r requirements.txt
+  echo "$sum" > "$stamp"
+fi
