@@ -1,0 +1,144 @@
+"""Enqueue throughput: POST send-message through gunicorn at 64 concurrent clients.
+
+Runs the API under gunicorn (the Procfile's settings) against PostgreSQL and Redis,
+with one READY session placed on a slot nobody consumes, so only accepting is measured.
+In the same run, a baseline endpoint that does one equivalent INSERT and nothing else.
+Prints requests/s and p50/p99 latency for both (wrk), and the ratio.
+
+    python bench/enqueue.py [--duration 20] [--connections 64]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+import redis  # noqa: E402
+
+from models import WhatsAppSession, make_engine, make_sessionmaker  # noqa: E402
+
+LUA = """
+wrk.method = "POST"
+wrk.body = '{"to": "919876543210", "message": "Hello from the benchmark"}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["X-API-Key"] = "%s"
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise SystemExit(f"port {port} did not open")
+
+
+def parse_wrk(out: str) -> dict:
+    def ms(value: str) -> float:
+        number, unit = re.match(r"([\d.]+)(\w+)", value).groups()
+        return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = ms(re.search(r"\s50%\s+(\S+)", out).group(1))
+    p99 = ms(re.search(r"\s99%\s+(\S+)", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors:.*", out)
+    return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+            "socket_errors": errors.group(0) if errors else ""}
+
+
+def run_wrk(url: str, script: Path, connections: int, duration: int) -> dict:
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url],
+                         capture_output=True, text=True, check=True).stdout
+    return parse_wrk(out)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--duration", type=int, default=20)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("API_WORKERS", 2)))
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("API_THREADS", 16)))
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("bench: wrk is missing (apt-get install wrk)")
+
+    admin = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+    name = f"wa_bench_{secrets.token_hex(3)}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    db_url = admin.rsplit("/", 1)[0] + "/" + name
+    env = {**os.environ, "DATABASE_URL": db_url, "REDIS_URL": redis_url, "PYTHONPATH": str(ROOT),
+           "LOG_LEVEL": "WARNING"}
+    gunicorn = None
+    try:
+        subprocess.run([sys.executable, "-m", "alembic", "upgrade", "head"], cwd=ROOT, env=env, check=True,
+                       capture_output=True)
+        key = subprocess.run([sys.executable, "-m", "api.keys", "create", "bench"], cwd=ROOT, env=env,
+                             check=True, capture_output=True, text=True).stdout.strip()
+        db = make_sessionmaker(make_engine(db_url))
+        with db.begin() as s:
+            s.add(WhatsAppSession(user_id="bench_user", session_id="bench_user", status="READY",
+                                  is_ready=True, is_authenticated=True, slot="bench-slot", epoch=1))
+        port = free_port()
+        gunicorn = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
+             "--workers", str(args.workers), "--threads", str(args.threads), "--log-level", "warning",
+             "bench.app:app"], cwd=ROOT, env=env, start_new_session=True)
+        wait_port(port)
+        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+            f.write(LUA % key)
+            script = Path(f.name)
+        base = f"http://127.0.0.1:{port}"
+        # Warm both paths (connection pools, caches) before measuring.
+        run_wrk(f"{base}/webjs/sessions/bench_user/send-message", script, 8, 2)
+        run_wrk(f"{base}/bench/baseline", script, 8, 2)
+        send = run_wrk(f"{base}/webjs/sessions/bench_user/send-message", script, args.connections, args.duration)
+        base_r = run_wrk(f"{base}/bench/baseline", script, args.connections, args.duration)
+        queued = redis.Redis.from_url(redis_url).llen("slot.bench-slot")
+        ratio = send["rps"] / base_r["rps"]
+        print(f"machine: {os.cpu_count()} cores; gunicorn gthread {args.workers}x{args.threads}; "
+              f"{args.connections} connections, {args.duration}s each")
+        print(f"send-message : {send['rps']:8.1f} req/s  p50 {send['p50_ms']:6.1f} ms  p99 {send['p99_ms']:6.1f} ms"
+              f"  non-2xx {send['non_2xx']}")
+        print(f"baseline     : {base_r['rps']:8.1f} req/s  p50 {base_r['p50_ms']:6.1f} ms  p99 {base_r['p99_ms']:6.1f} ms"
+              f"  non-2xx {base_r['non_2xx']}")
+        print(f"ratio        : {ratio:.0%} of baseline throughput (target >= 50%); "
+              f"send p99 {send['p99_ms']:.1f} ms (target < 100 ms)")
+        print(f"tasks queued for the slot during the run: {queued}")
+        print(json.dumps({"send": send, "baseline": base_r, "ratio": ratio}))
+        return 0
+    finally:
+        if gunicorn is not None:
+            os.killpg(gunicorn.pid, signal.SIGTERM)
+            gunicorn.wait(20)
+        redis.Redis.from_url(redis_url).flushdb()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    sys.exit(main())
