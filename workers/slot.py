@@ -71,10 +71,12 @@ class SlotRuntime:
         log.info("slot %s started (capacity %d)", self.settings.slot_name, self.settings.slot_capacity)
 
     def shutdown(self) -> None:
+        """A clean stop: the slot leaves, its sessions say so, browsers close."""
         self._stop.set()
         slots.unregister(self.redis, self.settings.slot_name)
-        for session_id in list(self.sessions):
-            self._close(session_id)
+        for bs in list(self.sessions.values()):
+            self._publish(bs, SessionStatus.DISCONNECTED, reason="WORKER_STOPPED")
+            self._close(bs.session_id)
 
     def _beat(self) -> None:
         slots.heartbeat(self.redis, self.settings.slot_name, self.settings.slot_capacity,
@@ -151,8 +153,10 @@ class SlotRuntime:
         """Read the page once and publish what changed."""
         try:
             snap = bs.page.snapshot()
-        except WebDriverException as exc:
-            log.warning("session=%s browser unreachable: %s", bs.session_id, exc.msg)
+        except Exception as exc:  # WebDriverException, or chromedriver itself gone (urllib3 errors)
+            if self._stop.is_set():
+                return
+            log.warning("session=%s browser unreachable: %s", bs.session_id, str(exc).splitlines()[0][:200])
             self._publish(bs, SessionStatus.DISCONNECTED, reason="BROWSER_CRASHED")
             self._close(bs.session_id)
             return

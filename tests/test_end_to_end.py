@@ -1,0 +1,205 @@
+"""One message from a REST call through queue, slot worker, recorder and the
+simulator's WhatsApp Web, with every part real: PostgreSQL, Redis, Celery worker
+processes, headless Chromium driven by Selenium, the simulator."""
+from __future__ import annotations
+
+import base64
+import io
+import os
+import secrets
+
+import pytest
+import requests
+import zxingcpp
+from PIL import Image
+
+from tests.helpers import ROOT, Proc, free_port, port_open, wait_until
+from workers import slots
+
+PHONE = "919812345678"  # the simulated phone that links the session
+
+
+@pytest.fixture(scope="module")
+def stack(settings, tmp_path_factory, redis_client):
+    """Simulator, recorder and one slot worker, as separate processes."""
+    logs = tmp_path_factory.mktemp("logs")
+    sim_port = free_port()
+    slot = f"e2e-{secrets.token_hex(3)}"
+    env = {
+        **os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url, "WA_WEB_URL": f"http://127.0.0.1:{sim_port}/",
+        "BROWSER_WORK_DIR": settings.browser_work_dir, "SLOT_NAME": slot, "SLOT_CAPACITY": "4",
+        "SIM_SYNC_DELAY": "0.3", "SIM_DELIVER_DELAY": "0.3", "SIM_READ_DELAY": "0.3", "LOG_LEVEL": "INFO",
+    }
+    procs = [
+        Proc("simulator", ["-m", "simulator", "--host", "127.0.0.1", "--port", str(sim_port)], env, logs),
+        Proc("recorder", ["-m", "workers.recorder"], env, logs),
+        Proc("slot", ["-m", "workers.slot"], env, logs),
+    ]
+    for p in procs:
+        p.start()
+    try:
+        wait_until(lambda: port_open(sim_port), 20, what="simulator")
+        wait_until(lambda: any(s.name == slot for s in slots.live_slots(redis_client)), 60, what="slot registration")
+        yield {"sim": f"http://127.0.0.1:{sim_port}", "slot": slot, "procs": {p.name: p for p in procs}}
+    finally:
+        for p in reversed(procs):
+            p.stop()
+        for p in procs:
+            print(f"---- {p.name} log tail ----\n{p.tail(30)}")
+
+
+def decode_data_url(data_url: str) -> str:
+    assert data_url.startswith("data:image/png;base64,")
+    image = Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1])))
+    assert image.format == "PNG"
+    found = zxingcpp.read_barcodes(image)
+    assert found, "the PNG holds no readable QR"
+    return found[0].text
+
+
+def on_screen_payloads(sim: str) -> set[str]:
+    state = requests.get(f"{sim}/sim/control/state", timeout=5).json()
+    return {c.get("payload") for c in state.get("connections", []) if c.get("payload")}
+
+
+def link_session(client, sim: str, user_id: str, phone: str = PHONE) -> dict:
+    """Create, initialize, scan the QR the API returns, wait for READY."""
+    assert client.post("/webjs/sessions", json={"user_id": user_id}).status_code == 201
+    assert client.post(f"/webjs/sessions/{user_id}/initialize").status_code == 200
+    payload = decode_data_url(client.get(f"/webjs/sessions/{user_id}/qr").json["qr_code"])
+    assert requests.post(f"{sim}/sim/phone/scan", json={"payload": payload, "phone": phone}, timeout=5).ok
+    return wait_until(lambda: (s := client.get(f"/webjs/sessions/{user_id}/status").json)["status"] == "READY" and s,
+                      30, what="READY")
+
+
+def network_log(sim: str) -> list[dict]:
+    body = requests.get(f"{sim}/sim/control/messages", timeout=5).json()
+    return body.get("messages", body) if isinstance(body, dict) else body
+
+
+@pytest.fixture(scope="module")
+def ready_session(app, api_key, stack):
+    client = app.test_client()
+    client.environ_base["HTTP_X_API_KEY"] = api_key
+    user = f"user_ready_{secrets.token_hex(3)}"
+    link_session(client, stack["sim"], user, phone="919811111111")
+    return user
+
+
+def test_text_message_end_to_end(client, stack, user_id):
+    sim = stack["sim"]
+    r = client.post("/webjs/sessions", json={"user_id": user_id})
+    assert r.status_code == 201
+
+    r = client.post(f"/webjs/sessions/{user_id}/initialize")
+    assert r.status_code == 200, r.json
+    assert r.json["status"] in ("INITIALIZING", "QR_READY")
+
+    r = client.get(f"/webjs/sessions/{user_id}/qr")
+    assert r.status_code == 200, r.json
+    assert r.json["status"] == "QR_READY"
+    payload = decode_data_url(r.json["qr_code"])
+    assert payload in on_screen_payloads(sim), "the API's QR is the one on the page"
+    assert payload.count(",") == 3 and payload.startswith("2@")
+
+    r = requests.post(f"{sim}/sim/phone/scan", json={"payload": payload, "phone": PHONE}, timeout=5)
+    assert r.status_code == 200, r.text
+
+    status = wait_until(lambda: (s := client.get(f"/webjs/sessions/{user_id}/status").json)["status"] == "READY" and s,
+                        30, what="READY")
+    assert status["phone_number"] == PHONE
+    assert status["is_authenticated"] and status["is_ready"]
+
+    text = f"Hello from Abhyasika! {secrets.token_hex(3)}"
+    r = client.post(f"/webjs/sessions/{user_id}/send-message?wait=30", json={"to": "919876543210", "message": text})
+    assert r.status_code == 200, r.json
+    assert r.json["success"] is True and r.json["status"] == "sent"
+    wa_id = r.json["whatsapp_message_id"]
+    assert wa_id.startswith("true_919876543210@c.us_3EB0")
+
+    job = wait_until(lambda: (j := client.get(f"/webjs/jobs/{r.json['job_id']}").json)["status"] == "completed" and j,
+                     10, what="job completed")
+    assert job["total_messages"] == 1 and job["successful_sends"] == 1 and job["failed_sends"] == 0
+    result = job["results"][0]
+    assert result["status"] == "success" and result["message_status"] in ("sent", "delivered", "read")
+    assert result["whatsapp_message_id"] == wa_id
+
+    received = network_log(sim)
+    mine = [m for m in received if m.get("text") == text]
+    assert len(mine) == 1, received
+    assert mine[0]["to"].lstrip("+").split("@")[0] == "919876543210"
+    assert wa_id.endswith(mine[0]["id"])
+
+
+def test_send_without_wait_answers_202_and_the_job_fills_in(client, stack, ready_session):
+    text = f"queued {secrets.token_hex(3)}"
+    r = client.post(f"/webjs/sessions/{ready_session}/send-message", json={"to": "+91 98765 43210", "message": text})
+    assert r.status_code == 202
+    assert r.json["success"] is True and r.json["status"] == "queued"
+    assert r.json["message_id"].startswith("msg_") and r.json["job_id"].startswith("job_")
+    job = wait_until(lambda: (j := client.get(f"/webjs/jobs/{r.json['job_id']}").json)["status"] == "completed" and j,
+                     30, what="job completed")
+    assert job["results"][0]["to"] == "+91 98765 43210"
+    assert job["results"][0]["message_id"] == r.json["message_id"]
+    assert [m["to"] for m in network_log(stack["sim"]) if m.get("text") == text] in (
+        ["919876543210"], ["+919876543210"], ["919876543210@c.us"])
+
+
+def test_unregistered_number_fails_at_once_with_a_clear_error(client, stack, ready_session):
+    r = client.post(f"/webjs/sessions/{ready_session}/send-message?wait=30",
+                    json={"to": "919999999999", "message": "nobody home"})
+    assert r.status_code == 200, r.json
+    assert r.json["success"] is False and r.json["status"] == "failed"
+    assert "not on WhatsApp" in r.json["error"]
+    job = wait_until(lambda: (j := client.get(f"/webjs/jobs/{r.json['job_id']}").json)["status"] == "failed" and j, 10)
+    assert job["failed_sends"] == 1 and job["results"][0]["attempts"] == 1, "permanent errors are not retried"
+    assert not [m for m in network_log(stack["sim"]) if m.get("text") == "nobody home"]
+
+
+def test_a_redelivered_send_task_does_not_send_twice(app, client, db, stack, ready_session):
+    """acks_late means a task can run twice; the second run must not send again."""
+    from models import Job, Message
+    from workers import dispatch
+
+    text = f"exactly once {secrets.token_hex(3)}"
+    r = client.post(f"/webjs/sessions/{ready_session}/send-message?wait=30", json={"to": "919876543210", "message": text})
+    assert r.json["status"] == "sent"
+    with db() as s:
+        msg = s.get(Message, r.json["message_id"])
+        session = client.get(f"/webjs/sessions/{ready_session}/status").json
+    from sqlalchemy import select
+    from models import WhatsAppSession
+    with db() as s:
+        row = s.execute(select(WhatsAppSession).where(WhatsAppSession.session_id == ready_session)).scalar_one()
+    dispatch.send_message(app.extensions["wa"].celery, slot=row.slot, message_id=msg.id, job_id=msg.job_id,
+                          session_id=ready_session, epoch=row.epoch, to=msg.to, text=msg.text)
+    # A marker send after the duplicate proves the slot has processed the duplicate (one queue, in order).
+    marker = f"marker {secrets.token_hex(3)}"
+    r2 = client.post(f"/webjs/sessions/{ready_session}/send-message?wait=30", json={"to": "919876543210", "message": marker})
+    assert r2.json["status"] == "sent"
+    log = network_log(stack["sim"])
+    assert len([m for m in log if m.get("text") == text]) == 1
+    assert session["status"] == "READY"
+
+
+def test_deleting_a_session_stops_its_browser(client, stack, user_id, db):
+    from sqlalchemy import select
+    from models import SessionTransition
+
+    link_session(client, stack["sim"], user_id, phone="919822222222")
+    assert user_id in client.get("/webjs/sessions/active").json["active_sessions"]
+    r = client.delete(f"/webjs/sessions/{user_id}")
+    assert r.status_code == 200 and r.json["success"] is True
+    assert client.get(f"/webjs/sessions/{user_id}/status").status_code == 404
+    assert user_id not in client.get("/webjs/sessions/active").json["active_sessions"]
+    with db() as s:
+        log = s.execute(select(SessionTransition.to_status).where(SessionTransition.session_id == user_id)
+                        .order_by(SessionTransition.id)).scalars().all()
+    assert log[-1] == "DESTROYED" and "READY" in log
+
+    def page_gone():
+        state = requests.get(f"{stack['sim']}/sim/control/state", timeout=5).json()
+        return not [c for c in state.get("connections", [])
+                    if c.get("phone") == "919822222222" and c.get("alive")]
+    wait_until(page_gone, 15, what="the browser to close its page")
