@@ -214,7 +214,8 @@ class SendMessage(MethodView):
             if waiter is None:
                 return result
             done = {s.value for s in MESSAGE_DONE}
-            event = waiter.until(lambda e: e.get("status") in done, wait)
+            # The recorder's copy arrives after the commit, so a poll right after sees it too.
+            event = waiter.until(lambda e: e.get("recorded") and e.get("status") in done, wait)
         except ENQUEUE_ERRORS as exc:
             log.warning("message=%s wait interrupted: %s", msg.id, exc)
             return result

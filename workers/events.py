@@ -29,6 +29,12 @@ def message_channel(message_id: str) -> str:
     return f"wa:live:message:{message_id}"
 
 
+def live_channel(event: dict) -> str:
+    if event.get("type") == "message":
+        return message_channel(event["message_id"])
+    return session_channel(event["session_id"])
+
+
 class EventBus:
     def __init__(self, client: redis.Redis):
         self.redis = client

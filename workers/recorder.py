@@ -21,7 +21,7 @@ from sqlalchemy.orm import sessionmaker
 from models import make_engine, make_sessionmaker
 from models.recording import apply_event
 from settings import Settings
-from workers.events import DEAD_LETTERS, GROUP, STREAM
+from workers.events import DEAD_LETTERS, GROUP, STREAM, live_channel
 from workers.logs import setup_logging
 
 log = logging.getLogger("recorder")
@@ -48,7 +48,7 @@ class Recorder:
         """Apply a batch in one transaction, then acknowledge it. Returns how many were applied."""
         if not entries:
             return 0
-        applied = 0
+        applied: list[dict] = []
         dead: list[tuple[str, dict]] = []
         with self.db.begin() as session:
             for entry_id, fields in entries:
@@ -67,7 +67,7 @@ class Recorder:
                     dead.append((entry_id, fields))
                     continue
                 if outcome.applied:
-                    applied += 1
+                    applied.append(event)
                 else:
                     log.info("refused event %s (%s %s): %s", entry_id, event.get("type"),
                              event.get("status"), outcome.reason)
@@ -77,8 +77,11 @@ class Recorder:
             pipe.xadd(DEAD_LETTERS, {"id": entry_id, "e": fields.get(b"e") or fields.get("e") or b""})
         pipe.xack(STREAM, GROUP, *ids)
         pipe.xdel(STREAM, *ids)
+        # Listeners that must read their own writes (send ?wait=N) wait for this copy.
+        for event in applied:
+            pipe.publish(live_channel(event), json.dumps({**event, "recorded": True}, separators=(",", ":")))
         pipe.execute()
-        return applied
+        return len(applied)
 
     def drain_pending(self) -> None:
         """Entries delivered to this consumer before a crash come first, in order."""

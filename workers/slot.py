@@ -73,10 +73,14 @@ class SlotRuntime:
     def shutdown(self) -> None:
         """A clean stop: the slot leaves, its sessions say so, browsers close."""
         self._stop.set()
-        slots.unregister(self.redis, self.settings.slot_name)
-        for bs in list(self.sessions.values()):
-            self._publish(bs, SessionStatus.DISCONNECTED, reason="WORKER_STOPPED")
-            self._close(bs.session_id)
+        try:
+            slots.unregister(self.redis, self.settings.slot_name)
+            for bs in list(self.sessions.values()):
+                self._publish(bs, SessionStatus.DISCONNECTED, reason="WORKER_STOPPED")
+        except redis.RedisError as exc:  # the control worker's reaper reports them instead
+            log.warning("could not report the stop: %s", exc)
+        for session_id in list(self.sessions):
+            self._close(session_id)
 
     def _beat(self) -> None:
         slots.heartbeat(self.redis, self.settings.slot_name, self.settings.slot_capacity,
