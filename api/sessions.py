@@ -26,8 +26,9 @@ from api.schemas import (
 )
 from api.waits import Waiter
 from browser.qr import qr_data_url
-from models import Job, Message, MessageStatus, SessionStatus, WhatsAppSession, utcnow
+from models import MessageStatus, SessionStatus, WhatsAppSession, utcnow
 from models.recording import change_session_status
+from models.sends import Recipient, accept_messages
 from models.states import LIVE_SESSION_STATES, MESSAGE_DONE
 from workers import dispatch, slots
 from workers.events import message_channel, session_channel
@@ -192,32 +193,35 @@ class SendMessage(MethodView):
         if body["media_urls"]:
             abort(400, message="media_urls are not supported yet; send text only.")
         with svc.db.begin() as s:
-            row = get_session(s, session_id)
+            row = s.execute(select(WhatsAppSession.status, WhatsAppSession.slot, WhatsAppSession.epoch)
+                            .where(WhatsAppSession.session_id == session_id)).first()
+            if row is None:
+                abort(404, message=NOT_FOUND)
             if row.status != SessionStatus.READY or not row.slot:
                 abort(400, message=NOT_READY)
-            job = Job(session_id=session_id, kind="single", total=1)
-            msg = Message(job=job, session_id=session_id, position=0, to=body["to_e164"],
-                          to_input=body["to"], text=body["message"],
-                          dispatch_due_at=utcnow() + timedelta(seconds=svc.settings.dispatch_grace_seconds))
-            s.add(job)
+            recipient = Recipient(to=body["to_e164"], to_input=body["to"], text=body["message"])
+            accepted = accept_messages(s, session_id, "single", [recipient],
+                                       utcnow() + timedelta(seconds=svc.settings.dispatch_grace_seconds))
             slot, epoch = row.slot, row.epoch
+        job_id, message_id = accepted.job_id, accepted.message_ids[0]
         # The rows are committed: from here on the message cannot be lost, only delayed.
         wait = min(query["wait"], svc.settings.send_wait_max)
-        waiter = Waiter(svc.redis, message_channel(msg.id)) if wait > 0 else None
+        waiter = Waiter(svc.redis, message_channel(message_id)) if wait > 0 else None
         try:
             try:
-                dispatch.send_message(svc.celery, slot=slot, message_id=msg.id, job_id=job.id,
-                                      session_id=session_id, epoch=epoch, to=msg.to, text=msg.text)
+                dispatch.send_message(svc.celery, slot=slot, message_id=message_id, job_id=job_id,
+                                      session_id=session_id, epoch=epoch, to=recipient.to, text=recipient.text)
             except ENQUEUE_ERRORS as exc:
-                log.warning("message=%s not enqueued now (%s); the sweeper will dispatch it", msg.id, exc)
-            result = {"success": True, "job_id": job.id, "message_id": msg.id, "status": MessageStatus.QUEUED.value}
+                log.warning("message=%s not enqueued now (%s); the sweeper will dispatch it", message_id, exc)
+            result = {"success": True, "job_id": job_id, "message_id": message_id,
+                      "status": MessageStatus.QUEUED.value}
             if waiter is None:
                 return result
             done = {s.value for s in MESSAGE_DONE}
             # The recorder's copy arrives after the commit, so a poll right after sees it too.
             event = waiter.until(lambda e: e.get("recorded") and e.get("status") in done, wait)
         except ENQUEUE_ERRORS as exc:
-            log.warning("message=%s wait interrupted: %s", msg.id, exc)
+            log.warning("message=%s wait interrupted: %s", message_id, exc)
             return result
         finally:
             if waiter is not None:

@@ -1,14 +1,14 @@
 """The API as gunicorn serves it, plus the benchmark's baseline endpoint.
 
-``POST /bench/baseline`` does one INSERT equivalent to what send-message writes (a
-message row) and nothing else: no auth, no validation, no queue.
+``POST /bench/baseline`` writes the same rows as send-message (its job and message
+INSERTs, one transaction) and nothing else: no auth, no validation, no queue.
 """
 from __future__ import annotations
 
 from flask import jsonify, request
 
 from api import create_app
-from models import Job, Message
+from models.sends import Recipient, accept_messages
 from settings import Settings
 
 app = create_app(Settings.from_env())
@@ -19,6 +19,5 @@ _db = app.extensions["wa"].db
 def baseline():
     body = request.get_json()
     with _db.begin() as s:
-        job = Job(session_id="bench", kind="single", total=1)
-        s.add(Message(job=job, session_id="bench", to=body["to"], to_input=body["to"], text=body["message"]))
-    return jsonify({"job_id": job.id}), 202
+        accepted = accept_messages(s, "bench", "single", [Recipient(body["to"], body["to"], body["message"])], None)
+    return jsonify({"job_id": accepted.job_id}), 202
