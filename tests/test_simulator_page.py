@@ -29,7 +29,13 @@ from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 from werkzeug.serving import make_server
 
-from simulator import SimConfig, create_app
+try:
+    from simulator import SimConfig, create_app
+except ImportError:  # run without the repository root on sys.path (e.g. a bare `pytest` call)
+    import sys
+
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from simulator import SimConfig, create_app
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -326,6 +332,7 @@ def test_send_text_and_acks(sim, page):
     assert icons[-1] == "msg-dblcheck| Read "
     assert len(row.find_elements(By.CSS_SELECTOR, '[data-icon^="msg-"]')) == 1
     assert box.text == ""
+    find(page, f'{CHAT_LIST} span[data-icon="msg-dblcheck"][aria-label=" Read "]')  # chat list follows the acks
     msg_id = row.get_attribute("data-id").rsplit("_", 1)[1]
     log = sim.messages(to=peer)
     assert [(m["id"], m["from"], m["to"], m["text"], m["ack_name"]) for m in log] == \

@@ -1,0 +1,221 @@
+"""Flask app of the WhatsApp Web simulator.
+
+Routes:
+  /, /send                 the page (templates/index.html + static/app.js)
+  /sim/api/...             JSON API used by the page (connection, polling, sending)
+  /sim/phone/...           actions of the simulated phone (scan, pair, logout)
+  /sim/control/...         test control and read-only views
+  /sim/health              liveness
+See docs/simulator.md for the full reference.
+"""
+from __future__ import annotations
+
+import mimetypes
+import os
+import time
+from typing import Any
+
+from flask import Flask, Response, jsonify, render_template, request, send_from_directory
+
+from .config import SimConfig
+from .state import SimError, SimState
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _body() -> dict[str, Any]:
+    data = request.get_json(force=True, silent=True)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SimError(400, "bad_body", "body must be a JSON object")
+    return data
+
+
+def create_app(config: SimConfig | None = None) -> Flask:
+    config = config if config is not None else SimConfig.from_env()
+    config.validate()
+    app = Flask(
+        __name__,
+        static_folder=os.path.join(HERE, "static"),
+        static_url_path="/static",
+        template_folder=os.path.join(HERE, "templates"),
+    )
+    app.config["MAX_CONTENT_LENGTH"] = None
+    app.json.sort_keys = False
+    state = SimState(config)
+    app.extensions["simulator"] = state
+
+    @app.errorhandler(SimError)
+    def _sim_error(exc: SimError):
+        return jsonify({"error": exc.code, "message": exc.message}), exc.status
+
+    @app.before_request
+    def _latency():
+        if request.path.startswith("/sim/api/"):
+            delay = state.config.latency_ms / 1000.0
+            if delay > 0:
+                time.sleep(delay)
+
+    # ------------------------------------------------------------------ page
+    def _page():
+        html = render_template("index.html", poll_ms=state.config.poll_ms)
+        resp = Response(html, mimetype="text/html")
+        resp.headers["Cache-Control"] = "no-store"
+        return resp
+
+    app.add_url_rule("/", "index", _page)
+    app.add_url_rule("/send", "send", _page)
+
+    @app.get("/favicon.ico")
+    def _favicon():
+        return send_from_directory(app.static_folder, "favicon.svg", mimetype="image/svg+xml")
+
+    @app.get("/sim/health")
+    def _health():
+        return jsonify({"ok": True, "service": "whatsapp-web-simulator"})
+
+    # ------------------------------------------------------------- page API
+    @app.post("/sim/api/connect")
+    def _connect():
+        b = _body()
+        token = b.get("token")
+        return jsonify(state.connect(token if isinstance(token, str) else None, str(b.get("path") or ""),
+                                     request.headers.get("User-Agent", "")))
+
+    @app.post("/sim/api/poll")
+    def _poll():
+        b = _body()
+        return jsonify(state.poll(b.get("cid"), b.get("since"), b.get("qr_serial"), b.get("chats_v"),
+                                  b.get("watch")))
+
+    @app.post("/sim/api/disconnect")
+    def _disconnect():
+        state.disconnect(_body().get("cid"))
+        return jsonify({"ok": True})
+
+    @app.post("/sim/api/qr/reload")
+    def _qr_reload():
+        return jsonify(state.reload_qr(_body().get("cid")))
+
+    @app.post("/sim/api/mode")
+    def _mode():
+        b = _body()
+        return jsonify(state.set_mode(b.get("cid"), b.get("mode")))
+
+    @app.post("/sim/api/pair/request")
+    def _pair_request():
+        b = _body()
+        return jsonify(state.request_pair_code(b.get("cid"), b.get("phone")))
+
+    @app.post("/sim/api/logout")
+    def _web_logout():
+        return jsonify(state.web_logout(_body().get("cid")))
+
+    @app.post("/sim/api/takeover")
+    def _takeover():
+        return jsonify(state.takeover(_body().get("cid")))
+
+    @app.post("/sim/api/chat/open")
+    def _chat_open():
+        b = _body()
+        return jsonify(state.open_chat(b.get("cid"), b.get("phone")))
+
+    @app.post("/sim/api/chat/seen")
+    def _chat_seen():
+        b = _body()
+        return jsonify(state.chat_seen(b.get("cid"), b.get("phone")))
+
+    @app.post("/sim/api/send")
+    def _send():
+        b = _body()
+        return jsonify(state.send_text(b.get("cid"), b.get("to"), b.get("id"), b.get("text")))
+
+    @app.post("/sim/api/send-media")
+    def _send_media():
+        f = request.files.get("file")
+        if f is None:
+            raise SimError(400, "no_file", "multipart field 'file' is missing")
+        kind = request.form.get("kind", "document")
+        if kind not in ("document", "media"):
+            raise SimError(400, "bad_kind", "kind must be 'document' or 'media'")
+        name = os.path.basename(f.filename or "file")
+        mimetype = f.mimetype or ""
+        if not mimetype or mimetype == "application/octet-stream":
+            mimetype = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        data = f.read()
+        return jsonify(state.send_media(request.form.get("cid"), request.form.get("to"),
+                                        request.form.get("id"), kind, request.form.get("caption"),
+                                        name, mimetype, data))
+
+    def _media_response(msg_id: str):
+        found = state.media(msg_id)
+        if found is None:
+            raise SimError(404, "no_media", "no media with that message id")
+        data, mimetype, name = found
+        resp = Response(data, mimetype=mimetype)
+        resp.headers["Content-Disposition"] = f'inline; filename="{name}"'
+        return resp
+
+    app.add_url_rule("/sim/api/media/<msg_id>", "page_media", _media_response)
+    app.add_url_rule("/sim/control/media/<msg_id>", "control_media", _media_response)
+
+    # ---------------------------------------------------------- phone side
+    @app.post("/sim/phone/scan")
+    def _scan():
+        b = _body()
+        return jsonify(state.phone_scan(b.get("payload"), b.get("phone")))
+
+    @app.post("/sim/phone/pair")
+    def _pair():
+        b = _body()
+        return jsonify(state.phone_pair(b.get("code"), b.get("phone")))
+
+    def _logout():
+        b = _body()
+        return jsonify(state.phone_logout(b.get("phone"), b.get("token")))
+
+    app.add_url_rule("/sim/phone/logout", "phone_logout", _logout, methods=["POST"])
+    app.add_url_rule("/sim/control/logout", "control_logout", _logout, methods=["POST"])
+
+    # -------------------------------------------------------------- control
+    @app.get("/sim/control/config")
+    def _get_config():
+        return jsonify(state.get_config())
+
+    @app.post("/sim/control/config")
+    def _set_config():
+        return jsonify(state.set_config(_body()))
+
+    @app.post("/sim/control/reset")
+    def _reset():
+        b = _body()
+        state.reset(keep_config=bool(b.get("keep_config")))
+        return jsonify({"ok": True, "config": state.get_config()})
+
+    @app.get("/sim/control/state")
+    def _state():
+        return jsonify(state.snapshot_state())
+
+    @app.get("/sim/control/messages")
+    def _messages():
+        include_all = request.args.get("all", "") in ("1", "true", "yes")
+        return jsonify(state.message_log(to=request.args.get("to"), include_all=include_all))
+
+    @app.post("/sim/control/incoming")
+    def _incoming():
+        return jsonify(state.incoming(_body()))
+
+    @app.post("/sim/control/conflict")
+    def _conflict():
+        return jsonify(state.conflict(_body()))
+
+    @app.post("/sim/control/connection")
+    def _connection():
+        return jsonify(state.set_connection(_body()))
+
+    @app.post("/sim/control/ack")
+    def _ack():
+        return jsonify(state.force_ack(_body()))
+
+    return app

@@ -1,0 +1,1079 @@
+"""In-memory model of the simulated WhatsApp network, phones and browser connections.
+
+Everything lives in one :class:`SimState` guarded by one lock. Time-driven changes (QR rotation,
+pairing code re-issue, end of the history sync, acks) are evaluated lazily from timestamps each
+time the state is touched, so no background threads are needed.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+import segno
+
+from .config import SimConfig
+
+# a connection that has not polled for this long no longer counts as a page on screen
+STALE_AFTER = 10.0
+PAIR_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTVWXYZ"
+ACK_NAMES = {-1: "error", 0: "pending", 1: "server", 2: "delivered", 3: "read"}
+MSG_ID_RE = re.compile(r"^[0-9A-Za-z]{8,64}$")
+LOGGED_IN_STATES = ("PAIRING", "CONNECTED", "TIMEOUT", "CONFLICT")
+
+
+class SimError(Exception):
+    """An error answered as JSON ``{"error": code, "message": message}`` with ``status``."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def _b64(nbytes: int) -> str:
+    return base64.b64encode(secrets.token_bytes(nbytes)).decode("ascii")
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def normalize_phone(raw: Any, *, strict: bool = False) -> str | None:
+    """Digits of a phone number or None. strict: only a leading '+' and spaces may be dropped."""
+    if raw is None:
+        return None
+    text = str(raw).strip()
+    if text.startswith("+"):
+        text = text[1:]
+    if strict:
+        text = text.replace(" ", "")
+    else:
+        text = re.sub(r"[\s\-().]", "", text)
+    if not text.isdigit() or not 7 <= len(text) <= 15:
+        return None
+    return text
+
+
+def qr_matrix(payload: str) -> list[str]:
+    qr = segno.make(payload, error="L", micro=False)
+    return ["".join("1" if cell else "0" for cell in row) for row in qr.matrix]
+
+
+@dataclass
+class QrCode:
+    serial: int
+    ref: str
+    payload: str
+    shown_at: float
+    expires_at: float
+    matrix: list[str]
+    ended_at: float | None = None
+    end_reason: str | None = None  # expired | scanned | mode | reload | closed
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "serial": self.serial,
+            "ref": self.ref,
+            "payload": self.payload,
+            "shown_at": iso(self.shown_at),
+            "shown_ts": self.shown_at,
+            "expires_at": iso(self.expires_at),
+            "expires_ts": self.expires_at,
+            "ended_at": iso(self.ended_at),
+            "end_reason": self.end_reason,
+        }
+
+
+@dataclass
+class PairCode:
+    code: str
+    phone: str
+    shown_at: float
+    expires_at: float
+    ended_at: float | None = None
+    end_reason: str | None = None
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "display": f"{self.code[:4]}-{self.code[4:]}",
+            "phone": self.phone,
+            "shown_at": iso(self.shown_at),
+            "expires_at": iso(self.expires_at),
+            "expires_ts": self.expires_at,
+            "ended_at": iso(self.ended_at),
+            "end_reason": self.end_reason,
+        }
+
+
+@dataclass
+class Device:
+    token: str
+    phone: str
+    device: int
+    wid: str
+    created: float
+    via: str
+    noise_info: dict[str, Any]
+    revoked_at: float | None = None
+    revoke_reason: str | None = None
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "token": self.token,
+            "phone": self.phone,
+            "device": self.device,
+            "wid": self.wid,
+            "via": self.via,
+            "created": iso(self.created),
+            "revoked": self.revoked_at is not None,
+            "revoked_at": iso(self.revoked_at),
+            "revoke_reason": self.revoke_reason,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "token": self.token, "phone": self.phone, "device": self.device, "wid": self.wid,
+            "created": self.created, "via": self.via, "noise_info": self.noise_info,
+            "revoked_at": self.revoked_at, "revoke_reason": self.revoke_reason,
+        }
+
+
+@dataclass
+class Connection:
+    cid: str
+    created: float
+    user_agent: str
+    path: str
+    noise_key: str
+    identity_key: str
+    adv_secret: str
+    state: str = "UNPAIRED"
+    mode: str = "qr"  # qr | phone_input | code | app | logged_out
+    qr: QrCode | None = None
+    qr_serial: int = 0
+    qr_in_series: int = 0
+    payloads: list[QrCode] = field(default_factory=list)
+    pair: PairCode | None = None
+    pair_phone: str | None = None
+    pair_codes: list[PairCode] = field(default_factory=list)
+    token: str | None = None
+    phone: str | None = None
+    wid: str | None = None
+    sync_until: float | None = None
+    conflict: bool = False
+    logged_out: bool = False
+    last_seen: float = 0.0
+    closed_at: float | None = None
+    rev: int = 0
+
+    def alive(self, now: float) -> bool:
+        return self.closed_at is None and now - self.last_seen < STALE_AFTER
+
+    def last_payload(self) -> str | None:
+        return self.payloads[-1].payload if self.payloads else None
+
+
+@dataclass
+class Message:
+    id: str
+    own: str  # the linked account (own phone number)
+    peer: str  # the other party
+    from_me: bool
+    type: str  # chat | image | video | document
+    text: str | None
+    caption: str | None
+    media: dict[str, Any] | None
+    created: float
+    server_at: float | None = None
+    delivered_at: float | None = None
+    read_at: float | None = None
+    token: str | None = None
+    cid: str | None = None
+    wid: str | None = None
+    forced_ack: int | None = None
+
+    def ack(self, now: float) -> int:
+        if self.server_at is None:
+            return 0
+        if self.read_at is not None and now >= self.read_at:
+            return 3
+        if self.delivered_at is not None and now >= self.delivered_at:
+            return 2
+        return 1
+
+    @property
+    def serialized(self) -> str:
+        return f"{'true' if self.from_me else 'false'}_{self.peer}@c.us_{self.id}"
+
+    def for_page(self, now: float) -> dict[str, Any]:
+        media = None
+        if self.media:
+            media = {k: self.media[k] for k in ("name", "size", "mimetype")}
+            media["url"] = f"/sim/api/media/{self.id}"
+        return {
+            "id": self.id,
+            "data_id": self.serialized,
+            "from_me": self.from_me,
+            "peer": self.peer,
+            "type": self.type,
+            "text": self.text,
+            "caption": self.caption,
+            "media": media,
+            "ack": self.ack(now) if self.from_me else None,
+            "t": self.server_at or self.created,
+        }
+
+    def public(self, now: float) -> dict[str, Any]:
+        ts = self.server_at if self.server_at is not None else self.created
+        ack = self.ack(now) if self.from_me else None
+        return {
+            "id": self.id,
+            "serialized": self.serialized,
+            "from": self.own if self.from_me else self.peer,
+            "to": self.peer if self.from_me else self.own,
+            "from_me": self.from_me,
+            "type": self.type,
+            "text": self.text,
+            "caption": self.caption,
+            "media": dict(self.media) if self.media else None,
+            "time": iso(ts),
+            "timestamp": ts,
+            "ack": ack,
+            "ack_name": ACK_NAMES.get(ack) if ack is not None else None,
+            "server_at": iso(self.server_at),
+            "delivered_at": iso(self.delivered_at) if ack is not None and ack >= 2 else None,
+            "read_at": iso(self.read_at) if ack is not None and ack >= 3 else None,
+            "device": self.wid,
+            "cid": self.cid,
+        }
+
+
+class SimState:
+    """The whole simulated world. All public methods take the lock."""
+
+    def __init__(self, config: SimConfig):
+        self.lock = threading.RLock()
+        self.initial_config = config
+        self.config = config
+        self._clear()
+        self._load()
+
+    # ------------------------------------------------------------------ basics
+    def _clear(self) -> None:
+        self.connections: dict[str, Connection] = {}
+        self.devices: dict[str, Device] = {}
+        self.device_counter: dict[str, int] = {}
+        self.messages: list[Message] = []
+        self.messages_by_id: dict[str, Message] = {}
+        self.media_blobs: dict[str, bytes] = {}
+        self.chats: dict[str, dict[str, dict[str, Any]]] = {}
+        self.chats_v: dict[str, int] = {}
+        self.events: list[tuple[int, str, dict[str, Any]]] = []
+        self.seq = 0
+        self.offline_all: str | None = None
+        self.offline_phones: dict[str, str] = {}
+        self.offline_tokens: dict[str, str] = {}
+
+    def now(self) -> float:
+        return time.time()
+
+    def reset(self, keep_config: bool = False) -> None:
+        with self.lock:
+            for conn in self.connections.values():
+                if conn.closed_at is None:
+                    conn.closed_at = self.now()
+            self._clear()
+            if not keep_config:
+                self.config = self.initial_config
+            self._save()
+
+    def get_config(self) -> dict[str, Any]:
+        with self.lock:
+            return self.config.to_dict()
+
+    def set_config(self, values: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            try:
+                self.config = self.config.updated(values)
+            except ValueError as exc:
+                raise SimError(400, "bad_config", str(exc)) from None
+            return self.config.to_dict()
+
+    def is_registered(self, phone: str | None) -> bool:
+        return phone is not None and phone not in self.config.unregistered
+
+    # ------------------------------------------------------------- persistence
+    def _load(self) -> None:
+        path = self.config.state_file
+        if not path or not os.path.exists(path):
+            return
+        try:
+            with open(path, "r", encoding="utf-8") as fh:
+                data = json.load(fh)
+            for item in data.get("devices", []):
+                dev = Device(**item)
+                self.devices[dev.token] = dev
+            self.device_counter = {k: int(v) for k, v in data.get("device_counter", {}).items()}
+        except (OSError, ValueError, TypeError):
+            pass  # a broken state file means: start empty
+
+    def _save(self) -> None:
+        path = self.config.state_file
+        if not path:
+            return
+        data = {
+            "devices": [d.to_json() for d in self.devices.values()],
+            "device_counter": self.device_counter,
+        }
+        tmp = f"{path}.tmp{os.getpid()}"
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                json.dump(data, fh, indent=1)
+            os.replace(tmp, path)
+        except OSError:
+            pass
+
+    # ------------------------------------------------------------------ ticking
+    def _offline_kind(self, token: str | None, phone: str | None) -> str | None:
+        if token and token in self.offline_tokens:
+            return self.offline_tokens[token]
+        if phone and phone in self.offline_phones:
+            return self.offline_phones[phone]
+        return self.offline_all
+
+    def _tick(self, now: float) -> None:
+        for conn in self.connections.values():
+            if conn.closed_at is None:
+                self._tick_conn(conn, now)
+        self._flush_pending(now)
+
+    def _tick_conn(self, conn: Connection, now: float) -> None:
+        cfg = self.config
+        if conn.mode == "qr" and conn.state == "UNPAIRED":
+            while conn.qr is not None and now >= conn.qr.expires_at:
+                old = conn.qr
+                old.ended_at, old.end_reason = old.expires_at, "expired"
+                conn.qr = None
+                if conn.qr_in_series < cfg.qr_count:
+                    self._new_qr(conn, old.expires_at)
+                else:
+                    conn.state = "UNPAIRED_IDLE"
+                conn.rev += 1
+        if conn.mode == "code" and conn.pair is not None:
+            while now >= conn.pair.expires_at:
+                old = conn.pair
+                old.ended_at, old.end_reason = old.expires_at, "expired"
+                self._new_pair_code(conn, old.phone, old.expires_at)
+        if conn.state == "PAIRING" and conn.sync_until is not None and now >= conn.sync_until:
+            conn.state = "CONNECTED"
+            conn.rev += 1
+        if conn.state in ("CONNECTED", "TIMEOUT", "CONFLICT"):
+            if conn.conflict:
+                new_state = "CONFLICT"
+            elif self._offline_kind(conn.token, conn.phone):
+                new_state = "TIMEOUT"
+            else:
+                new_state = "CONNECTED"
+            if new_state != conn.state:
+                conn.state = new_state
+                conn.rev += 1
+
+    def _flush_pending(self, now: float) -> None:
+        for msg in self.messages:
+            if msg.from_me and msg.server_at is None and not self._offline_kind(msg.token, msg.own):
+                self._accept(msg, now)
+
+    def _accept(self, msg: Message, now: float) -> None:
+        cfg = self.config
+        msg.server_at = now
+        msg.delivered_at = now + cfg.deliver_delay if cfg.deliver_delay >= 0 else None
+        if msg.delivered_at is not None and cfg.read_delay >= 0:
+            msg.read_at = msg.delivered_at + cfg.read_delay
+        else:
+            msg.read_at = None
+        self._bump_chat(msg.own, msg.peer, msg.server_at, unread=False, msg_id=msg.id)
+
+    # --------------------------------------------------------------- QR / codes
+    def _new_qr(self, conn: Connection, start: float) -> None:
+        cfg = self.config
+        ttl = cfg.qr_first_ttl if conn.qr_in_series == 0 else cfg.qr_ttl
+        conn.qr_in_series += 1
+        conn.qr_serial += 1
+        ref = "2@" + _b64(48)
+        payload = ",".join([ref, conn.noise_key, conn.identity_key, conn.adv_secret])
+        qr = QrCode(conn.qr_serial, ref, payload, start, start + ttl, qr_matrix(payload))
+        conn.qr = qr
+        conn.payloads.append(qr)
+        conn.rev += 1
+
+    def _start_series(self, conn: Connection, now: float) -> None:
+        self._end_qr(conn, now, "reload")
+        self._end_pair(conn, now, "mode")
+        conn.mode = "qr"
+        conn.state = "UNPAIRED"
+        conn.qr_in_series = 0
+        self._new_qr(conn, now)
+
+    def _end_qr(self, conn: Connection, now: float, reason: str) -> None:
+        if conn.qr is not None:
+            conn.qr.ended_at, conn.qr.end_reason = now, reason
+            conn.qr = None
+            conn.rev += 1
+
+    def _end_pair(self, conn: Connection, now: float, reason: str) -> None:
+        if conn.pair is not None:
+            conn.pair.ended_at, conn.pair.end_reason = now, reason
+            conn.pair = None
+            conn.rev += 1
+
+    def _new_pair_code(self, conn: Connection, phone: str, start: float) -> None:
+        code = "".join(secrets.choice(PAIR_ALPHABET) for _ in range(8))
+        pc = PairCode(code, phone, start, start + self.config.pair_code_ttl)
+        conn.pair = pc
+        conn.pair_codes.append(pc)
+        conn.rev += 1
+
+    # -------------------------------------------------------------- page side
+    def _conn(self, cid: Any) -> Connection:
+        conn = self.connections.get(str(cid)) if cid else None
+        if conn is None or conn.closed_at is not None:
+            raise SimError(404, "unknown_connection", "unknown or closed connection")
+        conn.last_seen = self.now()
+        return conn
+
+    def connect(self, token: str | None, path: str, user_agent: str) -> dict[str, Any]:
+        with self.lock:
+            now = self.now()
+            self._tick(now)
+            conn = Connection(
+                cid=secrets.token_hex(8), created=now, user_agent=user_agent[:300], path=path[:500],
+                noise_key=_b64(32), identity_key=_b64(32), adv_secret=_b64(32), last_seen=now,
+            )
+            self.connections[conn.cid] = conn
+            status = "none"
+            if token:
+                dev = self.devices.get(token)
+                if dev is None:
+                    status = "unknown"
+                elif dev.revoked_at is not None:
+                    status = "revoked"
+                else:
+                    status = "valid"
+            if status == "valid":
+                dev = self.devices[token]
+                conn.token, conn.phone, conn.wid = dev.token, dev.phone, dev.wid
+                conn.mode = "app"
+                conn.state = "CONNECTED"
+                # the newest window wins; older windows of the same login get the conflict modal
+                for other in self.connections.values():
+                    if (other is not conn and other.token == token and other.alive(now)
+                            and other.state in ("CONNECTED", "TIMEOUT")):
+                        other.conflict = True
+                        other.rev += 1
+                self._tick_conn(conn, now)
+            else:
+                self._start_series(conn, now)
+            snap = self._snapshot(conn, now, since=self.seq, qr_serial=-1, chats_v=None, watch=[])
+            snap["token_status"] = status
+            return snap
+
+    def poll(self, cid: Any, since: Any, qr_serial: Any, chats_v: Any, watch: Any) -> dict[str, Any]:
+        with self.lock:
+            conn = self._conn(cid)
+            now = self.now()
+            self._tick(now)
+            return self._snapshot(conn, now, since=_int(since, self.seq), qr_serial=_int(qr_serial, -1),
+                                  chats_v=str(chats_v), watch=watch if isinstance(watch, list) else [])
+
+    def _snapshot(self, conn: Connection, now: float, *, since: int, qr_serial: int, chats_v: Any,
+                  watch: Iterable[Any]) -> dict[str, Any]:
+        cfg = self.config
+        snap: dict[str, Any] = {
+            "cid": conn.cid,
+            "rev": conn.rev,
+            "state": conn.state,
+            "mode": conn.mode,
+            "logged_out": conn.logged_out,
+            "poll_ms": cfg.poll_ms,
+            "limits": {"media_max_mb": cfg.media_max_mb, "doc_max_mb": cfg.doc_max_mb},
+            "seq": self.seq,
+            "events": [],
+            "acks": {},
+            "qr": None,
+            "idle_payload": conn.last_payload() if conn.state == "UNPAIRED_IDLE" else None,
+            "pair": None,
+            "pair_phone": conn.pair_phone,
+            "login": None,
+            "offline": None,
+            "chats_v": None,
+            "chats": None,
+        }
+        if conn.qr is not None:
+            qr = {"serial": conn.qr.serial, "payload": conn.qr.payload,
+                  "expires_in": max(0.0, conn.qr.expires_at - now)}
+            if conn.qr.serial != qr_serial:
+                qr["matrix"] = conn.qr.matrix
+            snap["qr"] = qr
+        if conn.pair is not None:
+            snap["pair"] = {"code": conn.pair.code, "phone": conn.pair.phone,
+                            "expires_in": max(0.0, conn.pair.expires_at - now)}
+        if conn.token and conn.state in LOGGED_IN_STATES:
+            dev = self.devices.get(conn.token)
+            snap["login"] = {"phone": conn.phone, "wid": conn.wid, "token": conn.token,
+                             "noise_info": dev.noise_info if dev else {}}
+            if conn.state == "PAIRING" and conn.sync_until is not None:
+                total = max(self.config.sync_delay, 1e-6)
+                snap["sync_progress"] = min(1.0, max(0.0, 1 - (conn.sync_until - now) / total))
+        if conn.phone and conn.state in ("CONNECTED", "TIMEOUT", "CONFLICT"):
+            snap["offline"] = self._offline_kind(conn.token, conn.phone)
+            snap["events"] = [ev for (seq, phone, ev) in self.events if seq > since and phone == conn.phone]
+            if snap["offline"] is None:
+                for mid in watch:
+                    msg = self.messages_by_id.get(str(mid))
+                    if msg is not None and msg.own == conn.phone and msg.from_me:
+                        snap["acks"][msg.id] = msg.ack(now)
+            version = self._chats_version(conn.phone, now)
+            snap["chats_v"] = version
+            if version != chats_v:
+                snap["chats"] = self._chat_list(conn.phone, now)
+        return snap
+
+    def disconnect(self, cid: Any) -> None:
+        with self.lock:
+            conn = self.connections.get(str(cid)) if cid else None
+            if conn is not None and conn.closed_at is None:
+                now = self.now()
+                conn.closed_at = now
+                self._end_qr(conn, now, "closed")
+                self._end_pair(conn, now, "closed")
+
+    def reload_qr(self, cid: Any) -> dict[str, Any]:
+        with self.lock:
+            conn = self._conn(cid)
+            now = self.now()
+            self._tick_conn(conn, now)
+            if conn.state not in ("UNPAIRED", "UNPAIRED_IDLE"):
+                raise SimError(409, "bad_state", f"connection is {conn.state}")
+            self._start_series(conn, now)
+            return self._snapshot(conn, now, since=self.seq, qr_serial=-1, chats_v=None, watch=[])
+
+    def set_mode(self, cid: Any, mode: Any) -> dict[str, Any]:
+        with self.lock:
+            conn = self._conn(cid)
+            now = self.now()
+            self._tick_conn(conn, now)
+            if conn.state not in ("UNPAIRED", "UNPAIRED_IDLE"):
+                raise SimError(409, "bad_state", f"connection is {conn.state}")
+            if mode == "qr":
+                self._start_series(conn, now)
+            elif mode == "phone":
+                self._end_qr(conn, now, "mode")
+                self._end_pair(conn, now, "mode")
+                conn.mode = "phone_input"
+                conn.state = "UNPAIRED"
+                conn.rev += 1
+            else:
+                raise SimError(400, "bad_mode", "mode must be 'qr' or 'phone'")
+            return self._snapshot(conn, now, since=self.seq, qr_serial=-1, chats_v=None, watch=[])
+
+    def request_pair_code(self, cid: Any, phone_raw: Any) -> dict[str, Any]:
+        with self.lock:
+            conn = self._conn(cid)
+            now = self.now()
+            self._tick_conn(conn, now)
+            if conn.state not in ("UNPAIRED", "UNPAIRED_IDLE"):
+                raise SimError(409, "bad_state", f"connection is {conn.state}")
+            phone = normalize_phone(phone_raw)
+            if phone is None:
+                raise SimError(400, "bad_phone", "Invalid phone number.")
+            self._end_qr(conn, now, "mode")
+            self._end_pair(conn, now, "reissued")
+            conn.mode = "code"
+            conn.state = "UNPAIRED"
+            conn.pair_phone = phone
+            self._new_pair_code(conn, phone, now)
+            return self._snapshot(conn, now, since=self.seq, qr_serial=-1, chats_v=None, watch=[])
+
+    def web_logout(self, cid: Any) -> dict[str, Any]:
+        with self.lock:
+            conn = self._conn(cid)
+            now = self.now()
+            if conn.token:
+                self._revoke([conn.token], now, "web")
+            return {"ok": True}
+
+    def takeover(self, cid: Any) -> dict[str, Any]:
+        with self.lock:
+            conn = self._conn(cid)
+            now = self.now()
+            if not conn.token or conn.logged_out:
+                raise SimError(409, "not_logged_in", "connection is not logged in")
+            conn.conflict = False
+            conn.rev += 1
+            for other in self.connections.values():
+                if other is not conn and other.token == conn.token and other.alive(now) and \
+                        other.state in ("CONNECTED", "TIMEOUT"):
+                    other.conflict = True
+                    other.rev += 1
+            self._tick(now)
+            return self._snapshot(conn, now, since=self.seq, qr_serial=-1, chats_v=None, watch=[])
+
+    def _logged_in_conn(self, cid: Any) -> Connection:
+        conn = self._conn(cid)
+        self._tick_conn(conn, self.now())
+        if not conn.phone or conn.logged_out or conn.state not in ("CONNECTED", "TIMEOUT", "CONFLICT"):
+            raise SimError(409, "not_logged_in", "connection is not logged in")
+        return conn
+
+    def open_chat(self, cid: Any, phone_raw: Any) -> dict[str, Any]:
+        with self.lock:
+            conn = self._logged_in_conn(cid)
+            now = self.now()
+            phone = normalize_phone(phone_raw, strict=True)
+            if phone is None or not self.is_registered(phone):
+                return {"ok": False, "invalid": True, "phone": str(phone_raw or "")}
+            chat = self.chats.get(conn.phone, {}).get(phone)
+            if chat is not None and chat["unread"]:
+                chat["unread"] = 0
+                self._bump_version(conn.phone)
+            return {"ok": True, "chat": {
+                "id": f"{phone}@c.us", "phone": phone, "title": f"+{phone}",
+                "messages": [m.for_page(now) for m in self._history(conn.phone, phone)],
+            }}
+
+    def chat_seen(self, cid: Any, phone_raw: Any) -> dict[str, Any]:
+        with self.lock:
+            conn = self._logged_in_conn(cid)
+            phone = normalize_phone(phone_raw, strict=True)
+            chat = self.chats.get(conn.phone, {}).get(phone or "")
+            if chat is not None and chat["unread"]:
+                chat["unread"] = 0
+                self._bump_version(conn.phone)
+            return {"ok": True}
+
+    def _check_new_message(self, conn: Connection, to_raw: Any, msg_id: Any) -> tuple[str, str]:
+        to = normalize_phone(to_raw, strict=True)
+        if to is None or not self.is_registered(to):
+            raise SimError(400, "invalid_number", "recipient is not a registered number")
+        mid = str(msg_id or "")
+        if not MSG_ID_RE.match(mid):
+            raise SimError(400, "bad_id", "message id must be 8-64 letters/digits")
+        return to, mid
+
+    def send_text(self, cid: Any, to_raw: Any, msg_id: Any, text: Any) -> dict[str, Any]:
+        with self.lock:
+            conn = self._logged_in_conn(cid)
+            now = self.now()
+            to, mid = self._check_new_message(conn, to_raw, msg_id)
+            existing = self.messages_by_id.get(mid)
+            if existing is not None:  # a retry of the same message
+                return {"id": mid, "ack": existing.ack(now)}
+            if not isinstance(text, str) or not text.strip():
+                raise SimError(400, "empty", "text must be a non-empty string")
+            msg = Message(id=mid, own=conn.phone, peer=to, from_me=True, type="chat", text=text,
+                          caption=None, media=None, created=now, token=conn.token, cid=conn.cid,
+                          wid=conn.wid)
+            self._store(msg, now)
+            return {"id": mid, "ack": msg.ack(now)}
+
+    def send_media(self, cid: Any, to_raw: Any, msg_id: Any, kind: str, caption: Any, name: str,
+                   mimetype: str, data: bytes) -> dict[str, Any]:
+        with self.lock:
+            conn = self._logged_in_conn(cid)
+            now = self.now()
+            to, mid = self._check_new_message(conn, to_raw, msg_id)
+            existing = self.messages_by_id.get(mid)
+            if existing is not None:
+                return {"id": mid, "ack": existing.ack(now)}
+            limit = self.config.doc_max_mb if kind == "document" else self.config.media_max_mb
+            if len(data) > limit * 1024 * 1024:
+                raise SimError(413, "too_large", size_limit_text(limit))
+            if kind == "document":
+                mtype = "document"
+            elif mimetype.startswith("video/"):
+                mtype = "video"
+            else:
+                mtype = "image"
+            caption_s = str(caption) if caption else None
+            msg = Message(
+                id=mid, own=conn.phone, peer=to, from_me=True, type=mtype, text=None,
+                caption=caption_s,
+                media={"name": name, "size": len(data), "mimetype": mimetype,
+                       "sha256": hashlib.sha256(data).hexdigest(), "kind": kind},
+                created=now, token=conn.token, cid=conn.cid, wid=conn.wid,
+            )
+            self.media_blobs[mid] = data
+            self._store(msg, now)
+            return {"id": mid, "ack": msg.ack(now)}
+
+    def _store(self, msg: Message, now: float) -> None:
+        self.messages.append(msg)
+        self.messages_by_id[msg.id] = msg
+        if not self._offline_kind(msg.token, msg.own):
+            self._accept(msg, now)
+        else:
+            self._bump_chat(msg.own, msg.peer, now, unread=False, msg_id=msg.id)
+
+    def media(self, msg_id: str) -> tuple[bytes, str, str] | None:
+        with self.lock:
+            msg = self.messages_by_id.get(msg_id)
+            data = self.media_blobs.get(msg_id)
+            if msg is None or data is None or not msg.media:
+                return None
+            return data, msg.media["mimetype"], msg.media["name"]
+
+    # ----------------------------------------------------------------- chats
+    def _history(self, own: str, peer: str) -> list[Message]:
+        return [m for m in self.messages if m.own == own and m.peer == peer]
+
+    def _bump_version(self, own: str) -> None:
+        self.chats_v[own] = self.chats_v.get(own, 0) + 1
+
+    def _chats_version(self, own: str, now: float) -> str:
+        """Changes whenever the chat list of ``own`` would render differently (incl. last acks)."""
+        acks = 0
+        for chat in self.chats.get(own, {}).values():
+            last = self.messages_by_id.get(chat.get("last_id") or "")
+            if last is not None and last.from_me:
+                acks += last.ack(now)
+        return f"{self.chats_v.get(own, 0)}.{acks}"
+
+    def _bump_chat(self, own: str, peer: str, ts: float, *, unread: bool, msg_id: str | None = None) -> None:
+        chat = self.chats.setdefault(own, {}).setdefault(peer, {"unread": 0, "last_t": ts, "last_id": None})
+        chat["last_t"] = max(chat["last_t"], ts)
+        if msg_id is not None:
+            chat["last_id"] = msg_id
+        if unread:
+            chat["unread"] += 1
+        self._bump_version(own)
+
+    def _chat_list(self, own: str, now: float) -> list[dict[str, Any]]:
+        out = []
+        for peer, chat in self.chats.get(own, {}).items():
+            hist = self._history(own, peer)
+            last = hist[-1].for_page(now) if hist else None
+            out.append({"id": f"{peer}@c.us", "phone": peer, "title": f"+{peer}",
+                        "unread": chat["unread"], "t": chat["last_t"], "last": last})
+        out.sort(key=lambda c: c["t"], reverse=True)
+        return out
+
+    def _emit(self, phone: str, event: dict[str, Any]) -> None:
+        self.seq += 1
+        self.events.append((self.seq, phone, event))
+        if len(self.events) > 2000:
+            del self.events[:1000]
+
+    # ------------------------------------------------------------ phone side
+    def _link(self, conn: Connection, phone: str, via: str, now: float) -> Device:
+        n = self.device_counter.get(phone, 0) + 1
+        self.device_counter[phone] = n
+        token = secrets.token_urlsafe(24)
+        noise_info = {
+            "v": 1,
+            "staticKeyPair": {"pubKey": conn.noise_key, "privKey": _b64(32)},
+            "recoveryToken": _b64(24),
+        }
+        dev = Device(token=token, phone=phone, device=n, wid=f"{phone}:{n}@c.us", created=now,
+                     via=via, noise_info=noise_info)
+        self.devices[token] = dev
+        self._end_qr(conn, now, "scanned")
+        self._end_pair(conn, now, "used")
+        conn.token, conn.phone, conn.wid = dev.token, phone, dev.wid
+        conn.mode = "app"
+        conn.state = "PAIRING"
+        conn.sync_until = now + self.config.sync_delay
+        conn.rev += 1
+        self._tick_conn(conn, now)
+        self._save()
+        return dev
+
+    def _own_phone(self, raw: Any) -> str:
+        phone = normalize_phone(raw)
+        if phone is None:
+            raise SimError(400, "bad_phone", "phone must be a phone number (7-15 digits)")
+        if not self.is_registered(phone):
+            raise SimError(403, "unregistered_phone", "that phone number is not registered on WhatsApp")
+        return phone
+
+    def phone_scan(self, payload: Any, phone_raw: Any) -> dict[str, Any]:
+        with self.lock:
+            now = self.now()
+            self._tick(now)
+            if not isinstance(payload, str) or not payload:
+                raise SimError(400, "bad_payload", "payload must be the QR string")
+            phone = self._own_phone(phone_raw)
+            for conn in self.connections.values():
+                if conn.qr is not None and conn.qr.payload == payload:
+                    if not conn.alive(now):
+                        raise SimError(410, "page_gone", "the page showing this QR code is gone")
+                    dev = self._link(conn, phone, "qr", now)
+                    return {"ok": True, "cid": conn.cid, "wid": dev.wid, "token": dev.token}
+            for conn in self.connections.values():
+                if any(q.payload == payload for q in conn.payloads):
+                    raise SimError(410, "qr_expired", "this QR code is no longer on screen "
+                                                      "(expired, replaced or already used)")
+            raise SimError(404, "unknown_qr", "no page ever showed this QR payload")
+
+    def phone_pair(self, code_raw: Any, phone_raw: Any) -> dict[str, Any]:
+        with self.lock:
+            now = self.now()
+            self._tick(now)
+            code = re.sub(r"[\s\-]", "", str(code_raw or "")).upper()
+            if len(code) != 8:
+                raise SimError(400, "bad_code", "code must have 8 characters (ABCD-EFGH)")
+            phone = self._own_phone(phone_raw)
+            for conn in self.connections.values():
+                if conn.pair is not None and conn.pair.code == code:
+                    if not conn.alive(now):
+                        raise SimError(410, "page_gone", "the page showing this code is gone")
+                    if conn.pair.phone != phone:
+                        raise SimError(403, "phone_mismatch",
+                                       "the code was requested for another phone number")
+                    dev = self._link(conn, phone, "pair_code", now)
+                    return {"ok": True, "cid": conn.cid, "wid": dev.wid, "token": dev.token}
+            for conn in self.connections.values():
+                if any(p.code == code for p in conn.pair_codes):
+                    raise SimError(410, "code_expired", "this code is no longer on screen")
+            raise SimError(404, "unknown_code", "no page showed this code")
+
+    def _revoke(self, tokens: Iterable[str], now: float, reason: str) -> list[str]:
+        done = []
+        for token in tokens:
+            dev = self.devices.get(token)
+            if dev is None or dev.revoked_at is not None:
+                continue
+            dev.revoked_at, dev.revoke_reason = now, reason
+            done.append(token)
+            for conn in self.connections.values():
+                if conn.token == token and not conn.logged_out:
+                    conn.logged_out = True
+                    conn.mode = "logged_out"
+                    conn.state = "UNPAIRED"
+                    conn.rev += 1
+        if done:
+            self._save()
+        return done
+
+    def phone_logout(self, phone_raw: Any = None, token: Any = None) -> dict[str, Any]:
+        with self.lock:
+            now = self.now()
+            if token:
+                if str(token) not in self.devices:
+                    raise SimError(404, "unknown_token", "no such device token")
+                tokens = [str(token)]
+            elif phone_raw:
+                phone = normalize_phone(phone_raw)
+                if phone is None:
+                    raise SimError(400, "bad_phone", "phone must be a phone number")
+                tokens = [t for t, d in self.devices.items() if d.phone == phone and d.revoked_at is None]
+            else:
+                raise SimError(400, "missing", "give phone or token")
+            return {"ok": True, "revoked": self._revoke(tokens, now, "phone")}
+
+    # ---------------------------------------------------------- control side
+    def _select_conns(self, body: dict[str, Any], now: float) -> list[Connection]:
+        cid, token, phone = body.get("cid"), body.get("token"), body.get("phone")
+        phone_n = normalize_phone(phone) if phone else None
+        out = []
+        for conn in self.connections.values():
+            if not conn.alive(now) or not conn.token or conn.logged_out:
+                continue
+            if cid and conn.cid != cid:
+                continue
+            if token and conn.token != token:
+                continue
+            if phone and conn.phone != phone_n:
+                continue
+            out.append(conn)
+        return out
+
+    def conflict(self, body: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            now = self.now()
+            self._tick(now)
+            conns = [c for c in self._select_conns(body, now) if c.state in ("CONNECTED", "TIMEOUT")]
+            for conn in conns:
+                conn.conflict = True
+                conn.rev += 1
+            self._tick(now)
+            return {"ok": True, "cids": [c.cid for c in conns]}
+
+    def set_connection(self, body: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            now = self.now()
+            online = body.get("online")
+            if not isinstance(online, bool):
+                raise SimError(400, "missing", "online must be true or false")
+            kind = body.get("kind", "phone")
+            if kind not in ("phone", "computer"):
+                raise SimError(400, "bad_kind", "kind must be 'phone' or 'computer'")
+            token, phone_raw = body.get("token"), body.get("phone")
+            phone = normalize_phone(phone_raw) if phone_raw else None
+            if phone_raw and phone is None:
+                raise SimError(400, "bad_phone", "phone must be a phone number")
+            if online:
+                if token:
+                    self.offline_tokens.pop(str(token), None)
+                elif phone:
+                    self.offline_phones.pop(phone, None)
+                else:
+                    self.offline_all = None
+                    self.offline_phones.clear()
+                    self.offline_tokens.clear()
+            else:
+                if token:
+                    self.offline_tokens[str(token)] = kind
+                elif phone:
+                    self.offline_phones[phone] = kind
+                else:
+                    self.offline_all = kind
+            self._tick(now)
+            return {"ok": True, "offline": self._offline_view()}
+
+    def _offline_view(self) -> dict[str, Any]:
+        return {"all": self.offline_all, "phones": dict(self.offline_phones),
+                "tokens": dict(self.offline_tokens)}
+
+    def incoming(self, body: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            now = self.now()
+            self._tick(now)
+            sender = normalize_phone(body.get("from"))
+            if sender is None or not self.is_registered(sender):
+                raise SimError(400, "bad_from", "from must be a registered phone number")
+            text = body.get("text")
+            if not isinstance(text, str) or not text:
+                raise SimError(400, "bad_text", "text must be a non-empty string")
+            if body.get("to"):
+                to = normalize_phone(body.get("to"))
+                if to is None:
+                    raise SimError(400, "bad_to", "to must be a phone number")
+                targets = [to]
+            else:
+                targets = sorted({c.phone for c in self.connections.values()
+                                  if c.alive(now) and c.phone and not c.logged_out})
+                if not targets:
+                    raise SimError(409, "nobody", "no logged-in page; give 'to'")
+            mid = str(body.get("id") or ("3A" + secrets.token_hex(9).upper()))
+            if not MSG_ID_RE.match(mid):
+                raise SimError(400, "bad_id", "id must be 8-64 letters/digits")
+            ids = []
+            for i, own in enumerate(targets):
+                this_id = mid if i == 0 else f"{mid}{i}"
+                if this_id in self.messages_by_id:
+                    raise SimError(409, "duplicate_id", "message id already used")
+                msg = Message(id=this_id, own=own, peer=sender, from_me=False, type="chat", text=text,
+                              caption=None, media=None, created=now, server_at=now)
+                self.messages.append(msg)
+                self.messages_by_id[this_id] = msg
+                self._bump_chat(own, sender, now, unread=True, msg_id=this_id)
+                self._emit(own, {"type": "message", "chat": sender, "msg": msg.for_page(now)})
+                ids.append({"id": this_id, "to": own, "serialized": msg.serialized})
+            return {"ok": True, "messages": ids}
+
+    def force_ack(self, body: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            now = self.now()
+            self._tick(now)
+            ack = body.get("ack", "read")
+            level = {"delivered": 2, "read": 3, 2: 2, 3: 3, "2": 2, "3": 3}.get(ack)
+            if level is None:
+                raise SimError(400, "bad_ack", "ack must be 'delivered' or 'read' (2 or 3)")
+            mid, to_raw = body.get("id"), body.get("to")
+            to = normalize_phone(to_raw) if to_raw else None
+            changed = []
+            for msg in self.messages:
+                if not msg.from_me or msg.server_at is None:
+                    continue
+                if mid and msg.id != mid:
+                    continue
+                if to_raw and msg.peer != to:
+                    continue
+                if msg.ack(now) >= level:
+                    continue
+                if msg.delivered_at is None or msg.delivered_at > now:
+                    msg.delivered_at = now
+                if level == 3:
+                    msg.read_at = now
+                changed.append(msg.id)
+            return {"ok": True, "changed": changed}
+
+    def message_log(self, *, to: Any = None, include_all: bool = False) -> list[dict[str, Any]]:
+        with self.lock:
+            now = self.now()
+            self._tick(now)
+            to_n = normalize_phone(to) if to else None
+            out = []
+            for msg in self.messages:
+                if not include_all and (not msg.from_me or msg.server_at is None):
+                    continue
+                if to and (msg.peer if msg.from_me else msg.own) != to_n:
+                    continue
+                out.append(msg.public(now))
+            return out
+
+    def snapshot_state(self) -> dict[str, Any]:
+        with self.lock:
+            now = self.now()
+            self._tick(now)
+            conns = []
+            on_screen = []
+            for conn in self.connections.values():
+                item = {
+                    "cid": conn.cid,
+                    "state": conn.state,
+                    "mode": conn.mode,
+                    "alive": conn.alive(now),
+                    "closed": conn.closed_at is not None,
+                    "created": iso(conn.created),
+                    "last_seen": iso(conn.last_seen),
+                    "path": conn.path,
+                    "user_agent": conn.user_agent,
+                    "payload": conn.qr.payload if conn.qr else None,
+                    "qr_expires_in": max(0.0, conn.qr.expires_at - now) if conn.qr else None,
+                    "payloads": [q.public() for q in conn.payloads],
+                    "pair_code": conn.pair.public() if conn.pair else None,
+                    "pair_codes": [p.public() for p in conn.pair_codes],
+                    "phone": conn.phone,
+                    "wid": conn.wid,
+                    "token": conn.token,
+                    "conflict": conn.conflict,
+                    "logged_out": conn.logged_out,
+                    "offline": self._offline_kind(conn.token, conn.phone) if conn.phone else None,
+                }
+                conns.append(item)
+                if conn.qr is not None and conn.alive(now):
+                    on_screen.append({"cid": conn.cid, "payload": conn.qr.payload,
+                                      "expires_in": item["qr_expires_in"]})
+            return {
+                "time": iso(now),
+                "connections": conns,
+                "on_screen": on_screen,
+                "devices": [d.public() for d in self.devices.values()],
+                "offline": self._offline_view(),
+            }
+
+
+def size_limit_text(limit_mb: float) -> str:
+    shown = int(limit_mb) if float(limit_mb).is_integer() else round(limit_mb, 3)
+    return f"The file you tried adding is larger than the {shown} MB limit."
+
+
+def _int(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default

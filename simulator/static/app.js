@@ -1,0 +1,875 @@
+/* WhatsApp Web simulator page. Vanilla JS, no external assets.
+ * Talks to the server through /sim/api/* (see docs/simulator.md). */
+(function () {
+  'use strict';
+
+  var LS_WID = 'last-wid-md';
+  var LS_NOISE = 'WANoiseInfo';
+  var LS_TOKEN = 'WASimDeviceToken';
+  var LS_OLD = 'old-logout-cred';
+  var QR_SIZE = 264;
+
+  var pollMeta = document.querySelector('meta[name="sim-poll-ms"]');
+  var S = {
+    cid: null, since: 0, rev: -1, view: 'startup', stopped: false, netDown: false,
+    pollMs: pollMeta ? (parseInt(pollMeta.content, 10) || 200) : 200,
+    limits: { media_max_mb: 16, doc_max_mb: 100 },
+    intent: null, qrShown: null, codeShown: null, landingMode: null,
+    chatsV: -1, chats: [], openChat: null, rows: new Map(), watch: new Set(),
+    bannerKind: undefined, conflictModal: null, attachMenu: null, preview: null, menu: null
+  };
+
+  var ICONS = {
+    logo: '<svg viewBox="0 0 39 39" width="39" height="39"><circle cx="19.5" cy="19.5" r="19" fill="#25D366"/><path fill="#fff" d="M19.6 8.4a11 11 0 0 0-9.5 16.6L8.6 30.6l5.8-1.5a11 11 0 1 0 5.2-20.7zm0 20a9 9 0 0 1-4.6-1.3l-.3-.2-3.4.9.9-3.3-.2-.4a9 9 0 1 1 7.6 4.3z"/></svg>',
+    menu: '<svg viewBox="0 0 24 24" width="24" height="24"><path fill="currentColor" d="M12 7a2 2 0 1 0-.01-4.01A2 2 0 0 0 12 7zm0 2a2 2 0 1 0 .01 4.01A2 2 0 0 0 12 9zm0 6a2 2 0 1 0 .01 4.01A2 2 0 0 0 12 15z"/></svg>',
+    search: '<svg viewBox="0 0 24 24" width="20" height="20"><path fill="currentColor" d="M15.9 14.3h-.8l-.3-.3a6.5 6.5 0 1 0-.7.7l.3.3v.8l5 5 1.5-1.5-5-5zm-6 0a4.5 4.5 0 1 1 0-9 4.5 4.5 0 0 1 0 9z"/></svg>',
+    plus: '<svg viewBox="0 0 24 24" width="24" height="24"><path fill="currentColor" d="M19 13h-6v6h-2v-6H5v-2h6V5h2v6h6v2z"/></svg>',
+    send: '<svg viewBox="0 0 24 24" width="24" height="24"><path fill="currentColor" d="M1.1 21.8 23 12 1.1 2.2 1.1 9.8 16.7 12 1.1 14.2z"/></svg>',
+    ptt: '<svg viewBox="0 0 24 24" width="24" height="24"><path fill="currentColor" d="M12 15a3 3 0 0 0 3-3V6a3 3 0 0 0-6 0v6a3 3 0 0 0 3 3zm5.3-3a5.3 5.3 0 0 1-10.6 0H5a7 7 0 0 0 6 6.9V22h2v-3.1a7 7 0 0 0 6-6.9h-1.7z"/></svg>',
+    time: '<svg viewBox="0 0 16 15" width="16" height="15"><path fill="currentColor" d="M9.8 8.6H7.4V5.1a.6.6 0 0 0-1.2 0v4.1c0 .3.3.6.6.6h3a.6.6 0 0 0 0-1.2zM8 1.5a6 6 0 1 0 0 12 6 6 0 0 0 0-12zm0 10.8a4.8 4.8 0 1 1 0-9.6 4.8 4.8 0 0 1 0 9.6z"/></svg>',
+    check: '<svg viewBox="0 0 16 15" width="16" height="15"><path fill="currentColor" d="m10.9 3.3-.5-.4a.4.4 0 0 0-.5.1L5.6 8.6 3.5 6.6a.4.4 0 0 0-.5 0l-.5.5a.4.4 0 0 0 0 .5l2.8 2.7c.2.2.4.2.6 0l5-6.4c.1-.2.1-.4 0-.6z"/></svg>',
+    dblcheck: '<svg viewBox="0 0 16 15" width="16" height="15"><path fill="currentColor" d="m15 3.3-.5-.4a.4.4 0 0 0-.5.1L8.7 9.6l-.6-.6-.7.9 1.1 1.1c.2.2.4.2.6 0L15 3.9c.1-.2.1-.4 0-.6zm-3.9 0-.5-.4a.4.4 0 0 0-.5.1L4.8 9.6 2.7 7.6a.4.4 0 0 0-.5 0l-.5.5a.4.4 0 0 0 0 .5l2.8 2.7c.2.2.4.2.6 0l6-7.4c.1-.2.1-.4 0-.6z"/></svg>',
+    error: '<svg viewBox="0 0 16 15" width="16" height="15"><circle cx="8" cy="7.5" r="6" fill="#ea0038"/><path fill="#fff" d="M7.3 4h1.4v4.5H7.3zm0 5.5h1.4V11H7.3z"/></svg>',
+    doc: '<svg viewBox="0 0 26 30" width="26" height="30"><path fill="#79909b" d="M3 0h14l9 9v18a3 3 0 0 1-3 3H3a3 3 0 0 1-3-3V3a3 3 0 0 1 3-3z"/><path fill="#fff" opacity=".5" d="M17 0v6a3 3 0 0 0 3 3h6z"/></svg>',
+    media: '<svg viewBox="0 0 24 24" width="24" height="24"><path fill="currentColor" d="M19 3H5a2 2 0 0 0-2 2v14a2 2 0 0 0 2 2h14a2 2 0 0 0 2-2V5a2 2 0 0 0-2-2zM8.5 13.5l2.5 3 3.5-4.5 4.5 6H5l3.5-4.5z"/></svg>',
+    video: '<svg viewBox="0 0 24 24" width="24" height="24"><path fill="currentColor" d="M17 10.5V7a1 1 0 0 0-1-1H4a1 1 0 0 0-1 1v10a1 1 0 0 0 1 1h12a1 1 0 0 0 1-1v-3.5l4 4v-11l-4 4z"/></svg>',
+    x: '<svg viewBox="0 0 24 24" width="24" height="24"><path fill="currentColor" d="M19.1 17.2 13.9 12l5.2-5.2-1.9-1.9-5.2 5.2-5.2-5.2-1.9 1.9 5.2 5.2-5.2 5.2 1.9 1.9 5.2-5.2 5.2 5.2z"/></svg>',
+    refresh: '<svg viewBox="0 0 24 24" width="44" height="44"><path fill="currentColor" d="M17.6 6.4A8 8 0 1 0 19.7 14h-2.1a6 6 0 1 1-1.4-6.2L13 11h7V4l-2.4 2.4z"/></svg>',
+    alert: '<svg viewBox="0 0 48 48" width="48" height="48"><circle cx="24" cy="24" r="24" fill="#fff" opacity=".9"/><path fill="#ffd279" d="M22 12h4v16h-4zm0 20h4v4h-4z"/></svg>',
+    lock: '<svg viewBox="0 0 10 12" width="10" height="12"><path fill="currentColor" d="M5 .9a3 3 0 0 0-3 3v1.3h-.6a.7.7 0 0 0-.7.7v4.8c0 .4.3.7.7.7h7.2c.4 0 .7-.3.7-.7V5.9a.7.7 0 0 0-.7-.7H8V3.9a3 3 0 0 0-3-3zm0 1.3c.9 0 1.7.8 1.7 1.7v1.3H3.3V3.9c0-.9.8-1.7 1.7-1.7z"/></svg>'
+  };
+
+  // ------------------------------------------------------------------ helpers
+  function el(tag, attrs, children) {
+    var node = document.createElement(tag);
+    if (attrs) {
+      Object.keys(attrs).forEach(function (k) {
+        var v = attrs[k];
+        if (v === null || v === undefined || v === false) return;
+        if (k === 'html') node.innerHTML = v;
+        else if (k.slice(0, 2) === 'on' && typeof v === 'function') node.addEventListener(k.slice(2), v);
+        else node.setAttribute(k, v === true ? '' : String(v));
+      });
+    }
+    append(node, children);
+    return node;
+  }
+
+  function append(node, children) {
+    if (children === null || children === undefined) return;
+    if (!Array.isArray(children)) children = [children];
+    children.forEach(function (c) {
+      if (c === null || c === undefined || c === false) return;
+      node.appendChild(typeof c === 'string' ? document.createTextNode(c) : c);
+    });
+  }
+
+  function icon(name, svg, extra) {
+    var attrs = { 'data-icon': name, html: svg };
+    if (extra) Object.keys(extra).forEach(function (k) { attrs[k] = extra[k]; });
+    return el('span', attrs);
+  }
+
+  function sleep(ms) { return new Promise(function (r) { setTimeout(r, ms); }); }
+
+  function api(path, body) {
+    return fetch('/sim/api/' + path, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(body || {})
+    }).then(function (r) {
+      return r.json().catch(function () { return {}; }).then(function (data) {
+        if (!r.ok) {
+          var e = new Error(data.message || r.statusText);
+          e.status = r.status; e.data = data;
+          throw e;
+        }
+        return data;
+      });
+    });
+  }
+
+  function lsGetJSON(key) {
+    try { var v = localStorage.getItem(key); return v === null ? null : JSON.parse(v); }
+    catch (e) { return null; }
+  }
+
+  function saveLogin(login) {
+    if (!login || lsGetJSON(LS_TOKEN) === login.token) return;
+    localStorage.setItem(LS_WID, JSON.stringify(login.wid));
+    localStorage.setItem(LS_NOISE, JSON.stringify(login.noise_info || {}));
+    localStorage.setItem(LS_TOKEN, JSON.stringify(login.token));
+    localStorage.removeItem(LS_OLD);
+  }
+
+  function clearLogin(reason) {
+    var wid = lsGetJSON(LS_WID);
+    [LS_WID, LS_NOISE, LS_TOKEN, 'last-wid'].forEach(function (k) { localStorage.removeItem(k); });
+    localStorage.setItem(LS_OLD, JSON.stringify({ wid: wid, ts: Date.now(), reason: reason }));
+  }
+
+  function newMsgId() {
+    var bytes = new Uint8Array(10);
+    crypto.getRandomValues(bytes);
+    return '3EB0' + Array.prototype.map.call(bytes, function (b) {
+      return ('0' + b.toString(16)).slice(-2);
+    }).join('').toUpperCase();
+  }
+
+  function pad(n) { return (n < 10 ? '0' : '') + n; }
+  function fmtTime(t) { var d = new Date(t * 1000); return pad(d.getHours()) + ':' + pad(d.getMinutes()); }
+  function fmtDate(t) { var d = new Date(t * 1000); return d.getDate() + '/' + (d.getMonth() + 1) + '/' + d.getFullYear(); }
+  function fmtSize(n) {
+    if (n < 1024) return n + ' B';
+    if (n < 1024 * 1024) return Math.round(n / 1024) + ' kB';
+    return (n / 1024 / 1024).toFixed(1) + ' MB';
+  }
+  function fmtMb(v) { return Number.isInteger(v) ? String(v) : String(Math.round(v * 1000) / 1000); }
+  function limitText(mb) { return 'The file you tried adding is larger than the ' + fmtMb(mb) + ' MB limit.'; }
+
+  function editableText(node) {
+    return (node.innerText || '').replace(/\u00a0/g, ' ').replace(/^\s+|\s+$/g, '');
+  }
+
+  function caretToEnd(node) {
+    node.focus();
+    var range = document.createRange();
+    range.selectNodeContents(node);
+    range.collapse(false);
+    var sel = window.getSelection();
+    sel.removeAllRanges();
+    sel.addRange(range);
+  }
+
+  function toast(text) {
+    var t = el('div', { role: 'alert', 'aria-live': 'assertive', class: 'toast', 'data-testid': 'toast' }, text);
+    document.getElementById('toast-container').appendChild(t);
+    setTimeout(function () { t.remove(); }, 6000);
+  }
+
+  function showModal(text, buttons) {
+    var overlay = el('div', { class: 'modal-overlay', 'data-animate-modal-backdrop': 'true' });
+    var actions = el('div', { class: 'modal-actions' });
+    buttons.forEach(function (b) {
+      var btn = el('div', { role: 'button', tabindex: '0', class: b.primary ? 'btn-primary' : 'btn-secondary' }, b.label);
+      btn.addEventListener('click', function () { b.onClick(overlay); });
+      btn.addEventListener('keydown', function (e) { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); b.onClick(overlay); } });
+      actions.appendChild(btn);
+    });
+    overlay.appendChild(el('div', { 'data-animate-modal-popup': 'true', role: 'dialog', 'aria-modal': 'true', class: 'modal' }, [
+      el('div', { 'data-animate-modal-body': 'true', class: 'modal-body' }, [el('div', { class: 'modal-text' }, text), actions])
+    ]));
+    document.getElementById('app').appendChild(overlay);
+    return overlay;
+  }
+
+  function setView(name, build) {
+    if (S.view === name) return false;
+    closeMenu();
+    var root = document.getElementById('app');
+    root.textContent = '';
+    S.view = name;
+    S.conflictModal = null; S.attachMenu = null; S.preview = null;
+    build(root);
+    return true;
+  }
+
+  // ---------------------------------------------------------------- startup
+  function startupScreen(title, progressValue) {
+    var progress = el('progress', { value: String(progressValue || 0), max: '100' });
+    var node = el('div', { class: 'startup', 'data-testid': 'startup' }, [
+      el('div', { class: 'startup-logo', html: ICONS.logo }), progress,
+      el('div', { class: 'startup-title' }, title),
+      el('div', { class: 'startup-sub' }, [icon('lock', ICONS.lock), ' End-to-end encrypted'])
+    ]);
+    return { node: node, progress: progress };
+  }
+
+  function renderSyncing(s) {
+    setView('syncing', function (root) {
+      var scr = startupScreen('Loading your chats', 0);
+      S.syncProgress = scr.progress;
+      root.appendChild(scr.node);
+    });
+    S.syncProgress.value = Math.round((s.sync_progress || 0) * 100);
+  }
+
+  // ---------------------------------------------------------------- landing
+  function buildLanding(root) {
+    S.landingMain = el('div', { class: 'landing-main' });
+    root.appendChild(el('div', { class: 'landing-wrapper' }, [
+      el('div', { class: 'landing-header' }, [el('span', { class: 'landing-logo', 'data-icon': 'wa-wordmark', html: ICONS.logo }),
+        el('div', { class: 'landing-headerTitle' }, 'WhatsApp Web')]),
+      el('div', { class: 'landing-window' }, [S.landingMain]),
+      el('div', { class: 'landing-footer' }, [icon('lock', ICONS.lock), ' Your personal messages are end-to-end encrypted'])
+    ]));
+    S.landingMode = null;
+  }
+
+  function switchMode(mode) {
+    api('mode', { cid: S.cid, mode: mode }).then(applySnap).catch(function (e) { toast(e.message); });
+  }
+
+  function linkButton(text, onClick) {
+    return el('div', { class: 'landing-link' }, [
+      el('div', { role: 'button', tabindex: '0', class: 'link-btn', onclick: onClick }, text)
+    ]);
+  }
+
+  function buildQrPanel(c) {
+    S.qrBox = el('div', { class: 'qr-box' });
+    c.appendChild(el('div', { class: 'landing-row' }, [
+      el('div', { class: 'landing-text' }, [
+        el('h1', { class: 'landing-title' }, 'Use WhatsApp on your computer'),
+        el('ol', { class: 'landing-steps' }, [
+          el('li', null, 'Open WhatsApp on your phone'),
+          el('li', null, 'Tap Menu or Settings and select Linked devices'),
+          el('li', null, 'Tap on Link a device'),
+          el('li', null, 'Point your phone to this screen to capture the QR code')
+        ])
+      ]),
+      el('div', { class: 'landing-qr' }, [S.qrBox])
+    ]));
+    c.appendChild(linkButton('Link with phone number', function () { switchMode('phone'); }));
+  }
+
+  function drawQr(canvas, matrix) {
+    var n = matrix.length;
+    var ctx = canvas.getContext('2d');
+    var scale = Math.max(1, Math.floor(QR_SIZE / (n + 8)));
+    var off = Math.floor((QR_SIZE - n * scale) / 2);
+    ctx.fillStyle = '#ffffff';
+    ctx.fillRect(0, 0, QR_SIZE, QR_SIZE);
+    ctx.fillStyle = '#122e31';
+    for (var y = 0; y < n; y++) {
+      var row = matrix[y];
+      for (var x = 0; x < n; x++) {
+        if (row.charCodeAt(x) === 49) ctx.fillRect(off + x * scale, off + y * scale, scale, scale);
+      }
+    }
+  }
+
+  function updateQr(s) {
+    if (s.qr) {
+      if (S.qrShown === s.qr.serial) return;
+      if (!s.qr.matrix) { S.qrShown = null; return; }
+      var canvas = S.qrBox.querySelector('canvas');
+      if (!canvas) {
+        S.qrBox.textContent = '';
+        canvas = el('canvas', { 'aria-label': 'Scan this QR code to link a device!', role: 'img', width: QR_SIZE, height: QR_SIZE });
+        S.qrBox.appendChild(canvas);
+      }
+      drawQr(canvas, s.qr.matrix);
+      S.qrBox.setAttribute('data-ref', s.qr.payload);
+      S.qrShown = s.qr.serial;
+    } else if (s.state === 'UNPAIRED_IDLE') {
+      if (S.qrBox.querySelector('button')) return;
+      S.qrBox.textContent = '';
+      if (s.idle_payload) S.qrBox.setAttribute('data-ref', s.idle_payload);
+      var btn = el('button', { type: 'button', class: 'qr-reload' }, [
+        icon('refresh-large', ICONS.refresh), el('div', { class: 'qr-reload-text' }, 'Click to reload QR code')
+      ]);
+      btn.addEventListener('click', function () {
+        btn.disabled = true;
+        api('qr/reload', { cid: S.cid }).then(applySnap).catch(function (e) { btn.disabled = false; toast(e.message); });
+      });
+      S.qrBox.appendChild(btn);
+      S.qrShown = null;
+    }
+  }
+
+  function buildPhonePanel(c) {
+    var input = el('input', { type: 'text', 'aria-label': 'Type your phone number.', inputmode: 'tel',
+      autocomplete: 'off', placeholder: '+1 234 567 8900', class: 'phone-input' });
+    var err = el('div', { class: 'phone-error' });
+    var next = el('button', { type: 'button', class: 'btn-primary btn-next' }, [el('div', null, 'Next')]);
+    function go() {
+      err.textContent = '';
+      next.disabled = true;
+      api('pair/request', { cid: S.cid, phone: input.value })
+        .then(applySnap)
+        .catch(function (e) { err.textContent = e.message || 'Invalid phone number.'; })
+        .then(function () { next.disabled = false; });
+    }
+    next.addEventListener('click', go);
+    input.addEventListener('keydown', function (e) { if (e.key === 'Enter') { e.preventDefault(); go(); } });
+    c.appendChild(el('div', { class: 'landing-text phone-panel' }, [
+      el('h1', { class: 'landing-title' }, 'Enter phone number'),
+      el('p', null, 'Select a country and enter your WhatsApp phone number.'),
+      input, err, next
+    ]));
+    c.appendChild(linkButton('Link with QR code', function () { switchMode('qr'); }));
+    setTimeout(function () { input.focus(); }, 0);
+  }
+
+  function buildCodePanel(c) {
+    S.codeBox = el('div', { class: 'link-code', 'aria-details': 'link-device-phone-number-code-screen-instructions' });
+    S.codePhone = el('span', { class: 'code-phone' });
+    c.appendChild(el('div', { class: 'landing-text code-panel' }, [
+      el('h1', { class: 'landing-title' }, 'Enter code on phone'),
+      el('p', null, ['Linking WhatsApp account ', S.codePhone, ' ',
+        el('span', { role: 'button', tabindex: '0', class: 'link-inline', onclick: function () { switchMode('phone'); } }, '(edit)')]),
+      S.codeBox,
+      el('ol', { id: 'link-device-phone-number-code-screen-instructions', class: 'landing-steps' }, [
+        el('li', null, 'Open WhatsApp on your phone'),
+        el('li', null, 'Tap Menu or Settings and select Linked devices'),
+        el('li', null, 'Tap on Link a device'),
+        el('li', null, 'Tap Link with phone number instead and enter this code on your phone')
+      ])
+    ]));
+    c.appendChild(linkButton('Link with QR code', function () { switchMode('qr'); }));
+  }
+
+  function updateCode(s) {
+    if (!s.pair || S.codeShown === s.pair.code) return;
+    var code = s.pair.code;
+    S.codeBox.setAttribute('data-link-code', code);
+    S.codeBox.textContent = '';
+    for (var i = 0; i < code.length; i++) {
+      if (i === 4) S.codeBox.appendChild(el('span', { class: 'link-code-dash' }, '-'));
+      S.codeBox.appendChild(el('span', { class: 'link-code-char' }, code.charAt(i)));
+    }
+    S.codePhone.textContent = '+' + s.pair.phone;
+    S.codeShown = code;
+  }
+
+  function renderLanding(s) {
+    setView('landing', buildLanding);
+    var mode = s.mode === 'phone_input' ? 'phone' : (s.mode === 'code' ? 'code' : 'qr');
+    if (S.landingMode !== mode) {
+      S.landingMain.textContent = '';
+      S.qrShown = null; S.codeShown = null;
+      if (mode === 'qr') buildQrPanel(S.landingMain);
+      else if (mode === 'phone') buildPhonePanel(S.landingMain);
+      else buildCodePanel(S.landingMain);
+      S.landingMode = mode;
+    }
+    if (mode === 'qr') updateQr(s);
+    else if (mode === 'code') updateCode(s);
+  }
+
+  // -------------------------------------------------------------------- app
+  function buildApp(root) {
+    var login = S.login || {};
+    S.chatListEl = el('div', { 'aria-label': 'Chat list', role: 'grid', 'aria-rowcount': '0', class: 'chat-list' });
+    S.searchEl = el('div', { contenteditable: 'true', role: 'textbox', 'aria-label': 'Search or start a new chat',
+      title: 'Search input textbox', 'data-tab': '3', class: 'search-input' });
+    S.searchEl.addEventListener('input', filterChats);
+    S.searchEl.addEventListener('keydown', function (e) { if (e.key === 'Enter') e.preventDefault(); });
+    S.bannerSlot = el('div', { class: 'banner-slot' });
+    S.bannerKind = undefined;
+    var menuBtn = el('div', { role: 'button', tabindex: '0', title: 'Menu', 'aria-label': 'Menu', class: 'icon-btn menu-btn' },
+      [icon('menu', ICONS.menu)]);
+    menuBtn.addEventListener('click', function (e) { e.stopPropagation(); toggleMenu(menuBtn); });
+    S.mainSlot = el('div', { class: 'main-slot' });
+    root.appendChild(el('div', { class: 'app-wrapper' }, [
+      el('div', { class: 'app-topbar' }),
+      el('div', { class: 'app-window' }, [
+        el('div', { id: 'side', class: 'side' }, [
+          el('header', { class: 'side-header' }, [
+            el('div', { class: 'avatar avatar-me', title: login.phone ? '+' + login.phone : '' }),
+            el('div', { class: 'header-icons' }, [menuBtn])
+          ]),
+          S.bannerSlot,
+          el('div', { class: 'search-wrap' }, [icon('search', ICONS.search), S.searchEl]),
+          el('div', { id: 'pane-side', class: 'pane-side' }, [S.chatListEl])
+        ]),
+        S.mainSlot
+      ])
+    ]));
+    showIntro();
+  }
+
+  function showIntro() {
+    S.openChat = null;
+    S.rows = new Map();
+    S.watch = new Set();
+    S.mainSlot.textContent = '';
+    S.mainSlot.appendChild(el('div', { class: 'intro', 'data-testid': 'intro' }, [
+      el('div', { class: 'intro-logo', html: ICONS.logo }),
+      el('h1', null, 'WhatsApp Web'),
+      el('p', null, 'Send and receive messages without keeping your phone online.'),
+      el('p', { class: 'intro-e2e' }, [icon('lock', ICONS.lock), ' End-to-end encrypted'])
+    ]));
+  }
+
+  function toggleMenu(anchor) {
+    if (S.menu) { closeMenu(); return; }
+    var logout = el('li', { role: 'button', tabindex: '0', class: 'menu-item', 'data-testid': 'mi-logout' },
+      [el('div', { 'aria-label': 'Log out' }, 'Log out')]);
+    logout.addEventListener('click', function () { closeMenu(); doLogout(); });
+    var settings = el('li', { role: 'button', tabindex: '0', class: 'menu-item', 'data-testid': 'mi-settings' },
+      [el('div', { 'aria-label': 'Settings' }, 'Settings')]);
+    settings.addEventListener('click', function () { closeMenu(); toast('Settings are not part of the simulator.'); });
+    S.menu = el('div', { role: 'application', class: 'menu-popup' }, [el('ul', null, [settings, logout])]);
+    anchor.parentNode.appendChild(S.menu);
+  }
+
+  function closeMenu() { if (S.menu) { S.menu.remove(); S.menu = null; } }
+
+  function doLogout() {
+    api('logout', { cid: S.cid }).catch(function () {}).then(function () { onLoggedOut('web'); });
+  }
+
+  function onLoggedOut(reason) {
+    if (S.stopped) return;
+    S.stopped = true;
+    clearLogin(reason || 'phone');
+    location.replace('/?post_logout=1');
+  }
+
+  function updateBanner(kind) {
+    if (S.bannerKind === kind) return;
+    S.bannerKind = kind;
+    S.bannerSlot.textContent = '';
+    if (!kind) return;
+    var phone = kind === 'phone';
+    S.bannerSlot.appendChild(el('div', { 'data-testid': phone ? 'alert-phone' : 'alert-computer', role: 'button',
+      class: 'banner ' + (phone ? 'banner-phone' : 'banner-computer') }, [
+      icon(phone ? 'alert-phone' : 'alert-computer', ICONS.alert),
+      el('div', { class: 'banner-text' }, [
+        el('div', { class: 'banner-title' }, phone ? 'Phone not connected' : 'Computer not connected'),
+        el('div', { class: 'banner-sub' }, phone ? 'Make sure your phone has an active internet connection.'
+          : 'Make sure your computer has an active Internet connection.')
+      ])
+    ]));
+  }
+
+  function updateConflict(on) {
+    if (on && !S.conflictModal) {
+      S.conflictModal = showModal('WhatsApp is open in another window. Click \u201cUse here\u201d to use WhatsApp in this window.', [
+        { label: 'Log out', onClick: function () { doLogout(); } },
+        { label: 'Use here', primary: true, onClick: function () {
+          api('takeover', { cid: S.cid }).then(applySnap).catch(function (e) { toast(e.message); });
+        } }
+      ]);
+    } else if (!on && S.conflictModal) {
+      S.conflictModal.remove();
+      S.conflictModal = null;
+    }
+  }
+
+  function renderApp(s) {
+    if (S.view !== 'app') {
+      S.login = s.login;
+      saveLogin(s.login);
+      setView('app', buildApp);
+      S.chatsV = -1;
+    } else if (s.login) {
+      saveLogin(s.login);
+    }
+    updateBanner(S.netDown ? 'computer' : (s.offline || null));
+    updateConflict(s.state === 'CONFLICT');
+    if (S.intent && (s.state === 'CONNECTED' || s.state === 'TIMEOUT')) handleIntent();
+  }
+
+  function handleIntent() {
+    var intent = S.intent;
+    S.intent = null;
+    try { history.replaceState(null, '', '/'); } catch (e) { /* ignore */ }
+    api('chat/open', { cid: S.cid, phone: intent.phone }).then(function (r) {
+      if (r.ok) openChat(r.chat, intent.text);
+      else showInvalidNumber();
+    }).catch(function (e) { toast(e.message); });
+  }
+
+  function showInvalidNumber() {
+    showModal('Phone number shared via url is invalid.', [
+      { label: 'OK', primary: true, onClick: function (overlay) { overlay.remove(); } }
+    ]);
+  }
+
+  // ------------------------------------------------------------------ chats
+  function renderChats(chats) {
+    S.chats = chats;
+    S.chatListEl.textContent = '';
+    S.chatListEl.setAttribute('aria-rowcount', String(chats.length));
+    chats.forEach(function (c) {
+      var last = c.last;
+      var lastText = last ? (last.text || last.caption || (last.media ? last.media.name : '')) : '';
+      var bottom = el('div', { class: 'chat-bottom' });
+      if (last && last.from_me) {
+        var st = el('span', { class: 'msg-status' });
+        setIcon(st, last.ack || 0);
+        bottom.appendChild(st);
+      }
+      bottom.appendChild(el('span', { class: 'chat-last', title: lastText }, lastText));
+      if (c.unread) {
+        bottom.appendChild(el('span', { class: 'unread-badge',
+          'aria-label': c.unread + (c.unread === 1 ? ' unread message' : ' unread messages') }, String(c.unread)));
+      }
+      var active = S.openChat && S.openChat.phone === c.phone;
+      var row = el('div', { role: 'row', tabindex: '-1', class: 'chat-item' + (active ? ' active' : ''), 'data-chat': c.id }, [
+        el('div', { role: 'gridcell', class: 'chat-cell' }, [
+          el('div', { class: 'avatar' }),
+          el('div', { class: 'chat-body' }, [
+            el('div', { class: 'chat-top' }, [
+              el('span', { dir: 'auto', title: c.title, class: 'chat-title' }, c.title),
+              el('div', { class: 'chat-time' }, fmtTime(c.t))
+            ]),
+            bottom
+          ])
+        ])
+      ]);
+      row.addEventListener('click', function () { openChatByPhone(c.phone); });
+      S.chatListEl.appendChild(row);
+    });
+    filterChats();
+  }
+
+  function filterChats() {
+    if (!S.searchEl || !S.chatListEl) return;
+    var q = editableText(S.searchEl).toLowerCase();
+    Array.prototype.forEach.call(S.chatListEl.children, function (row) {
+      row.style.display = !q || row.textContent.toLowerCase().indexOf(q) >= 0 ? '' : 'none';
+    });
+  }
+
+  function openChatByPhone(phone) {
+    api('chat/open', { cid: S.cid, phone: phone }).then(function (r) {
+      if (r.ok) openChat(r.chat, '');
+      else showInvalidNumber();
+    }).catch(function (e) { toast(e.message); });
+  }
+
+  function openChat(chat, prefill) {
+    closeAttach();
+    S.openChat = { phone: chat.phone, id: chat.id, title: chat.title };
+    S.rows = new Map();
+    S.watch = new Set();
+    S.msgsEl = el('div', { class: 'messages', role: 'application' });
+    S.convEl = el('div', { class: 'conversation', tabindex: '-1' }, [S.msgsEl]);
+    S.composeEl = el('div', { contenteditable: 'true', role: 'textbox', 'data-tab': '10', 'aria-label': 'Type a message',
+      title: 'Type a message', 'aria-placeholder': 'Type a message', spellcheck: 'true', class: 'compose-input' });
+    S.sendSlot = el('div', { class: 'send-slot' });
+    S.sendMode = null;
+    S.attachWrap = el('div', { title: 'Attach', class: 'attach-wrap' }, [
+      el('button', { type: 'button', 'aria-label': 'Attach', class: 'icon-btn attach-btn', onclick: toggleAttach },
+        [icon('attach-menu-plus', ICONS.plus)])
+    ]);
+    S.footerEl = el('footer', { class: 'main-footer' }, [
+      S.attachWrap, el('div', { class: 'compose-wrap' }, [S.composeEl]), S.sendSlot
+    ]);
+    var main = el('div', { id: 'main', class: 'main' }, [
+      el('header', { class: 'main-header' }, [
+        el('div', { class: 'avatar' }),
+        el('div', { class: 'main-title' }, [
+          el('span', { dir: 'auto', title: chat.title, class: 'main-title-text' }, chat.title),
+          el('div', { class: 'main-sub' }, 'click here for contact info')
+        ])
+      ]),
+      S.convEl,
+      S.footerEl
+    ]);
+    S.mainSlot.textContent = '';
+    S.mainSlot.appendChild(main);
+    chat.messages.forEach(appendRow);
+    S.composeEl.addEventListener('keydown', function (e) {
+      if (e.key !== 'Enter' || e.isComposing) return;
+      e.preventDefault();
+      if (e.shiftKey) document.execCommand('insertLineBreak');
+      else sendFromCompose();
+      updateSendButton();
+    });
+    S.composeEl.addEventListener('input', updateSendButton);
+    if (prefill) S.composeEl.innerText = prefill;
+    updateSendButton();
+    caretToEnd(S.composeEl);
+    Array.prototype.forEach.call(S.chatListEl.children, function (row) {
+      row.classList.toggle('active', row.getAttribute('data-chat') === chat.id);
+    });
+  }
+
+  function updateSendButton() {
+    var hasText = editableText(S.composeEl).length > 0;
+    var mode = hasText ? 'send' : 'ptt';
+    if (S.sendMode === mode) return;
+    S.sendMode = mode;
+    S.sendSlot.textContent = '';
+    if (hasText) {
+      S.sendSlot.appendChild(el('button', { type: 'button', 'aria-label': 'Send', class: 'icon-btn send-btn', onclick: sendFromCompose },
+        [icon('send', ICONS.send)]));
+    } else {
+      S.sendSlot.appendChild(el('button', { type: 'button', 'aria-label': 'Voice message', class: 'icon-btn',
+        onclick: function () { toast('Voice messages are not part of the simulator.'); } }, [icon('ptt', ICONS.ptt)]));
+    }
+  }
+
+  function sendFromCompose() {
+    if (!S.openChat) return;
+    var text = editableText(S.composeEl);
+    if (!text) return;
+    S.composeEl.textContent = '';
+    updateSendButton();
+    var id = newMsgId();
+    appendRow({ id: id, from_me: true, peer: S.openChat.phone, type: 'chat', text: text, ack: 0, t: Date.now() / 1000 });
+    postJson('send', { cid: S.cid, to: S.openChat.phone, id: id, text: text }, id);
+  }
+
+  function postJson(path, body, id) {
+    api(path, body).then(function (r) { updateAck(id, r.ack); }).catch(function (e) {
+      if (e.status && e.status < 500 && e.status !== 404) { updateAck(id, -1); toast(e.message); }
+      else setTimeout(function () { postJson(path, body, id); }, 1000);
+    });
+  }
+
+  // ------------------------------------------------------------ message rows
+  var ACK_ICONS = {
+    '-1': ['msg-error', ' Failed ', ICONS.error],
+    '0': ['msg-time', ' Pending ', ICONS.time],
+    '1': ['msg-check', ' Sent ', ICONS.check],
+    '2': ['msg-dblcheck', ' Delivered ', ICONS.dblcheck],
+    '3': ['msg-dblcheck', ' Read ', ICONS.dblcheck]
+  };
+
+  function setIcon(node, ack) {
+    var spec = ACK_ICONS[String(ack)] || ACK_ICONS['0'];
+    node.setAttribute('data-icon', spec[0]);
+    node.setAttribute('aria-label', spec[1]);
+    node.innerHTML = spec[2];
+    node.classList.toggle('read', ack === 3);
+  }
+
+  function mediaBlock(m) {
+    var name = m.media.name;
+    if (m.type === 'image' && m.media.url) {
+      return el('div', { class: 'media-img' }, [
+        el('img', { src: m.media.url, alt: name }),
+        el('div', { class: 'media-name', title: name }, name)
+      ]);
+    }
+    var ext = (name.indexOf('.') >= 0 ? name.split('.').pop() : 'file').toUpperCase();
+    return el('div', { class: 'doc-card' }, [
+      icon(m.type === 'video' ? 'media-video' : 'document', m.type === 'video' ? ICONS.video : ICONS.doc),
+      el('div', { class: 'doc-info' }, [
+        el('span', { class: 'doc-name', title: name }, name),
+        el('span', { class: 'doc-size' }, fmtSize(m.media.size) + ' \u2022 ' + ext)
+      ])
+    ]);
+  }
+
+  function appendRow(m) {
+    if (S.rows.has(m.id)) return;
+    var dataId = m.data_id || ((m.from_me ? 'true' : 'false') + '_' + m.peer + '@c.us_' + m.id);
+    var bubble = el('div', { class: 'bubble' });
+    if (m.media) bubble.appendChild(mediaBlock(m));
+    var body = m.text !== null && m.text !== undefined ? m.text : m.caption;
+    if (body) {
+      bubble.appendChild(el('div', { class: 'copyable-text',
+        'data-pre-plain-text': '[' + fmtTime(m.t) + ', ' + fmtDate(m.t) + '] ' + (m.from_me ? 'You' : '+' + m.peer) + ': ' }, [
+        el('span', { class: 'selectable-text copyable-text', dir: 'ltr' }, [el('span', null, body)])
+      ]));
+    }
+    var meta = el('div', { class: 'msg-meta' }, [el('span', { class: 'msg-clock' }, fmtTime(m.t))]);
+    var status = null;
+    if (m.from_me) {
+      status = el('span', { class: 'msg-status' });
+      setIcon(status, m.ack || 0);
+      meta.appendChild(status);
+    }
+    bubble.appendChild(meta);
+    var row = el('div', { role: 'row', class: 'msg-row ' + (m.from_me ? 'row-out' : 'row-in') }, [
+      el('div', { 'data-id': dataId, tabindex: '-1', class: 'msg ' + (m.from_me ? 'message-out' : 'message-in') }, [bubble])
+    ]);
+    S.msgsEl.appendChild(row);
+    S.rows.set(m.id, { row: row, icon: status, ack: m.from_me ? (m.ack || 0) : null });
+    if (m.from_me && (m.ack || 0) < 3 && (m.ack || 0) >= 0) S.watch.add(m.id);
+    S.convEl.scrollTop = S.convEl.scrollHeight;
+  }
+
+  function removeRow(id) {
+    var r = S.rows.get(id);
+    if (r) { r.row.remove(); S.rows.delete(id); }
+    S.watch.delete(id);
+  }
+
+  function updateAck(id, ack) {
+    var r = S.rows.get(id);
+    if (!r || !r.icon || typeof ack !== 'number') return;
+    if (ack === -1 || ack > r.ack) {
+      r.ack = ack;
+      setIcon(r.icon, ack);
+    }
+    if (r.ack >= 3 || r.ack < 0) S.watch.delete(id);
+  }
+
+  // ------------------------------------------------------------------ media
+  function toggleAttach(e) {
+    e.stopPropagation();
+    if (S.attachMenu) { closeAttach(); return; }
+    var docInput = el('input', { type: 'file', accept: '*', multiple: true, style: 'display:none' });
+    var mediaInput = el('input', { type: 'file', accept: 'image/*,video/mp4,video/3gpp,video/quicktime', multiple: true, style: 'display:none' });
+    docInput.addEventListener('change', function () { onFiles(docInput, 'document'); });
+    mediaInput.addEventListener('change', function () { onFiles(mediaInput, 'media'); });
+    function item(name, svg, label, input) {
+      var li = el('li', { role: 'button', tabindex: '0', class: 'attach-item' }, [
+        el('span', { 'data-icon': name, class: 'attach-icon', html: svg }), el('span', { class: 'attach-label' }, label), input
+      ]);
+      li.addEventListener('click', function (ev) { ev.stopPropagation(); if (ev.target !== input) input.click(); });
+      return li;
+    }
+    S.attachMenu = el('div', { class: 'attach-menu', role: 'application' }, [el('ul', null, [
+      item('document', ICONS.doc, 'Document', docInput),
+      item('media-multiple', ICONS.media, 'Photos & videos', mediaInput)
+    ])]);
+    S.attachWrap.appendChild(S.attachMenu);
+  }
+
+  function closeAttach() { if (S.attachMenu) { S.attachMenu.remove(); S.attachMenu = null; } }
+
+  function onFiles(input, kind) {
+    var file = input.files && input.files[0];
+    closeAttach();
+    if (!file || !S.openChat) return;
+    var limit = kind === 'document' ? S.limits.doc_max_mb : S.limits.media_max_mb;
+    if (file.size > limit * 1024 * 1024) { toast(limitText(limit)); return; }
+    openPreview(file, kind);
+  }
+
+  function openPreview(file, kind) {
+    closePreview();
+    var caption = el('div', { contenteditable: 'true', role: 'textbox', 'aria-label': 'Add a caption', title: 'Add a caption',
+      class: 'caption-input' });
+    var sendBtn = el('div', { role: 'button', tabindex: '0', 'aria-label': 'Send', class: 'preview-send' }, [icon('send', ICONS.send)]);
+    var closeBtn = el('div', { role: 'button', tabindex: '0', 'aria-label': 'Close', class: 'icon-btn preview-close' }, [icon('x', ICONS.x)]);
+    var url = null, body;
+    if (kind === 'media' && file.type.indexOf('image/') === 0) {
+      url = URL.createObjectURL(file);
+      body = el('img', { src: url, alt: file.name, class: 'preview-img' });
+    } else {
+      body = el('div', { class: 'preview-doc' }, [
+        icon(file.type.indexOf('video/') === 0 ? 'media-video' : 'document', file.type.indexOf('video/') === 0 ? ICONS.video : ICONS.doc),
+        el('div', { class: 'preview-doc-name' }, file.name),
+        el('div', { class: 'preview-doc-size' }, fmtSize(file.size))
+      ]);
+    }
+    var node = el('div', { class: 'media-preview', 'data-testid': 'media-editor' }, [
+      el('div', { class: 'preview-top' }, [closeBtn, el('div', { class: 'preview-title' }, file.name)]),
+      el('div', { class: 'preview-body' }, [body]),
+      el('div', { class: 'preview-bottom' }, [el('div', { class: 'caption-wrap' }, [caption]), sendBtn])
+    ]);
+    S.preview = { file: file, kind: kind, caption: caption, node: node, url: url };
+    closeBtn.addEventListener('click', closePreview);
+    sendBtn.addEventListener('click', sendPreview);
+    caption.addEventListener('keydown', function (e) {
+      if (e.key !== 'Enter' || e.isComposing) return;
+      e.preventDefault();
+      if (e.shiftKey) document.execCommand('insertLineBreak');
+      else sendPreview();
+    });
+    var main = document.getElementById('main');
+    main.classList.add('previewing');
+    main.insertBefore(node, S.footerEl);
+    caretToEnd(caption);
+  }
+
+  function closePreview() {
+    if (!S.preview) return;
+    S.preview.node.remove();
+    S.preview = null;
+    var main = document.getElementById('main');
+    if (main) main.classList.remove('previewing');
+  }
+
+  function sendPreview() {
+    var p = S.preview;
+    if (!p || !S.openChat) return;
+    var captionText = editableText(p.caption);
+    closePreview();
+    var file = p.file, id = newMsgId(), to = S.openChat.phone;
+    var type = p.kind === 'document' ? 'document' : (file.type.indexOf('video/') === 0 ? 'video' : 'image');
+    appendRow({ id: id, from_me: true, peer: to, type: type, text: null, caption: captionText || null,
+      media: { name: file.name, size: file.size, mimetype: file.type, url: type === 'image' ? URL.createObjectURL(file) : null },
+      ack: 0, t: Date.now() / 1000 });
+    uploadMedia({ cid: S.cid, to: to, id: id, kind: p.kind, caption: captionText }, file);
+  }
+
+  function uploadMedia(fields, file) {
+    var fd = new FormData();
+    Object.keys(fields).forEach(function (k) { fd.append(k, fields[k]); });
+    fd.append('file', file, file.name);
+    fetch('/sim/api/send-media', { method: 'POST', body: fd }).then(function (r) {
+      return r.json().catch(function () { return {}; }).then(function (data) {
+        if (r.ok) { updateAck(fields.id, data.ack); return; }
+        if (r.status === 413) { removeRow(fields.id); toast(data.message || 'File too large.'); return; }
+        if (r.status < 500 && r.status !== 404) { updateAck(fields.id, -1); toast(data.message || 'Upload failed.'); return; }
+        throw new Error('retry');
+      });
+    }).catch(function () { setTimeout(function () { uploadMedia(fields, file); }, 1000); });
+  }
+
+  // ----------------------------------------------------------------- events
+  function handleEvent(ev) {
+    if (ev.type === 'message') {
+      if (S.openChat && S.openChat.phone === ev.chat) {
+        appendRow(ev.msg);
+        api('chat/seen', { cid: S.cid, phone: ev.chat }).catch(function () {});
+      }
+    }
+  }
+
+  function applySnap(s) {
+    if (!s || s.cid !== S.cid || S.stopped) return;
+    if (s.logged_out) { onLoggedOut('phone'); return; }
+    if (s.limits) S.limits = s.limits;
+    if (s.poll_ms) S.pollMs = s.poll_ms;
+    if (s.rev >= S.rev) {
+      S.rev = s.rev;
+      if (s.state === 'UNPAIRED' || s.state === 'UNPAIRED_IDLE') renderLanding(s);
+      else if (s.state === 'PAIRING') renderSyncing(s);
+      else renderApp(s);
+    }
+    if (typeof s.seq === 'number' && s.seq > S.since) S.since = s.seq;
+    if (S.view !== 'app') return;
+    (s.events || []).forEach(handleEvent);
+    Object.keys(s.acks || {}).forEach(function (id) { updateAck(id, s.acks[id]); });
+    if (s.chats) { renderChats(s.chats); S.chatsV = s.chats_v; }
+  }
+
+  function pollLoop() {
+    if (S.stopped) return;
+    setTimeout(function () {
+      if (S.stopped) return;
+      api('poll', { cid: S.cid, since: S.since, qr_serial: S.qrShown === null ? -1 : S.qrShown,
+        chats_v: S.chatsV, watch: Array.from(S.watch) })
+        .then(function (s) {
+          S.netDown = false;
+          applySnap(s);
+          pollLoop();
+        })
+        .catch(function (e) {
+          if (e.status === 404) { S.stopped = true; location.reload(); return; }
+          S.netDown = true;
+          if (S.view === 'app') updateBanner('computer');
+          setTimeout(pollLoop, 1000);
+        });
+    }, S.pollMs);
+  }
+
+  function connect() {
+    if (location.pathname === '/send') {
+      var p = new URLSearchParams(location.search);
+      S.intent = { phone: p.get('phone') || '', text: p.get('text') || '' };
+    }
+    var token = lsGetJSON(LS_TOKEN);
+    api('connect', { token: typeof token === 'string' ? token : null, path: location.pathname + location.search })
+      .then(function (snap) {
+        if (snap.token_status === 'revoked' || snap.token_status === 'unknown') clearLogin(snap.token_status);
+        S.cid = snap.cid;
+        S.since = snap.seq;
+        applySnap(snap);
+        pollLoop();
+      })
+      .catch(function () { setTimeout(connect, 1000); });
+  }
+
+  document.addEventListener('click', function (e) {
+    if (S.menu && !S.menu.contains(e.target)) closeMenu();
+    if (S.attachMenu && !S.attachMenu.contains(e.target)) closeAttach();
+  });
+  window.addEventListener('pagehide', function () {
+    if (S.cid) navigator.sendBeacon('/sim/api/disconnect', JSON.stringify({ cid: S.cid }));
+  });
+
+  connect();
+})();
