@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import threading
+import time
 from functools import lru_cache
 from pathlib import Path
 
@@ -80,3 +81,29 @@ def launch_chrome(*, chromium_path: str, chromedriver_path: str, profile_dir: Pa
         version_main=chrome_major_version(chromedriver_path),
         use_subprocess=True,
     )
+
+
+def close_gracefully(driver, timeout: float = 5.0) -> None:
+    """Close Chrome the way a user would, so it writes its storage (the login) to disk,
+    then end the driver. A plain kill can leave Local Storage unwritten."""
+    pid = getattr(driver, "browser_pid", None)
+    try:
+        driver.execute_cdp_cmd("Browser.close", {})
+    except Exception:  # already gone, or the connection closed as Chrome exited
+        pass
+    deadline = time.monotonic() + timeout
+    while pid and time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.05)
+    driver.quit()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        finished, _status = os.waitpid(pid, os.WNOHANG)
+        return finished == 0
+    except ChildProcessError:  # not our child (or already reaped): ask the kernel
+        try:
+            os.kill(pid, 0)
+            return True
+        except ProcessLookupError:
+            return False

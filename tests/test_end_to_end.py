@@ -28,7 +28,7 @@ def stack(settings, tmp_path_factory, redis_client):
     env = {
         **os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": settings.database_url,
         "REDIS_URL": settings.redis_url, "WA_WEB_URL": f"http://127.0.0.1:{sim_port}/",
-        "BROWSER_WORK_DIR": settings.browser_work_dir, "SLOT_NAME": slot, "SLOT_CAPACITY": "4",
+        "BROWSER_WORK_DIR": settings.browser_work_dir, "PROFILE_DIR": settings.profile_dir, "SLOT_NAME": slot, "SLOT_CAPACITY": "4",
         "SIM_SYNC_DELAY": "0.3", "SIM_DELIVER_DELAY": "0.3", "SIM_READ_DELAY": "0.3", "LOG_LEVEL": "INFO",
     }
     procs = [
@@ -203,3 +203,30 @@ def test_deleting_a_session_stops_its_browser(client, stack, user_id, db):
         return not [c for c in state.get("connections", [])
                     if c.get("phone") == "919822222222" and c.get("alive")]
     wait_until(page_gone, 15, what="the browser to close its page")
+
+
+def test_a_clean_worker_restart_keeps_the_login(client, stack, user_id, settings, db, redis_client):
+    """Runs last in this module: it restarts the slot worker."""
+    import shutil
+    from pathlib import Path
+
+    from sqlalchemy import select
+    from models import SessionTransition
+
+    link_session(client, stack["sim"], user_id, phone="919833333333")
+    slot = stack["procs"]["slot"]
+    slot.terminate_main()
+    wait_until(lambda: client.get(f"/webjs/sessions/{user_id}/status").json["reason"] == "WORKER_STOPPED", 15)
+    # As if the worker came back on another host: no local Chrome profile, only the store.
+    shutil.rmtree(Path(settings.browser_work_dir) / "profiles" / user_id)
+    slot.start()
+    wait_until(lambda: any(s.name == stack["slot"] for s in slots.live_slots(redis_client)), 60, what="slot back")
+    assert client.post(f"/webjs/sessions/{user_id}/initialize").status_code == 200
+    status = wait_until(lambda: (s := client.get(f"/webjs/sessions/{user_id}/status").json)["status"] == "READY" and s,
+                        30, what="READY again")
+    assert status["phone_number"] == "919833333333"
+    with db() as s:
+        log = s.execute(select(SessionTransition.to_status).where(SessionTransition.session_id == user_id)
+                        .order_by(SessionTransition.id)).scalars().all()
+    after_restart = log[log.index("DISCONNECTED") + 1:]
+    assert after_restart == ["INITIALIZING", "READY"], f"no QR after a restart: {log}"

@@ -19,10 +19,11 @@ from pathlib import Path
 import redis
 from selenium.common.exceptions import WebDriverException
 
-from browser.chrome import launch_chrome
+from browser.chrome import close_gracefully, launch_chrome
 from browser.whatsapp import PageSnapshot, PageState, WhatsAppWeb
 from models.states import SessionStatus
 from settings import Settings
+from storage.profiles import LOGIN_PARTS, make_profile_store
 from workers import slots
 from workers.events import EventBus
 
@@ -55,6 +56,7 @@ class SlotRuntime:
         self.settings = settings
         self.redis = client or redis.Redis.from_url(settings.redis_url)
         self.bus = EventBus(self.redis)
+        self.store = make_profile_store(settings)
         self.sessions: dict[str, BrowserSession] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -80,7 +82,7 @@ class SlotRuntime:
         except redis.RedisError as exc:  # the control worker's reaper reports them instead
             log.warning("could not report the stop: %s", exc)
         for session_id in list(self.sessions):
-            self._close(session_id)
+            self._close(session_id, save=True)
 
     def _beat(self) -> None:
         slots.heartbeat(self.redis, self.settings.slot_name, self.settings.slot_capacity,
@@ -101,7 +103,11 @@ class SlotRuntime:
                 log.info("session=%s epoch=%s already running; initialize is a no-op", session_id, epoch)
                 return
             self._close(session_id)
-        profile_dir = Path(self.settings.browser_work_dir) / "profiles" / session_id
+        profile_dir = self._profile_dir(session_id)
+        if not any((profile_dir / part).exists() for part in LOGIN_PARTS):
+            # A new host or a wiped disk: bring the saved login back before Chrome starts.
+            if self.store.restore(session_id, profile_dir):
+                log.info("session=%s login restored from the profile store", session_id)
         try:
             driver = launch_chrome(
                 chromium_path=self.settings.chromium_path, chromedriver_path=self.settings.chromedriver_path,
@@ -129,7 +135,7 @@ class SlotRuntime:
         if current is not None and current.epoch > epoch:
             log.info("session=%s stop for epoch %s ignored (running %s)", session_id, epoch, current.epoch)
             return
-        self._close(session_id, forget=forget)
+        self._close(session_id, forget=forget, save=not forget)
 
     def session_for_send(self, session_id: str, epoch: int) -> BrowserSession:
         """The READY browser of a session, or an error message saying why there is none."""
@@ -202,16 +208,27 @@ class SlotRuntime:
         except WebDriverException:
             return False
 
-    def _close(self, session_id: str, forget: bool = False) -> None:
+    def _profile_dir(self, session_id: str) -> Path:
+        return Path(self.settings.browser_work_dir) / "profiles" / session_id
+
+    def _close(self, session_id: str, forget: bool = False, save: bool = False) -> None:
+        """Quit the browser; then keep its login (save) or drop it everywhere (forget)."""
         with self._lock:
             bs = self.sessions.pop(session_id, None)
         if bs is not None:
             try:
-                bs.driver.quit()
+                close_gracefully(bs.driver)
             except Exception as exc:  # a crashed browser cannot quit cleanly
                 log.info("session=%s quit: %s", session_id, exc)
         if forget:
-            shutil.rmtree(Path(self.settings.browser_work_dir) / "profiles" / session_id, ignore_errors=True)
+            shutil.rmtree(self._profile_dir(session_id), ignore_errors=True)
+            self.store.delete(session_id)
+        elif save and bs is not None and bs.state == PageState.CONNECTED:
+            try:
+                key = self.store.save(session_id, self._profile_dir(session_id))
+                log.info("session=%s login saved (%s)", session_id, key)
+            except OSError as exc:
+                log.warning("session=%s login not saved: %s", session_id, exc)
 
 
 _runtime: SlotRuntime | None = None
@@ -233,10 +250,14 @@ def main() -> None:
     from workers.app import celery
     from workers.logs import setup_logging
 
+    # Run as ``python -m workers.slot`` this file is ``__main__``; the tasks import
+    # ``workers.slot``. Both must share that module's one runtime.
+    import workers.slot as slot_module
+
     settings = Settings.from_env()
     setup_logging(settings.log_level)
-    worker_ready.connect(lambda **_: runtime(), weak=False)
-    worker_shutdown.connect(lambda **_: _runtime and _runtime.shutdown(), weak=False)
+    worker_ready.connect(lambda **_: slot_module.runtime(), weak=False)
+    worker_shutdown.connect(lambda **_: slot_module._runtime and slot_module._runtime.shutdown(), weak=False)
     celery.worker_main([
         "worker", "--pool=solo", "--concurrency=1", f"--queues={settings.slot_queue}",
         f"--hostname={settings.slot_name}@%h", f"--loglevel={settings.log_level}", "--without-gossip",
