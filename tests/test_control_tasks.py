@@ -1,0 +1,66 @@
+"""Beat's tasks on the control worker: re-dispatching overdue sends, reaping lost slots."""
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from models import Message, WhatsAppSession, utcnow
+from models.sends import Recipient, accept_messages
+from workers import control_tasks, slots
+from workers.app import make_celery
+
+
+@pytest.fixture
+def control(settings, db, redis_client, monkeypatch):
+    monkeypatch.setattr(control_tasks, "_resources", {"settings": settings, "db": db, "redis": redis_client})
+    monkeypatch.setattr(control_tasks, "celery", make_celery(settings))
+    return control_tasks
+
+
+def queued_tasks(redis_client, queue: str) -> list[dict]:
+    return [json.loads(raw) for raw in redis_client.lrange(queue, 0, -1)]
+
+
+def test_overdue_messages_are_dispatched_again_once(control, db, redis_client, user_id):
+    slot = f"sweep-{user_id}"
+    with db.begin() as s:
+        s.add(WhatsAppSession(user_id=user_id, session_id=user_id, status="READY", slot=slot, epoch=3))
+        accepted = accept_messages(s, user_id, "single", [Recipient("919876543210", "919876543210", "hi")],
+                                   utcnow() - timedelta(seconds=1))
+    assert control.sweep_messages() >= 1
+    tasks = queued_tasks(redis_client, f"slot.{slot}")
+    assert [t["headers"]["task"] for t in tasks] == ["wa.slot.send_message"]
+    assert accepted.message_ids[0] in json.dumps(tasks)
+    control.sweep_messages()
+    assert len(queued_tasks(redis_client, f"slot.{slot}")) == 1, "not again before the grace period"
+    with db() as s:
+        due = s.get(Message, accepted.message_ids[0]).dispatch_due_at
+    assert due > utcnow() + timedelta(seconds=30)
+
+
+def test_messages_of_a_session_that_is_not_ready_wait(control, db, redis_client, user_id):
+    slot = f"sweep-{user_id}"
+    with db.begin() as s:
+        s.add(WhatsAppSession(user_id=user_id, session_id=user_id, status="DISCONNECTED", slot=slot, epoch=3))
+        accepted = accept_messages(s, user_id, "single", [Recipient("919876543210", "919876543210", "hi")],
+                                   utcnow() - timedelta(seconds=1))
+    control.sweep_messages()
+    assert queued_tasks(redis_client, f"slot.{slot}") == []
+    with db() as s:
+        assert s.get(Message, accepted.message_ids[0]).status == "queued"
+
+
+def test_sessions_on_a_dead_slot_are_disconnected(control, db, redis_client, user_id):
+    slots.heartbeat(redis_client, "alive-slot", capacity=5, ttl=30)
+    with db.begin() as s:
+        s.add(WhatsAppSession(user_id=user_id, session_id=user_id, status="READY", slot="dead-slot", epoch=1))
+        s.add(WhatsAppSession(user_id=user_id + "b", session_id=user_id + "b", status="READY", slot="alive-slot", epoch=1))
+    control.reap_lost_slots()
+    with db() as s:
+        rows = {r.session_id: r for r in s.execute(select(WhatsAppSession).where(
+            WhatsAppSession.session_id.in_([user_id, user_id + "b"]))).scalars()}
+    assert rows[user_id].status == "DISCONNECTED" and rows[user_id].status_reason == "WORKER_LOST"
+    assert rows[user_id + "b"].status == "READY"
