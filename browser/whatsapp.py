@@ -12,7 +12,6 @@ from enum import StrEnum
 from urllib.parse import quote, urljoin
 
 from selenium.common.exceptions import WebDriverException
-from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 
