@@ -45,6 +45,7 @@ class Settings:
     browser_work_dir: str = str(ROOT / "var" / "browsers")
     page_probe_interval: float = 0.3
     send_timeout: float = 20.0
+    max_qr_reloads: int = 5  # clicks on "reload QR" before the session gives up (QR_TIMEOUT)
 
     # API behaviour.
     default_region: str = "IN"
@@ -86,6 +87,7 @@ class Settings:
             browser_work_dir=get("BROWSER_WORK_DIR", d.browser_work_dir),
             page_probe_interval=float(get("PAGE_PROBE_INTERVAL", d.page_probe_interval)),
             send_timeout=float(get("SEND_TIMEOUT", d.send_timeout)),
+            max_qr_reloads=int(get("MAX_QR_RELOADS", d.max_qr_reloads)),
             default_region=get("DEFAULT_PHONE_REGION", d.default_region).upper(),
             qr_wait_seconds=float(get("QR_WAIT_SECONDS", d.qr_wait_seconds)),
             send_wait_max=float(get("SEND_WAIT_MAX", d.send_wait_max)),

@@ -61,7 +61,6 @@ class SlotRuntime:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self.max_qr_reloads = 5
 
     # --- lifecycle --------------------------------------------------------------------
     def start(self) -> None:
@@ -179,7 +178,7 @@ class SlotRuntime:
                 bs.qr = snap.qr
                 self._publish(bs, SessionStatus.QR_READY, qr=snap.qr)
         elif snap.state == PageState.UNPAIRED_IDLE:
-            if bs.qr_reloads < self.max_qr_reloads:
+            if bs.qr_reloads < self.settings.max_qr_reloads:
                 bs.qr_reloads += 1
                 bs.page.reload_qr()
             else:
