@@ -13,16 +13,23 @@ import redis
 
 
 class Waiter:
-    def __init__(self, client: redis.Redis, channel: str):
-        self.pubsub = client.pubsub(ignore_subscribe_messages=True)
+    def __init__(self, client: redis.Redis, channel: str, confirm_timeout: float = 2.0):
+        self.pubsub = client.pubsub()
         self.pubsub.subscribe(channel)
+        # SUBSCRIBE is only in force once Redis confirms it; an event published before
+        # that would be lost between our subscribe and the caller's read of the state.
+        deadline = time.monotonic() + confirm_timeout
+        while time.monotonic() < deadline:
+            message = self.pubsub.get_message(timeout=deadline - time.monotonic())
+            if message and message["type"] == "subscribe":
+                break
 
     def until(self, accept: Callable[[dict], bool], timeout: float) -> dict | None:
         """The first event for which ``accept`` is true, or None after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         while (remaining := deadline - time.monotonic()) > 0:
             message = self.pubsub.get_message(timeout=min(remaining, 1.0))
-            if message is None:
+            if message is None or message["type"] != "message":
                 continue
             try:
                 event = json.loads(message["data"])

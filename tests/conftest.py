@@ -66,7 +66,7 @@ def settings(database_url, redis_url, work_dir) -> Settings:
         redis_url=redis_url,
         profile_dir=str(work_dir / "profiles"),
         browser_work_dir=str(work_dir / "browsers"),
-        qr_wait_seconds=15.0,
+        qr_wait_seconds=30.0,
         dispatch_grace_seconds=60,
     )
 

@@ -55,6 +55,15 @@ def test_messages_of_a_session_that_is_not_ready_wait(control, db, redis_client,
 
 def test_sessions_on_a_dead_slot_are_disconnected(control, db, redis_client, user_id):
     slots.heartbeat(redis_client, "alive-slot", capacity=5, ttl=30)
+    request_cleanup = lambda: (slots.unregister(redis_client, "alive-slot"),  # noqa: E731
+                               redis_client.srem("wa:slots", "alive-slot"))
+    try:
+        _reap_and_check(control, db, user_id)
+    finally:  # a registered slot without a worker would receive later tests' sessions
+        request_cleanup()
+
+
+def _reap_and_check(control, db, user_id):
     with db.begin() as s:
         s.add(WhatsAppSession(user_id=user_id, session_id=user_id, status="READY", slot="dead-slot", epoch=1))
         s.add(WhatsAppSession(user_id=user_id + "b", session_id=user_id + "b", status="READY", slot="alive-slot", epoch=1))
