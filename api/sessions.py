@@ -25,7 +25,6 @@ from api.schemas import (
     SessionStatusSchema,
 )
 from api.waits import Waiter
-from browser.qr import qr_data_url
 from models import MessageStatus, SessionStatus, WhatsAppSession, utcnow
 from models.recording import change_session_status
 from models.sends import Recipient, accept_messages
@@ -155,9 +154,8 @@ class Qr(MethodView):
             with svc.db() as s:
                 row = get_session(s, session_id)
             status = SessionStatus(row.status)
-            if status == SessionStatus.QR_READY and row.qr_code:
-                return qr_response(row)
-            if status in (SessionStatus.AUTHENTICATED, SessionStatus.READY):
+            if (status == SessionStatus.QR_READY and row.qr_code) or status in (
+                    SessionStatus.AUTHENTICATED, SessionStatus.READY):
                 return qr_response(row)
             if not row.slot or status not in LIVE_SESSION_STATES:
                 abort(400, message=QR_NOT_AVAILABLE)
@@ -165,8 +163,8 @@ class Qr(MethodView):
                                  svc.settings.qr_wait_seconds)
         if event is None:
             return qr_response(row)
-        if event["status"] == SessionStatus.QR_READY and event.get("qr"):
-            return {"session_id": session_id, "qr_code": qr_data_url(event["qr"]), "status": "QR_READY"}
+        if event["status"] == SessionStatus.QR_READY and event.get("qr_code"):
+            return {"session_id": session_id, "qr_code": event["qr_code"], "status": "QR_READY"}
         if event["status"] == SessionStatus.DISCONNECTED:
             abort(400, message=QR_NOT_AVAILABLE)
         return {"session_id": session_id, "qr_code": "", "status": event["status"]}

@@ -13,7 +13,6 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from browser.qr import qr_data_url
 from models.states import (
     MESSAGE_DONE,
     JobStatus,
@@ -48,7 +47,7 @@ def change_session_status(
     source: str = "api",
     event_id: str | None = None,
     at: datetime | None = None,
-    qr_payload: str | None = None,
+    qr_code: str | None = None,
     phone_number: str | None = None,
 ) -> Outcome:
     if not session_transition_allowed(row.status, new):
@@ -63,7 +62,7 @@ def change_session_status(
     row.is_authenticated = new in (SessionStatus.AUTHENTICATED, SessionStatus.READY)
     row.is_ready = new == SessionStatus.READY
     # The seed keeps the QR image only while it can be scanned.
-    row.qr_code = qr_data_url(qr_payload) if new == SessionStatus.QR_READY and qr_payload else None
+    row.qr_code = qr_code if new == SessionStatus.QR_READY else None
     if phone_number:
         row.phone_number = phone_number
     row.last_activity = at
@@ -83,7 +82,7 @@ def apply_session_event(db: Session, event_id: str, event: dict) -> Outcome:
     return change_session_status(
         db, row, SessionStatus(event["status"]),
         reason=event.get("reason"), source="worker", event_id=event_id, at=_parse_time(event.get("at")),
-        qr_payload=event.get("qr"), phone_number=event.get("phone_number"),
+        qr_code=event.get("qr_code"), phone_number=event.get("phone_number"),
     )
 
 

@@ -7,6 +7,7 @@ import signal
 import pytest
 from sqlalchemy import select
 
+from browser.qr import qr_data_url
 from models import Job, Message, SessionTransition, WhatsAppSession
 from tests.helpers import ROOT, Proc, wait_until
 from workers.events import GROUP, STREAM, EventBus
@@ -46,8 +47,8 @@ def test_events_published_while_recorder_is_down_all_land(db, bus, redis_client,
     make_session(db, user_id)
     job_id, msg_ids = make_job(db, user_id, 3)
     # The recorder is not running: everything waits in the stream.
-    bus.session(user_id, 7, "QR_READY", qr="2@abc,k1,k2,k3")
-    bus.session(user_id, 7, "QR_READY", qr="2@def,k1,k2,k3")
+    bus.session(user_id, 7, "QR_READY", qr="2@abc,k1,k2,k3", qr_code=qr_data_url("2@abc,k1,k2,k3"))
+    bus.session(user_id, 7, "QR_READY", qr="2@def,k1,k2,k3", qr_code=qr_data_url("2@def,k1,k2,k3"))
     bus.session(user_id, 7, "AUTHENTICATED")
     bus.session(user_id, 7, "READY", phone_number="919876543210")
     for m in msg_ids:
@@ -80,8 +81,9 @@ def test_recorder_killed_mid_stream_replays_without_damage(db, bus, recorder_env
     make_session(db, user_id)
     recorder = Proc("recorder2", ["-m", "workers.recorder"], recorder_env, tmp_path).start()
     try:
-        bus.session(user_id, 7, "QR_READY", qr="2@one,k,k,k")
+        bus.session(user_id, 7, "QR_READY", qr="2@one,k,k,k", qr_code=qr_data_url("2@one,k,k,k"))
         wait_until(lambda: status_of(db, user_id).status == "QR_READY", 20)
+        assert status_of(db, user_id).qr_code == qr_data_url("2@one,k,k,k")
         recorder.stop(signal.SIGKILL)
         bus.session(user_id, 7, "AUTHENTICATED")
         bus.session(user_id, 7, "READY", phone_number="919876543210")

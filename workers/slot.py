@@ -20,6 +20,7 @@ import redis
 from selenium.common.exceptions import WebDriverException
 
 from browser.chrome import close_gracefully, launch_chrome
+from browser.qr import qr_data_url
 from browser.whatsapp import PageSnapshot, PageState, WhatsAppWeb
 from models.states import SessionStatus
 from settings import Settings
@@ -176,7 +177,8 @@ class SlotRuntime:
         if snap.state == PageState.UNPAIRED:
             if snap.qr != bs.qr:
                 bs.qr = snap.qr
-                self._publish(bs, SessionStatus.QR_READY, qr=snap.qr)
+                # The image is made once, here; the recorder and the API's QR wait use it as is.
+                self._publish(bs, SessionStatus.QR_READY, qr=snap.qr, qr_code=qr_data_url(snap.qr))
         elif snap.state == PageState.UNPAIRED_IDLE:
             if bs.qr_reloads < self.settings.max_qr_reloads:
                 bs.qr_reloads += 1
