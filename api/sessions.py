@@ -27,6 +27,7 @@ from api.schemas import (
 from api.waits import Waiter
 from models import MessageStatus, SessionStatus, WhatsAppSession, utcnow
 from models.recording import change_session_status
+from models.tables import placed_and_live
 from models.sends import Recipient, accept_messages
 from models.states import LIVE_SESSION_STATES, MESSAGE_DONE
 from workers import dispatch, slots
@@ -99,10 +100,8 @@ class ActiveSessions(MethodView):
     def get(self):
         """Sessions with a browser running or starting."""
         with services().db() as s:
-            ids = s.execute(select(WhatsAppSession.session_id).where(
-                WhatsAppSession.slot.is_not(None),
-                WhatsAppSession.status.in_([st.value for st in LIVE_SESSION_STATES]),
-            ).order_by(WhatsAppSession.created_at)).scalars().all()
+            ids = s.execute(select(WhatsAppSession.session_id).where(placed_and_live())
+                            .order_by(WhatsAppSession.created_at)).scalars().all()
         return {"active_sessions": ids, "count": len(ids)}
 
 
@@ -123,11 +122,8 @@ class Initialize(MethodView):
                 abort(503, message=NO_SLOTS)
             if not live:
                 abort(503, message=NO_SLOTS)
-            used = dict(s.execute(
-                select(WhatsAppSession.slot, func.count()).where(
-                    WhatsAppSession.slot.is_not(None),
-                    WhatsAppSession.status.in_([st.value for st in LIVE_SESSION_STATES]),
-                ).group_by(WhatsAppSession.slot)).all())
+            used = dict(s.execute(select(WhatsAppSession.slot, func.count()).where(placed_and_live())
+                                  .group_by(WhatsAppSession.slot)).all())
             slot = slots.choose_slot(live, used)
             if slot is None:
                 abort(503, message=CAPACITY_FULL)

@@ -4,11 +4,11 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, ColumnElement, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from models.states import JobStatus, MessageStatus, SessionStatus
+from models.states import LIVE_SESSION_STATES, JobStatus, MessageStatus, SessionStatus
 
 
 def utcnow() -> datetime:
@@ -59,6 +59,11 @@ class WhatsAppSession(Base):
     last_event_id: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+def placed_and_live() -> ColumnElement[bool]:
+    """Sessions that hold a place on a slot: a browser is running or starting for them."""
+    return WhatsAppSession.slot.is_not(None) & WhatsAppSession.status.in_([s.value for s in LIVE_SESSION_STATES])
 
 
 class SessionTransition(Base):

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from models import Message, MessageStatus, SessionStatus, WhatsAppSession, make_engine, make_sessionmaker, utcnow
 from models.recording import change_message_status, change_session_status
-from models.states import LIVE_SESSION_STATES
+from models.tables import placed_and_live
 from settings import Settings
 from workers import dispatch, slots
 from workers.app import celery
@@ -70,10 +70,7 @@ def reap_lost_slots() -> int:
     count = 0
     with db.begin() as s:
         rows = s.execute(
-            select(WhatsAppSession)
-            .where(WhatsAppSession.slot.is_not(None),
-                   WhatsAppSession.status.in_([st.value for st in LIVE_SESSION_STATES]))
-            .with_for_update(skip_locked=True)
+            select(WhatsAppSession).where(placed_and_live()).with_for_update(skip_locked=True)
         ).scalars().all()
         for row in rows:
             if row.slot not in live:
