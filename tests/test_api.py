@@ -130,8 +130,7 @@ def test_capacity_full_is_503_with_the_seed_message(client, db, redis_client, us
         assert r.status_code == 503
         assert r.json["message"] == "Maximum concurrent sessions reached. Please try again later."
     finally:
-        redis_client.srem("wa:slots", "tiny-slot")
-        redis_client.delete("wa:slot:tiny-slot")
+        slots.unregister(redis_client, "tiny-slot")
 
 
 def test_user_endpoints(client, user_id):

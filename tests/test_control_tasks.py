@@ -24,50 +24,47 @@ def queued_tasks(redis_client, queue: str) -> list[dict]:
     return [json.loads(raw) for raw in redis_client.lrange(queue, 0, -1)]
 
 
-def test_overdue_messages_are_dispatched_again_once(control, db, redis_client, user_id):
+def overdue_message(db, user_id: str, session_status: str) -> tuple[str, str]:
+    """A session on slot sweep-<user> and one queued message whose dispatch is overdue."""
     slot = f"sweep-{user_id}"
     with db.begin() as s:
-        s.add(WhatsAppSession(user_id=user_id, session_id=user_id, status="READY", slot=slot, epoch=3))
+        s.add(WhatsAppSession(user_id=user_id, session_id=user_id, status=session_status, slot=slot, epoch=3))
         accepted = accept_messages(s, user_id, "single", [Recipient("919876543210", "919876543210", "hi")],
                                    utcnow() - timedelta(seconds=1))
+    return slot, accepted.message_ids[0]
+
+
+def test_overdue_messages_are_dispatched_again_once(control, db, redis_client, user_id):
+    slot, message_id = overdue_message(db, user_id, "READY")
     assert control.sweep_messages() >= 1
     tasks = queued_tasks(redis_client, f"slot.{slot}")
     assert [t["headers"]["task"] for t in tasks] == ["wa.slot.send_message"]
-    assert accepted.message_ids[0] in json.dumps(tasks)
+    assert message_id in json.dumps(tasks)
     control.sweep_messages()
     assert len(queued_tasks(redis_client, f"slot.{slot}")) == 1, "not again before the grace period"
     with db() as s:
-        due = s.get(Message, accepted.message_ids[0]).dispatch_due_at
+        due = s.get(Message, message_id).dispatch_due_at
     assert due > utcnow() + timedelta(seconds=30)
 
 
 def test_messages_of_a_session_that_is_not_ready_wait(control, db, redis_client, user_id):
-    slot = f"sweep-{user_id}"
-    with db.begin() as s:
-        s.add(WhatsAppSession(user_id=user_id, session_id=user_id, status="DISCONNECTED", slot=slot, epoch=3))
-        accepted = accept_messages(s, user_id, "single", [Recipient("919876543210", "919876543210", "hi")],
-                                   utcnow() - timedelta(seconds=1))
+    slot, message_id = overdue_message(db, user_id, "DISCONNECTED")
     control.sweep_messages()
     assert queued_tasks(redis_client, f"slot.{slot}") == []
     with db() as s:
-        assert s.get(Message, accepted.message_ids[0]).status == "queued"
+        assert s.get(Message, message_id).status == "queued"
 
 
 def test_sessions_on_a_dead_slot_are_disconnected(control, db, redis_client, user_id):
     slots.heartbeat(redis_client, "alive-slot", capacity=5, ttl=30)
-    request_cleanup = lambda: (slots.unregister(redis_client, "alive-slot"),  # noqa: E731
-                               redis_client.srem("wa:slots", "alive-slot"))
     try:
-        _reap_and_check(control, db, user_id)
+        with db.begin() as s:
+            s.add(WhatsAppSession(user_id=user_id, session_id=user_id, status="READY", slot="dead-slot", epoch=1))
+            s.add(WhatsAppSession(user_id=user_id + "b", session_id=user_id + "b", status="READY",
+                                  slot="alive-slot", epoch=1))
+        control.reap_lost_slots()
     finally:  # a registered slot without a worker would receive later tests' sessions
-        request_cleanup()
-
-
-def _reap_and_check(control, db, user_id):
-    with db.begin() as s:
-        s.add(WhatsAppSession(user_id=user_id, session_id=user_id, status="READY", slot="dead-slot", epoch=1))
-        s.add(WhatsAppSession(user_id=user_id + "b", session_id=user_id + "b", status="READY", slot="alive-slot", epoch=1))
-    control.reap_lost_slots()
+        slots.unregister(redis_client, "alive-slot")
     with db() as s:
         rows = {r.session_id: r for r in s.execute(select(WhatsAppSession).where(
             WhatsAppSession.session_id.in_([user_id, user_id + "b"]))).scalars()}

@@ -36,7 +36,10 @@ def heartbeat(client: redis.Redis, name: str, capacity: int, ttl: int) -> None:
 
 
 def unregister(client: redis.Redis, name: str) -> None:
-    client.delete(_key(name))
+    pipe = client.pipeline(transaction=True)
+    pipe.srem(SLOTS_SET, name)
+    pipe.delete(_key(name))
+    pipe.execute()
 
 
 def live_slots(client: redis.Redis) -> list[SlotInfo]:
