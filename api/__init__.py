@@ -72,6 +72,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         api.register_blueprint(blp)
     app.register_error_handler(HTTPException, handle_http_exception)
 
+    @app.errorhandler(redis.RedisError)
+    def redis_unavailable(exc):  # a dependency is down: tell the client to retry later
+        app.logger.warning("redis unavailable: %s", exc)
+        return error_body(503, "Service temporarily unavailable. Please try again later."), 503
+
     @app.get("/api/assets/<path:filename>")
     def swagger_assets(filename: str):  # Swagger UI works offline: assets come from the package
         return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename)

@@ -199,23 +199,24 @@ class SendMessage(MethodView):
             slot, epoch = row.slot, row.epoch
         job_id, message_id = accepted.job_id, accepted.message_ids[0]
         # The rows are committed: from here on the message cannot be lost, only delayed.
+        # Redis trouble from here on must not turn an accepted message into an error:
+        # the client would send it again. It is answered 202 and the sweeper dispatches it.
+        result = {"success": True, "job_id": job_id, "message_id": message_id, "status": MessageStatus.QUEUED.value}
         wait = min(query["wait"], svc.settings.send_wait_max)
-        waiter = Waiter(svc.redis, message_channel(message_id)) if wait > 0 else None
+        waiter = None
         try:
-            try:
-                dispatch.send_message(svc.celery, slot=slot, message_id=message_id, job_id=job_id,
-                                      session_id=session_id, epoch=epoch, to=recipient.to, text=recipient.text)
-            except ENQUEUE_ERRORS as exc:
-                log.warning("message=%s not enqueued now (%s); the sweeper will dispatch it", message_id, exc)
-            result = {"success": True, "job_id": job_id, "message_id": message_id,
-                      "status": MessageStatus.QUEUED.value}
+            if wait > 0:  # subscribe before enqueueing, so the outcome cannot be missed
+                waiter = Waiter(svc.redis, message_channel(message_id))
+            dispatch.send_message(svc.celery, slot=slot, message_id=message_id, job_id=job_id,
+                                  session_id=session_id, epoch=epoch, to=recipient.to, text=recipient.text)
             if waiter is None:
                 return result
             done = {s.value for s in MESSAGE_DONE}
             # The recorder's copy arrives after the commit, so a poll right after sees it too.
             event = waiter.until(lambda e: e.get("recorded") and e.get("status") in done, wait)
         except ENQUEUE_ERRORS as exc:
-            log.warning("message=%s wait interrupted: %s", message_id, exc)
+            log.warning("message=%s not enqueued or not awaited now (%s); the sweeper dispatches it",
+                        message_id, exc)
             return result
         finally:
             if waiter is not None:

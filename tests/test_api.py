@@ -164,3 +164,31 @@ def test_swagger_ui_and_spec_are_served_offline(anon_client):
                  "/webjs/users/{user_id}/sessions", "/webjs/sessions/active"]:
         assert path in spec["paths"], path
     assert "ApiKey" in spec["components"]["securitySchemes"]
+
+
+def test_redis_down_while_accepting_still_answers_202_and_keeps_the_message(app, client, db, settings,
+                                                                              monkeypatch, user_id):
+    """The message is durable before Redis is touched; Redis being away must not make it an error."""
+    from dataclasses import replace
+
+    import redis
+
+    from models import Message
+    from tests.helpers import free_port
+    from workers.app import make_celery
+
+    with db.begin() as s:
+        s.add(WhatsAppSession(user_id=user_id, session_id=user_id, status="READY", slot="nowhere", epoch=1))
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    svc = app.extensions["wa"]
+    monkeypatch.setattr(svc, "redis", redis.Redis.from_url(dead, socket_connect_timeout=1))
+    monkeypatch.setattr(svc, "celery", make_celery(replace(settings, redis_url=dead)))
+    for path in (f"/webjs/sessions/{user_id}/send-message", f"/webjs/sessions/{user_id}/send-message?wait=5"):
+        r = client.post(path, json={"to": "919876543210", "message": "while redis sleeps"})
+        assert r.status_code == 202, r.json
+        assert r.json["status"] == "queued"
+        with db() as s:
+            msg = s.get(Message, r.json["message_id"])
+        assert msg.status == "queued" and msg.dispatch_due_at is not None, "the sweeper will dispatch it"
+    r = client.get(f"/webjs/sessions/{user_id}/qr")
+    assert r.status_code == 503 and r.json["statusCode"] == 503
