@@ -49,22 +49,22 @@ class Recorder:
         if not entries:
             return 0
         applied: list[dict] = []
-        dead: list[tuple[str, dict]] = []
+        dead: list[tuple[str, bytes | str]] = []  # (entry id, raw body)
         with self.db.begin() as session:
             for entry_id, fields in entries:
                 entry_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-                raw = fields.get(b"e") or fields.get("e")
+                raw = fields.get(b"e") or fields.get("e") or b""
                 try:
                     event = json.loads(raw)
                 except (TypeError, ValueError):
-                    dead.append((entry_id, fields))
+                    dead.append((entry_id, raw))
                     continue
                 try:
                     with session.begin_nested():
                         outcome = apply_event(session, entry_id, event)
                 except Exception:  # one bad event must not block the stream
                     log.exception("event %s could not be applied: %s", entry_id, event)
-                    dead.append((entry_id, fields))
+                    dead.append((entry_id, raw))
                     continue
                 if outcome.applied:
                     applied.append(event)
@@ -73,8 +73,8 @@ class Recorder:
                              event.get("status"), outcome.reason)
         ids = [e[0] for e in entries]
         pipe = self.redis.pipeline(transaction=True)
-        for entry_id, fields in dead:
-            pipe.xadd(DEAD_LETTERS, {"id": entry_id, "e": fields.get(b"e") or fields.get("e") or b""})
+        for entry_id, raw in dead:
+            pipe.xadd(DEAD_LETTERS, {"id": entry_id, "e": raw})
         pipe.xack(STREAM, GROUP, *ids)
         pipe.xdel(STREAM, *ids)
         # Listeners that must read their own writes (send ?wait=N) wait for this copy.

@@ -39,7 +39,6 @@ class BrowserSession:
     session_id: str
     epoch: int
     page: WhatsAppWeb
-    profile_dir: Path
     lock: threading.RLock = field(default_factory=threading.RLock)
     state: PageState = PageState.OPENING
     qr: str | None = None
@@ -61,7 +60,6 @@ class SlotRuntime:
         self.sessions: dict[str, BrowserSession] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
 
     # --- lifecycle --------------------------------------------------------------------
     def start(self) -> None:
@@ -69,7 +67,6 @@ class SlotRuntime:
         for target, name in ((self._heartbeat_loop, "heartbeat"), (self._monitor_loop, "monitor")):
             thread = threading.Thread(target=target, name=f"{self.settings.slot_name}-{name}", daemon=True)
             thread.start()
-            self._threads.append(thread)
         log.info("slot %s started (capacity %d)", self.settings.slot_name, self.settings.slot_capacity)
 
     def shutdown(self) -> None:
@@ -120,7 +117,7 @@ class SlotRuntime:
                              error=str(exc)[:500])
             return
         page = WhatsAppWeb(driver, self.settings.wa_web_url)
-        bs = BrowserSession(session_id, epoch, page, profile_dir)
+        bs = BrowserSession(session_id, epoch, page)
         with bs.lock:
             with self._lock:
                 self.sessions[session_id] = bs
