@@ -111,3 +111,18 @@ def test_stale_and_illegal_events_are_refused(db, bus, recorder_env, tmp_path, u
         assert transitions == ["READY", "DISCONNECTED"]
     finally:
         recorder.stop()
+
+
+def test_a_malformed_event_goes_to_dead_letters_and_does_not_block(db, bus, redis_client, user_id):
+    from workers.events import DEAD_LETTERS
+    from workers.recorder import Recorder
+
+    make_session(db, user_id)
+    recorder = Recorder(redis_client, db, consumer=f"inproc-{user_id}", block_ms=100)
+    recorder.ensure_group()
+    redis_client.xadd(STREAM, {"e": "{not json"})
+    bus.session(user_id, 7, "READY", phone_number="919876543210")
+    before = redis_client.xlen(DEAD_LETTERS)
+    wait_until(lambda: recorder.run_once() or status_of(db, user_id).status == "READY", 10)
+    assert redis_client.xlen(DEAD_LETTERS) == before + 1
+    assert redis_client.xpending(STREAM, GROUP)["pending"] == 0
