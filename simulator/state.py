@@ -560,23 +560,24 @@ class SimState:
                 self._end_qr(conn, now, "closed")
                 self._end_pair(conn, now, "closed")
 
+    def _unpaired_conn(self, cid: Any) -> tuple[Connection, float]:
+        """A connection still on the login screen (QR or phone number), brought up to date."""
+        conn = self._conn(cid)
+        now = self.now()
+        self._tick_conn(conn, now)
+        if conn.state not in ("UNPAIRED", "UNPAIRED_IDLE"):
+            raise SimError(409, "bad_state", f"connection is {conn.state}")
+        return conn, now
+
     def reload_qr(self, cid: Any) -> dict[str, Any]:
         with self.lock:
-            conn = self._conn(cid)
-            now = self.now()
-            self._tick_conn(conn, now)
-            if conn.state not in ("UNPAIRED", "UNPAIRED_IDLE"):
-                raise SimError(409, "bad_state", f"connection is {conn.state}")
+            conn, now = self._unpaired_conn(cid)
             self._start_series(conn, now)
             return self._snapshot(conn, now, since=self.seq, qr_serial=-1, chats_v=None, watch=[])
 
     def set_mode(self, cid: Any, mode: Any) -> dict[str, Any]:
         with self.lock:
-            conn = self._conn(cid)
-            now = self.now()
-            self._tick_conn(conn, now)
-            if conn.state not in ("UNPAIRED", "UNPAIRED_IDLE"):
-                raise SimError(409, "bad_state", f"connection is {conn.state}")
+            conn, now = self._unpaired_conn(cid)
             if mode == "qr":
                 self._start_series(conn, now)
             elif mode == "phone":
@@ -591,11 +592,7 @@ class SimState:
 
     def request_pair_code(self, cid: Any, phone_raw: Any) -> dict[str, Any]:
         with self.lock:
-            conn = self._conn(cid)
-            now = self.now()
-            self._tick_conn(conn, now)
-            if conn.state not in ("UNPAIRED", "UNPAIRED_IDLE"):
-                raise SimError(409, "bad_state", f"connection is {conn.state}")
+            conn, now = self._unpaired_conn(cid)
             phone = normalize_phone(phone_raw)
             if phone is None:
                 raise SimError(400, "bad_phone", "Invalid phone number.")
