@@ -8,8 +8,6 @@ The stack keeps running after the walk-through (Ctrl-C stops it); --exit stops i
 from __future__ import annotations
 
 import argparse
-import base64
-import io
 import json
 import os
 import shutil
@@ -25,7 +23,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from browser.qr import qr_terminal  # noqa: E402
+from browser.qr import qr_terminal, read_qr_data_url  # noqa: E402
 
 USER = "user_123456789"
 TO = "919876543210"
@@ -59,18 +57,6 @@ def show(response: requests.Response, limit: int = 400) -> dict:
     text = json.dumps(body, indent=2)
     print(f"HTTP {response.status_code}\n{text if len(text) <= limit else text[:limit] + ' …'}")
     return body
-
-
-def decode_qr(data_url: str) -> str:
-    """What the phone's camera reads from the PNG the API returned."""
-    import zxingcpp
-    from PIL import Image
-
-    png = base64.b64decode(data_url.split(",", 1)[1])
-    results = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))
-    if not results:
-        raise SystemExit("demo: the QR image did not decode")
-    return results[0].text
 
 
 def main() -> int:
@@ -149,7 +135,7 @@ def main() -> int:
         qr = show(requests.get(f"{api}/webjs/sessions/{USER}/qr", headers=h, timeout=40), limit=300)
         if not qr.get("qr_code"):
             raise SystemExit("demo: no QR code came; see var/demo.log")
-        payload = decode_qr(qr["qr_code"])
+        payload = read_qr_data_url(qr["qr_code"])  # what the phone's camera sees
         print(qr_terminal(payload))
 
         step(f"   The simulated phone {PHONE} scans it")

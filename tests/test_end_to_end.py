@@ -3,17 +3,14 @@ simulator's WhatsApp Web, with every part real: PostgreSQL, Redis, Celery worker
 processes, headless Chromium driven by Selenium, the simulator."""
 from __future__ import annotations
 
-import base64
-import io
 import os
 import secrets
 import subprocess
 
 import pytest
 import requests
-import zxingcpp
-from PIL import Image
 
+from browser.qr import read_qr_data_url
 from tests.helpers import ROOT, Proc, free_port, port_open, wait_until
 from workers import slots
 
@@ -53,15 +50,6 @@ def stack(settings, tmp_path_factory, redis_client):
             print(f"---- {p.name} log tail ----\n{p.tail(30)}")
 
 
-def decode_data_url(data_url: str) -> str:
-    assert data_url.startswith("data:image/png;base64,")
-    image = Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1])))
-    assert image.format == "PNG"
-    found = zxingcpp.read_barcodes(image)
-    assert found, "the PNG holds no readable QR"
-    return found[0].text
-
-
 def on_screen_payloads(sim: str) -> set[str]:
     state = requests.get(f"{sim}/sim/control/state", timeout=5).json()
     return {c.get("payload") for c in state.get("connections", []) if c.get("payload")}
@@ -71,7 +59,7 @@ def link_session(client, sim: str, user_id: str, phone: str = PHONE) -> dict:
     """Create, initialize, scan the QR the API returns, wait for READY."""
     assert client.post("/webjs/sessions", json={"user_id": user_id}).status_code == 201
     assert client.post(f"/webjs/sessions/{user_id}/initialize").status_code == 200
-    payload = decode_data_url(client.get(f"/webjs/sessions/{user_id}/qr").json["qr_code"])
+    payload = read_qr_data_url(client.get(f"/webjs/sessions/{user_id}/qr").json["qr_code"])
     assert requests.post(f"{sim}/sim/phone/scan", json={"payload": payload, "phone": phone}, timeout=5).ok
     return wait_until(lambda: (s := client.get(f"/webjs/sessions/{user_id}/status").json)["status"] == "READY" and s,
                       30, what="READY")
@@ -103,7 +91,7 @@ def test_text_message_end_to_end(client, stack, user_id):
     r = client.get(f"/webjs/sessions/{user_id}/qr")
     assert r.status_code == 200, r.json
     assert r.json["status"] == "QR_READY"
-    payload = decode_data_url(r.json["qr_code"])
+    payload = read_qr_data_url(r.json["qr_code"])
     assert payload in on_screen_payloads(sim), "the API's QR is the one on the page"
     assert payload.count(",") == 3 and payload.startswith("2@")
 
