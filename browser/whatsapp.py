@@ -126,7 +126,9 @@ class WhatsAppWeb:
             return PageSnapshot(PageState.UNPAIRED, qr=raw["qr"])
         if raw.get("reload"):
             return PageSnapshot(PageState.UNPAIRED_IDLE)
-        if raw.get("syncing"):
+        if raw.get("syncing") and raw.get("wid"):
+            # A progress bar alone is also the start-up screen; it means "scanned, syncing"
+            # only once the page holds a login (own wid in localStorage).
             return PageSnapshot(PageState.PAIRING, wid=raw.get("wid"))
         return PageSnapshot(PageState.OPENING, wid=raw.get("wid"))
 
