@@ -29,7 +29,7 @@ from models import MessageStatus, SessionStatus, WhatsAppSession, utcnow
 from models.recording import change_session_status
 from models.tables import placed_and_live
 from models.sends import Recipient, accept_messages
-from models.states import LIVE_SESSION_STATES, MESSAGE_DONE
+from models.states import LIVE_SESSION_STATES, MESSAGE_DONE, NOT_READY_MESSAGE
 from workers import dispatch, slots
 from workers.events import message_channel, session_channel
 
@@ -38,7 +38,6 @@ blp = Blueprint("sessions", __name__, url_prefix="/webjs/sessions", description=
 
 NOT_FOUND = "Session not found"
 QR_NOT_AVAILABLE = "QR code not available. Please initialize the client first."
-NOT_READY = "Client is not ready. Please ensure the session is authenticated and ready."
 CAPACITY_FULL = "Maximum concurrent sessions reached. Please try again later."
 NO_SLOTS = "No browser worker is available. Please try again later."
 ENQUEUE_ERRORS = (redis.RedisError, KombuOperationalError, ConnectionError, OSError)
@@ -192,7 +191,7 @@ class SendMessage(MethodView):
             if row is None:
                 abort(404, message=NOT_FOUND)
             if row.status != SessionStatus.READY or not row.slot:
-                abort(400, message=NOT_READY)
+                abort(400, message=NOT_READY_MESSAGE)
             recipient = Recipient(to=body["to_e164"], to_input=body["to"], text=body["message"])
             accepted = accept_messages(s, session_id, "single", [recipient],
                                        utcnow() + timedelta(seconds=svc.settings.dispatch_grace_seconds))

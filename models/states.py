@@ -28,6 +28,9 @@ SESSION_TRANSITIONS: dict[SessionStatus, frozenset[SessionStatus]] = {
     S.DESTROYED: frozenset(),
 }
 
+# The seed's answer when a session cannot send (said by the API and by a slot worker).
+NOT_READY_MESSAGE = "Client is not ready. Please ensure the session is authenticated and ready."
+
 # States in which a browser is (or is about to be) running for the session.
 LIVE_SESSION_STATES = frozenset({S.INITIALIZING, S.QR_READY, S.AUTHENTICATED, S.READY})
 

@@ -22,7 +22,7 @@ from selenium.common.exceptions import WebDriverException
 from browser.chrome import close_gracefully, launch_chrome
 from browser.qr import qr_data_url
 from browser.whatsapp import PageSnapshot, PageState, WhatsAppWeb
-from models.states import SessionStatus
+from models.states import NOT_READY_MESSAGE, SessionStatus
 from settings import Settings
 from storage.profiles import LOGIN_PARTS, make_profile_store
 from workers import slots
@@ -30,7 +30,6 @@ from workers.events import EventBus
 
 log = logging.getLogger("slot")
 
-NOT_READY = "Client is not ready. Please ensure the session is authenticated and ready."
 DISCONNECTED = "Session is disconnected"
 
 
@@ -140,7 +139,7 @@ class SlotRuntime:
         if bs is None or bs.epoch != epoch:
             raise LookupError(DISCONNECTED)
         if bs.state != PageState.CONNECTED:
-            raise LookupError(NOT_READY)
+            raise LookupError(NOT_READY_MESSAGE)
         return bs
 
     # --- watching pages ---------------------------------------------------------------
