@@ -130,13 +130,19 @@ class Initialize(MethodView):
             # A fencing number that only grows, also across a re-created session.
             row.epoch = max(row.epoch + 1, time.time_ns() // 1_000_000)
             change_session_status(s, row, SessionStatus.INITIALIZING, reason="INITIALIZE")
-            s.flush()
-            try:
-                dispatch.initialize_session(svc.celery, slot=slot.name, session_id=session_id, epoch=row.epoch)
-            except ENQUEUE_ERRORS as exc:
-                log.warning("session=%s initialize could not be enqueued: %s", session_id, exc)
-                abort(503, message="Queue unavailable. Please try again later.")
-            return qr_response(row)
+            epoch, answer = row.epoch, qr_response(row)
+        # Enqueued only after the commit: the worker's first events carry the new epoch,
+        # which the recorder would refuse as stale if the row did not have it yet.
+        try:
+            dispatch.initialize_session(svc.celery, slot=slot.name, session_id=session_id, epoch=epoch)
+        except ENQUEUE_ERRORS as exc:
+            log.warning("session=%s initialize could not be enqueued: %s", session_id, exc)
+            with svc.db.begin() as s:
+                row = get_session(s, session_id, lock=True)
+                if row.epoch == epoch:  # give the place back, so that a retry places it again
+                    change_session_status(s, row, SessionStatus.DISCONNECTED, reason="QUEUE_UNAVAILABLE")
+            abort(503, message="Queue unavailable. Please try again later.")
+        return answer
 
 
 @blp.route("/<session_id>/qr")

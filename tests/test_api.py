@@ -192,3 +192,27 @@ def test_redis_down_while_accepting_still_answers_202_and_keeps_the_message(app,
         assert msg.status == "queued" and msg.dispatch_due_at is not None, "the sweeper will dispatch it"
     r = client.get(f"/webjs/sessions/{user_id}/qr")
     assert r.status_code == 503 and r.json["statusCode"] == 503
+
+
+def test_initialize_when_the_queue_is_down_is_503_and_can_be_retried(app, client, db, settings, redis_client,
+                                                                     monkeypatch, user_id):
+    from dataclasses import replace
+
+    from tests.helpers import free_port
+    from workers import slots
+    from workers.app import make_celery
+
+    slots.heartbeat(redis_client, "queue-test-slot", capacity=5, ttl=30)
+    try:
+        client.post("/webjs/sessions", json={"user_id": user_id})
+        svc = app.extensions["wa"]
+        with monkeypatch.context() as m:
+            m.setattr(svc, "celery", make_celery(replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0")))
+            r = client.post(f"/webjs/sessions/{user_id}/initialize")
+        assert r.status_code == 503
+        status = client.get(f"/webjs/sessions/{user_id}/status").json
+        assert status["status"] == "DISCONNECTED" and status["reason"] == "QUEUE_UNAVAILABLE"
+        r = client.post(f"/webjs/sessions/{user_id}/initialize")
+        assert r.status_code == 200 and r.json["status"] == "INITIALIZING"
+    finally:
+        slots.unregister(redis_client, "queue-test-slot")
