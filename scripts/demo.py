@@ -73,15 +73,18 @@ def main() -> int:
     log = open(var / "demo.log", "ab")
 
     def stop(*_):
+        # Newest first, each fully stopped before the next: the stack must still reach
+        # Redis while it shuts down (slot workers report their sessions as stopped).
         for child in reversed(children):
-            if child.poll() is None:
-                try:
-                    os.killpg(child.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        for child in children:
+            if child.poll() is not None:
+                continue
             try:
-                child.wait(20)
+                # To the process only: honcho forwards it to each of its processes, and a
+                # signal to the whole group would kill Chrome before the slot closes it.
+                child.send_signal(signal.SIGTERM)
+                child.wait(30)
+            except ProcessLookupError:
+                pass
             except subprocess.TimeoutExpired:
                 os.killpg(child.pid, signal.SIGKILL)
 
