@@ -6,16 +6,19 @@ local Chromium, so nothing is fetched at run time.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
 import threading
 import time
+import urllib.request
 from functools import lru_cache
 from pathlib import Path
 
 import undetected_chromedriver as uc
+import websocket
 
 # Flags that keep a server Chrome small and quiet (WHATSAPP_WEB.md section 8); the
 # background-networking ones also stop Chrome calling home on a closed network.
@@ -57,6 +60,26 @@ def _writable_driver(driver_path: str, work_dir: Path) -> str:
     return str(target)
 
 
+def _own_session_launcher(chromium_path: str, work_dir: Path) -> str:
+    """A launcher that runs Chrome in a session of its own (setsid execs in place, so the
+    pid stays the one undetected-chromedriver knows). A supervisor's signal to the
+    worker's process group (honcho stops processes that way) must not kill Chrome before
+    the worker closes it gracefully and saves the login."""
+    setsid = shutil.which("setsid")
+    if not setsid:
+        return chromium_path
+    target = work_dir / "chromium-own-session"
+    script = f'#!/bin/sh\nexec {setsid} "{chromium_path}" "$@"\n'
+    with _copy_lock:
+        work_dir.mkdir(parents=True, exist_ok=True)
+        if not target.exists() or target.read_text() != script:
+            tmp = target.with_suffix(f".{os.getpid()}")
+            tmp.write_text(script)
+            tmp.chmod(0o755)
+            os.replace(tmp, target)
+    return str(target)
+
+
 def missing_browser_parts(chromium_path: str, chromedriver_path: str) -> list[str]:
     return [p for p in (chromium_path, chromedriver_path) if not os.access(p, os.X_OK)]
 
@@ -75,7 +98,7 @@ def launch_chrome(*, chromium_path: str, chromedriver_path: str, profile_dir: Pa
     return uc.Chrome(
         options=options,
         driver_executable_path=_writable_driver(chromedriver_path, work_dir),
-        browser_executable_path=chromium_path,
+        browser_executable_path=_own_session_launcher(chromium_path, work_dir),
         user_data_dir=str(profile_dir),
         headless=headless,
         version_main=chrome_major_version(chromedriver_path),
@@ -85,16 +108,38 @@ def launch_chrome(*, chromium_path: str, chromedriver_path: str, profile_dir: Pa
 
 def close_gracefully(driver, timeout: float = 5.0) -> None:
     """Close Chrome the way a user would, so it writes its storage (the login) to disk,
-    then end the driver. A plain kill can leave Local Storage unwritten."""
+    then end the driver. A plain kill can leave Local Storage unwritten.
+
+    Asked through chromedriver, or, when chromedriver is already gone (a supervisor
+    signalled the worker's whole process group), through Chrome's own DevTools socket.
+    """
     pid = getattr(driver, "browser_pid", None)
     try:
         driver.execute_cdp_cmd("Browser.close", {})
-    except Exception:  # already gone, or the connection closed as Chrome exited
-        pass
+    except Exception:  # chromedriver gone, or the connection closed as Chrome exited
+        _close_over_devtools(driver.options.debugger_address)
     deadline = time.monotonic() + timeout
     while pid and time.monotonic() < deadline and _alive(pid):
         time.sleep(0.05)
-    driver.quit()
+    try:
+        driver.quit()
+    except Exception:  # chromedriver already gone: nothing left to end
+        pass
+
+
+def _close_over_devtools(debugger_address: str | None) -> None:
+    if not debugger_address:
+        return
+    try:
+        with urllib.request.urlopen(f"http://{debugger_address}/json/version", timeout=2) as resp:
+            ws_url = json.load(resp)["webSocketDebuggerUrl"]
+        ws = websocket.create_connection(ws_url, timeout=2, suppress_origin=True)
+        try:
+            ws.send(json.dumps({"id": 1, "method": "Browser.close"}))
+        finally:
+            ws.close()
+    except (OSError, ValueError, KeyError, websocket.WebSocketException):
+        pass  # Chrome is already gone
 
 
 def _alive(pid: int) -> bool:

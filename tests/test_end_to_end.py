@@ -203,7 +203,7 @@ def test_a_clean_worker_restart_keeps_the_login(client, stack, user_id, settings
 
     link_session(client, stack["sim"], user_id, phone="919833333333")
     slot = stack["procs"]["slot"]
-    slot.terminate_main()
+    slot.stop()  # SIGTERM to the worker's whole process group, as honcho stops it
     wait_until(lambda: client.get(f"/webjs/sessions/{user_id}/status").json["reason"] == "WORKER_STOPPED", 15)
     # As if the worker came back on another host: no local Chrome profile, only the store.
     shutil.rmtree(Path(settings.browser_work_dir) / "profiles" / user_id)

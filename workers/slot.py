@@ -68,6 +68,9 @@ class SlotRuntime:
             thread.start()
         log.info("slot %s started (capacity %d)", self.settings.slot_name, self.settings.slot_capacity)
 
+    def stopping(self) -> None:
+        self._stop.set()
+
     def shutdown(self) -> None:
         """A clean stop: the slot leaves, its sessions say so, browsers close."""
         self._stop.set()
@@ -242,7 +245,7 @@ def runtime() -> SlotRuntime:
 
 
 def main() -> None:
-    from celery.signals import worker_ready, worker_shutdown
+    from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 
     from workers.app import celery
     from workers.logs import setup_logging
@@ -254,6 +257,10 @@ def main() -> None:
     settings = Settings.from_env()
     setup_logging(settings.log_level)
     worker_ready.connect(lambda **_: slot_module.runtime(), weak=False)
+    # Sent as the stop signal arrives: chromedriver gets the same signal, so the monitor
+    # must stop probing now or it would report the browsers as crashed.
+    worker_shutting_down.connect(lambda **_: slot_module._runtime and slot_module._runtime.stopping(),
+                                 weak=False)
     worker_shutdown.connect(lambda **_: slot_module._runtime and slot_module._runtime.shutdown(), weak=False)
     celery.worker_main([
         "worker", "--pool=solo", "--concurrency=1", f"--queues={settings.slot_queue}",
