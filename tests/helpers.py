@@ -67,15 +67,6 @@ class Proc:
             os.killpg(self.popen.pid, signal.SIGKILL)
             self.popen.wait(5)
 
-    def terminate_main(self, timeout: float = 30.0) -> None:
-        """SIGTERM to the main process only, as a supervisor stops a worker cleanly."""
-        if self.running:
-            self.popen.send_signal(signal.SIGTERM)
-            self.popen.wait(timeout)
-
-    def kill(self) -> None:
-        self.stop(signal.SIGKILL)
-
     def tail(self, n: int = 40) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
