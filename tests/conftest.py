@@ -21,6 +21,8 @@ from models import make_engine, make_sessionmaker
 from settings import Settings
 from tests.helpers import ROOT
 
+pytest_plugins = ["tests.netguard"]  # the loopback_only fixture
+
 ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
 
@@ -114,3 +116,9 @@ def anon_client(app):
 @pytest.fixture
 def user_id():
     return f"user_{secrets.token_hex(5)}"
+
+
+@pytest.fixture(autouse=True)
+def _loopback_only_everywhere(loopback_only):
+    """No test may open a connection off loopback (the machine's rule, and the SSRF tests')."""
+    yield loopback_only
