@@ -45,7 +45,17 @@ class Settings:
     browser_work_dir: str = str(ROOT / "var" / "browsers")
     page_probe_interval: float = 0.3
     send_timeout: float = 20.0
-    max_qr_reloads: int = 5  # clicks on "reload QR" before the session gives up (QR_TIMEOUT)
+    max_qr_attempts: int = 5  # clicks on "reload QR" before the session gives up (QR_TIMEOUT)
+    probe_timeout: float = 10.0  # a page probe slower than this means Chrome hangs (BROWSER_CRASHED)
+    conflict_policy: str = "takeover"  # "takeover" (answer "Use here") or "disconnect" (CONFLICT)
+    max_takeovers: int = 3  # takeovers per browser before the session gives up (CONFLICT)
+
+    # Media attached to messages (media_urls, inline media).
+    media_max_mb: int = 16  # photos and videos
+    document_max_mb: int = 100
+    media_fetch_timeout: float = 30.0
+    request_max_mb: int = 24  # API request bodies, inline base64 media included
+    media_allow_networks: str = ""  # CIDRs / host names exempt from the SSRF guard, e.g. 127.0.0.0/8
 
     # API behaviour.
     default_region: str = "IN"
@@ -59,6 +69,10 @@ class Settings:
     dispatch_grace_seconds: int = 60
 
     log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        if self.conflict_policy not in ("takeover", "disconnect"):
+            raise ValueError(f"CONFLICT_POLICY must be takeover or disconnect, not {self.conflict_policy!r}")
 
     @classmethod
     def from_env(cls, env: os._Environ | dict | None = None) -> "Settings":
@@ -87,7 +101,15 @@ class Settings:
             browser_work_dir=get("BROWSER_WORK_DIR", d.browser_work_dir),
             page_probe_interval=float(get("PAGE_PROBE_INTERVAL", d.page_probe_interval)),
             send_timeout=float(get("SEND_TIMEOUT", d.send_timeout)),
-            max_qr_reloads=int(get("MAX_QR_RELOADS", d.max_qr_reloads)),
+            max_qr_attempts=int(get("MAX_QR_ATTEMPTS", d.max_qr_attempts)),
+            probe_timeout=float(get("PROBE_TIMEOUT", d.probe_timeout)),
+            conflict_policy=get("CONFLICT_POLICY", d.conflict_policy).lower(),
+            max_takeovers=int(get("MAX_TAKEOVERS", d.max_takeovers)),
+            media_max_mb=int(get("MEDIA_MAX_MB", d.media_max_mb)),
+            document_max_mb=int(get("DOCUMENT_MAX_MB", d.document_max_mb)),
+            media_fetch_timeout=float(get("MEDIA_FETCH_TIMEOUT", d.media_fetch_timeout)),
+            request_max_mb=int(get("REQUEST_MAX_MB", d.request_max_mb)),
+            media_allow_networks=get("MEDIA_ALLOW_NETWORKS", d.media_allow_networks),
             default_region=get("DEFAULT_PHONE_REGION", d.default_region).upper(),
             qr_wait_seconds=float(get("QR_WAIT_SECONDS", d.qr_wait_seconds)),
             send_wait_max=float(get("SEND_WAIT_MAX", d.send_wait_max)),

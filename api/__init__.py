@@ -51,7 +51,9 @@ def create_app(settings: Settings | None = None) -> Flask:
             }},
             "security": [{"ApiKey": []}, {"Bearer": []}],
         },
-        MAX_CONTENT_LENGTH=8 * 1024 * 1024,
+        # Inline (base64) media rides in the body: the default fits a 16 MiB photo.
+        # Larger files go by media_urls.
+        MAX_CONTENT_LENGTH=settings.request_max_mb * 1024 * 1024,
     )
     db = make_sessionmaker(make_engine(settings.database_url))
     services = Services(

@@ -1,14 +1,21 @@
 """Request and response shapes, as in the seed's README."""
 from __future__ import annotations
 
+import base64
+import binascii
+
 from flask import current_app
-from marshmallow import Schema, ValidationError, fields, post_load, validate
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from models.phones import InvalidPhoneNumber, normalize_phone
 
 
 def _e164(raw: str) -> str:
     return normalize_phone(raw, current_app.extensions["wa"].settings.default_region)
+
+
+def _settings():
+    return current_app.extensions["wa"].settings
 
 
 def valid_phone(raw: str) -> None:
@@ -45,6 +52,8 @@ class SessionStatusSchema(Schema):
     status = fields.String()
     reason = fields.String(attribute="status_reason", allow_none=True,
                            metadata={"description": "Why the session is in its state (e.g. LOGOUT, QR_TIMEOUT)."})
+    pairing_code = fields.String(allow_none=True, metadata={
+        "description": "While linking with a phone number: the code on screen (ABCD-EFGH)."})
     last_activity = fields.DateTime(allow_none=True)
     created_at = fields.DateTime()
 
@@ -55,16 +64,77 @@ class QrSchema(Schema):
     status = fields.String()
 
 
+class PairingCodeRequestSchema(Schema):
+    phone_number = fields.String(required=True, validate=valid_phone, metadata={
+        "example": "919876543210", "description": "The number of the phone that will enter the code."})
+
+    @post_load
+    def add_e164(self, data, **_):
+        data["phone_e164"] = _e164(data["phone_number"])
+        return data
+
+
+class PairingCodeSchema(Schema):
+    session_id = fields.String()
+    pairing_code = fields.String(metadata={"example": "ABCD-EFGH",
+                                           "description": "Type it on the phone: Linked devices > Link with phone number."})
+    phone_number = fields.String()
+    status = fields.String()
+
+
+MEDIA_TYPES = ("image/", "video/mp4", "video/3gpp", "video/quicktime")
+MAX_MEDIA_ITEMS = 10
+
+
+def media_limit_bytes(mimetype: str) -> int:
+    """Photos and videos have the smaller limit; everything else goes as a document."""
+    settings = _settings()
+    is_media = any(mimetype.startswith(t) if t.endswith("/") else mimetype == t for t in MEDIA_TYPES)
+    return (settings.media_max_mb if is_media else settings.document_max_mb) * 1024 * 1024
+
+
+class InlineMediaSchema(Schema):
+    filename = fields.String(required=True, validate=validate.Length(min=1, max=255))
+    mimetype = fields.String(required=True, validate=validate.Regexp(r"^[\w.+-]+/[\w.+-]+$"))
+    data = fields.String(required=True, metadata={"description": "The file, base64-encoded."})
+
+    @validates_schema
+    def check_data(self, item, **_):
+        try:
+            raw = base64.b64decode(item["data"], validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ValidationError("data is not valid base64", "data") from exc
+        if not raw:
+            raise ValidationError("data is empty", "data")
+        limit = media_limit_bytes(item["mimetype"])
+        if len(raw) > limit:
+            raise ValidationError(f"{item['filename']} is {len(raw) / 1048576:.1f} MB, over the "
+                                  f"{limit // 1048576} MB limit", "data")
+
+
 class SendMessageSchema(Schema):
     to = fields.String(required=True, validate=valid_phone, metadata={
         "example": "919876543210",
         "description": "International number; 10 bare digits take the default region (India)."})
-    message = fields.String(required=True, validate=validate.Length(min=1, max=65536))
-    media_urls = fields.List(fields.Url(schemes={"http", "https"}), load_default=list)
+    message = fields.String(required=True, validate=validate.Length(max=65536), metadata={
+        "description": "The text; with media, the caption of the first file (may then be empty)."})
+    media_urls = fields.List(fields.Url(schemes={"http", "https"}, validate=validate.Length(max=2048)),
+                             load_default=list, validate=validate.Length(max=MAX_MEDIA_ITEMS), metadata={
+        "description": "http(s) files the worker downloads and attaches (images and videos as media, "
+                       "others as documents)."})
+    media = fields.List(fields.Nested(InlineMediaSchema), load_default=list,
+                        validate=validate.Length(max=MAX_MEDIA_ITEMS),
+                        metadata={"description": "Files sent inline, base64-encoded."})
+
+    @validates_schema
+    def text_or_media(self, data, **_):
+        if not (data.get("message") or "").strip() and not data.get("media_urls") and not data.get("media"):
+            raise ValidationError("message must not be empty", "message")
 
     @post_load
     def add_e164(self, data, **_):
         data["to_e164"] = _e164(data["to"])
+        data["attachments"] = [{"url": url} for url in data["media_urls"]] + list(data["media"])
         return data
 
 

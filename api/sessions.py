@@ -17,6 +17,8 @@ from api.schemas import (
     ActiveSessionsSchema,
     CreateSessionSchema,
     DeletedSchema,
+    PairingCodeRequestSchema,
+    PairingCodeSchema,
     QrSchema,
     SendMessageSchema,
     SendQuerySchema,
@@ -29,7 +31,7 @@ from models import MessageStatus, SessionStatus, WhatsAppSession, utcnow
 from models.recording import change_session_status
 from models.tables import placed_and_live
 from models.sends import Recipient, accept_messages
-from models.states import LIVE_SESSION_STATES, MESSAGE_DONE, NOT_READY_MESSAGE
+from models.states import CONNECTION_LOST, LIVE_SESSION_STATES, MESSAGE_DONE, NOT_READY_MESSAGE
 from workers import dispatch, slots
 from workers.events import message_channel, session_channel
 
@@ -40,6 +42,8 @@ NOT_FOUND = "Session not found"
 QR_NOT_AVAILABLE = "QR code not available. Please initialize the client first."
 CAPACITY_FULL = "Maximum concurrent sessions reached. Please try again later."
 NO_SLOTS = "No browser worker is available. Please try again later."
+ALREADY_LINKED = "Session is already authenticated."
+NOT_INITIALIZED = "Session is not initialized. Please initialize the client first."
 ENQUEUE_ERRORS = (redis.RedisError, KombuOperationalError, ConnectionError, OSError)
 
 
@@ -126,6 +130,8 @@ class Initialize(MethodView):
             slot = slots.choose_slot(live, used)
             if slot is None:
                 abort(503, message=CAPACITY_FULL)
+            # A browser may still run on the old place (an offline page): it is stopped there.
+            previous = (row.slot, row.epoch) if row.slot and row.slot != slot.name else None
             row.slot = slot.name
             # A fencing number that only grows, also across a re-created session.
             row.epoch = max(row.epoch + 1, time.time_ns() // 1_000_000)
@@ -134,6 +140,9 @@ class Initialize(MethodView):
         # Enqueued only after the commit: the worker's first events carry the new epoch,
         # which the recorder would refuse as stale if the row did not have it yet.
         try:
+            if previous:
+                dispatch.stop_session(svc.celery, slot=previous[0], session_id=session_id,
+                                      epoch=previous[1], forget=False)
             dispatch.initialize_session(svc.celery, slot=slot.name, session_id=session_id, epoch=epoch)
         except ENQUEUE_ERRORS as exc:
             log.warning("session=%s initialize could not be enqueued: %s", session_id, exc)
@@ -171,6 +180,48 @@ class Qr(MethodView):
         return {"session_id": session_id, "qr_code": "", "status": event["status"]}
 
 
+@blp.route("/<session_id>/pairing-code")
+class PairingCode(MethodView):
+    @blp.arguments(PairingCodeRequestSchema)
+    @blp.response(200, PairingCodeSchema)
+    def post(self, body, session_id):
+        """Link with a phone number instead of a QR: the page's 8-character code, to type on that phone.
+
+        The page re-issues the code every few minutes; the current one is in /status (pairing_code).
+        """
+        svc = services()
+        with Waiter(svc.redis, session_channel(session_id)) as waiter:
+            with svc.db() as s:
+                row = get_session(s, session_id)
+            status = SessionStatus(row.status)
+            if status in (SessionStatus.AUTHENTICATED, SessionStatus.READY) or row.status_reason == CONNECTION_LOST:
+                abort(400, message=ALREADY_LINKED)
+            if not row.slot or status not in (SessionStatus.INITIALIZING, SessionStatus.QR_READY):
+                abort(400, message=NOT_INITIALIZED)
+            try:
+                dispatch.request_pairing_code(svc.celery, slot=row.slot, session_id=session_id,
+                                              epoch=row.epoch, phone=body["phone_e164"])
+            except ENQUEUE_ERRORS as exc:
+                log.warning("session=%s pairing code could not be requested: %s", session_id, exc)
+                abort(503, message="Queue unavailable. Please try again later.")
+
+            def answer(e: dict) -> bool:
+                if e.get("epoch") != row.epoch:
+                    return False
+                return bool(e.get("pairing_code")) or e.get("type") == "pairing_error" or e.get("status") in (
+                    SessionStatus.AUTHENTICATED, SessionStatus.READY, SessionStatus.DISCONNECTED)
+
+            event = waiter.until(answer, svc.settings.qr_wait_seconds)
+        if event is None:
+            abort(504, message="No pairing code was shown in time. Please try again.")
+        if event.get("type") == "pairing_error":
+            abort(400, message=event.get("error") or "The page refused the phone number.")
+        if not event.get("pairing_code"):
+            abort(409, message=f"The session became {event['status']} meanwhile.")
+        return {"session_id": session_id, "pairing_code": event["pairing_code"],
+                "phone_number": body["phone_e164"], "status": SessionStatus.QR_READY.value}
+
+
 @blp.route("/<session_id>/status")
 class Status(MethodView):
     @blp.response(200, SessionStatusSchema)
@@ -187,10 +238,8 @@ class SendMessage(MethodView):
     @blp.response(202, SendResultSchema)
     @blp.alt_response(200, schema=SendResultSchema, description="With ?wait=N: the outcome.")
     def post(self, body, query, session_id):
-        """Queue a text message. Answers 202 with the job; ?wait=N (up to 60 s) waits for the outcome."""
+        """Queue a text or media message. Answers 202 with the job; ?wait=N (up to 60 s) waits for the outcome."""
         svc = services()
-        if body["media_urls"]:
-            abort(400, message="media_urls are not supported yet; send text only.")
         with svc.db.begin() as s:
             row = s.execute(select(WhatsAppSession.status, WhatsAppSession.slot, WhatsAppSession.epoch)
                             .where(WhatsAppSession.session_id == session_id)).first()
@@ -198,7 +247,8 @@ class SendMessage(MethodView):
                 abort(404, message=NOT_FOUND)
             if row.status != SessionStatus.READY or not row.slot:
                 abort(400, message=NOT_READY_MESSAGE)
-            recipient = Recipient(to=body["to_e164"], to_input=body["to"], text=body["message"])
+            recipient = Recipient(to=body["to_e164"], to_input=body["to"], text=body["message"],
+                                  media=body["attachments"])
             accepted = accept_messages(s, session_id, "single", [recipient],
                                        utcnow() + timedelta(seconds=svc.settings.dispatch_grace_seconds))
             slot, epoch = row.slot, row.epoch
@@ -213,7 +263,8 @@ class SendMessage(MethodView):
             if wait > 0:  # subscribe before enqueueing, so the outcome cannot be missed
                 waiter = Waiter(svc.redis, message_channel(message_id))
             dispatch.send_message(svc.celery, slot=slot, message_id=message_id, job_id=job_id,
-                                  session_id=session_id, epoch=epoch, to=recipient.to, text=recipient.text)
+                                  session_id=session_id, epoch=epoch, to=recipient.to, text=recipient.text,
+                                  media=recipient.media)
             if waiter is None:
                 return result
             done = {s.value for s in MESSAGE_DONE}

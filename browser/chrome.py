@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -124,6 +125,33 @@ def close_gracefully(driver, timeout: float = 5.0) -> None:
     try:
         driver.quit()
     except Exception:  # chromedriver already gone: nothing left to end
+        pass
+
+
+def kill_browser(driver, timeout: float = 5.0) -> None:
+    """End a crashed or hung Chrome at once (its whole process group: it runs in a
+    session of its own), then the driver. Nothing is saved: a hung page has nothing
+    trustworthy to save."""
+    pid = getattr(driver, "browser_pid", None)
+    if pid:
+        for kill in (os.killpg, os.kill):
+            try:
+                kill(pid, signal.SIGKILL)
+                break
+            except (ProcessLookupError, PermissionError):
+                continue
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.05)
+    quitter = threading.Thread(target=_quit_quietly, args=(driver,), daemon=True)
+    quitter.start()
+    quitter.join(timeout)
+
+
+def _quit_quietly(driver) -> None:
+    try:
+        driver.quit()
+    except Exception:  # chromedriver already gone
         pass
 
 

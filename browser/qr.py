@@ -23,7 +23,7 @@ def read_qr_data_url(data_url: str) -> str:
     image = Image.open(io.BytesIO(base64.b64decode(data_url[len(prefix):])))
     if image.format != "PNG":
         raise ValueError(f"not a PNG image ({image.format})")
-    found = zxingcpp.read_barcodes(image)
+    found = zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCode)
     if not found:
         raise ValueError("the image holds no readable QR code")
     return found[0].text

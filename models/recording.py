@@ -48,9 +48,10 @@ def change_session_status(
     event_id: str | None = None,
     at: datetime | None = None,
     qr_code: str | None = None,
+    pairing_code: str | None = None,
     phone_number: str | None = None,
 ) -> Outcome:
-    if not session_transition_allowed(row.status, new):
+    if not session_transition_allowed(row.status, new, row.status_reason):
         return Outcome(False, f"illegal transition {row.status} -> {new}")
     at = at or utcnow()
     db.add(SessionTransition(
@@ -63,6 +64,7 @@ def change_session_status(
     row.is_ready = new == SessionStatus.READY
     # The seed keeps the QR image only while it can be scanned.
     row.qr_code = qr_code if new == SessionStatus.QR_READY else None
+    row.pairing_code = pairing_code if new == SessionStatus.QR_READY else None
     if phone_number:
         row.phone_number = phone_number
     row.last_activity = at
@@ -82,7 +84,8 @@ def apply_session_event(db: Session, event_id: str, event: dict) -> Outcome:
     return change_session_status(
         db, row, SessionStatus(event["status"]),
         reason=event.get("reason"), source="worker", event_id=event_id, at=_parse_time(event.get("at")),
-        qr_code=event.get("qr_code"), phone_number=event.get("phone_number"),
+        qr_code=event.get("qr_code"), pairing_code=event.get("pairing_code"),
+        phone_number=event.get("phone_number"),
     )
 
 

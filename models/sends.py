@@ -19,6 +19,7 @@ class Recipient:
     to: str  # E.164 digits
     to_input: str  # as the client wrote it
     text: str
+    media: list[dict] | None = None  # [{"url": ...}] or [{"filename", "mimetype", "data"}]
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ def accept_messages(s: Session, session_id: str, kind: str, recipients: list[Rec
                                  total=len(recipients), created_at=now, updated_at=now))
     rows = [{
         "id": new_id("msg"), "job_id": job_id, "session_id": session_id, "position": i, "to": r.to,
-        "to_input": r.to_input, "text": r.text, "status": MessageStatus.QUEUED.value, "attempts": 0,
+        "to_input": r.to_input, "text": r.text, "media": r.media or None, "status": MessageStatus.QUEUED.value, "attempts": 0,
         "dispatch_due_at": dispatch_due_at, "created_at": now, "updated_at": now,
     } for i, r in enumerate(recipients)]
     s.execute(insert(Message), rows)

@@ -31,12 +31,20 @@ SESSION_TRANSITIONS: dict[SessionStatus, frozenset[SessionStatus]] = {
 # The seed's answer when a session cannot send (said by the API and by a slot worker).
 NOT_READY_MESSAGE = "Client is not ready. Please ensure the session is authenticated and ready."
 
+# The reason of a DISCONNECTED session whose browser is still running, offline for now.
+CONNECTION_LOST = "CONNECTION_LOST"
+
 # States in which a browser is (or is about to be) running for the session.
 LIVE_SESSION_STATES = frozenset({S.INITIALIZING, S.QR_READY, S.AUTHENTICATED, S.READY})
 
 
-def session_transition_allowed(current: SessionStatus | str, new: SessionStatus | str) -> bool:
-    return SessionStatus(new) in SESSION_TRANSITIONS[SessionStatus(current)]
+def session_transition_allowed(current: SessionStatus | str, new: SessionStatus | str,
+                               current_reason: str | None = None) -> bool:
+    current, new = SessionStatus(current), SessionStatus(new)
+    if current == S.DISCONNECTED and new == S.READY:
+        # Only a page that lost its connection (its browser kept running) comes back by itself.
+        return current_reason == CONNECTION_LOST
+    return new in SESSION_TRANSITIONS[current]
 
 
 def parse_stream_id(event_id: str | None) -> tuple[int, int]:

@@ -8,7 +8,7 @@ from sqlalchemy import JSON, ColumnElement, BigInteger, Boolean, DateTime, Forei
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from models.states import LIVE_SESSION_STATES, JobStatus, MessageStatus, SessionStatus
+from models.states import CONNECTION_LOST, LIVE_SESSION_STATES, JobStatus, MessageStatus, SessionStatus
 
 
 def utcnow() -> datetime:
@@ -48,6 +48,7 @@ class WhatsAppSession(Base):
     is_authenticated: Mapped[bool] = mapped_column(Boolean, default=False)
     is_ready: Mapped[bool] = mapped_column(Boolean, default=False)
     qr_code: Mapped[str | None] = mapped_column(Text)
+    pairing_code: Mapped[str | None] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(20), default=SessionStatus.INITIALIZING.value, index=True)
     status_reason: Mapped[str | None] = mapped_column(String(64))
     s3_session_key: Mapped[str | None] = mapped_column(String(500))
@@ -62,8 +63,12 @@ class WhatsAppSession(Base):
 
 
 def placed_and_live() -> ColumnElement[bool]:
-    """Sessions that hold a place on a slot: a browser is running or starting for them."""
-    return WhatsAppSession.slot.is_not(None) & WhatsAppSession.status.in_([s.value for s in LIVE_SESSION_STATES])
+    """Sessions that hold a place on a slot: a browser is running or starting for them
+    (also while its page is offline: DISCONNECTED for CONNECTION_LOST keeps the browser)."""
+    offline = ((WhatsAppSession.status == SessionStatus.DISCONNECTED.value)
+               & (WhatsAppSession.status_reason == CONNECTION_LOST))
+    return WhatsAppSession.slot.is_not(None) & (
+        WhatsAppSession.status.in_([s.value for s in LIVE_SESSION_STATES]) | offline)
 
 
 class SessionTransition(Base):

@@ -216,3 +216,31 @@ def test_initialize_when_the_queue_is_down_is_503_and_can_be_retried(app, client
         assert r.status_code == 200 and r.json["status"] == "INITIALIZING"
     finally:
         slots.unregister(redis_client, "queue-test-slot")
+
+
+def test_media_in_a_send_is_checked_before_it_is_accepted(client, user_id):
+    import base64
+
+    url = f"/webjs/sessions/{user_id}/send-message"
+    cases = [
+        ({"media_urls": ["ftp://example.com/a.pdf"]}, "media_urls"),
+        ({"media_urls": ["https://example.com/a.png"] * 11}, "media_urls"),
+        ({"media": [{"filename": "a.txt", "mimetype": "text/plain", "data": "not base64!"}]}, "base64"),
+        ({"media": [{"filename": "a.png", "mimetype": "image/png",
+                     "data": base64.b64encode(b"x" * (16 * 1024 * 1024 + 1)).decode()}]}, "16 MB limit"),
+        ({"message": "", "media": []}, "message"),
+    ]
+    for extra, expected in cases:
+        r = client.post(url, json={"to": "919876543210", "message": "hi", **extra})
+        assert r.status_code == 422, (extra.keys(), r.json)
+        assert expected in r.json["message"], r.json
+
+
+def test_pairing_code_needs_a_session_and_a_valid_number(client, user_id):
+    r = client.post(f"/webjs/sessions/{user_id}/pairing-code", json={"phone_number": "919876543210"})
+    assert r.status_code == 404 and r.json["message"] == "Session not found"
+    client.post("/webjs/sessions", json={"user_id": user_id})
+    r = client.post(f"/webjs/sessions/{user_id}/pairing-code", json={"phone_number": "12"})
+    assert r.status_code == 422 and "Invalid phone number format" in r.json["message"]
+    r = client.post(f"/webjs/sessions/{user_id}/pairing-code", json={"phone_number": "919876543210"})
+    assert r.status_code == 400 and "initialize" in r.json["message"]

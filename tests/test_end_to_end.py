@@ -28,6 +28,7 @@ def stack(settings, tmp_path_factory, redis_client):
         "REDIS_URL": settings.redis_url, "WA_WEB_URL": f"http://127.0.0.1:{sim_port}/",
         "BROWSER_WORK_DIR": settings.browser_work_dir, "PROFILE_DIR": settings.profile_dir, "SLOT_NAME": slot, "SLOT_CAPACITY": "4",
         "SIM_SYNC_DELAY": "0.3", "SIM_DELIVER_DELAY": "0.3", "SIM_READ_DELAY": "0.3", "LOG_LEVEL": "INFO",
+        "MEDIA_ALLOW_NETWORKS": "127.0.0.0/8",  # the test's media server is on loopback
     }
     procs = [
         Proc("simulator", ["-m", "simulator", "--host", "127.0.0.1", "--port", str(sim_port)], env, logs),
@@ -169,6 +170,79 @@ def test_a_redelivered_send_task_does_not_send_twice(app, client, db, stack, rea
     r2 = client.post(f"/webjs/sessions/{ready_session}/send-message?wait=30", json={"to": "919876543210", "message": marker})
     assert r2.json["status"] == "sent"
     assert len([m for m in network_log(stack["sim"]) if m.get("text") == text]) == 1
+
+
+def test_acks_reach_job_polling(client, stack, ready_session):
+    r = client.post(f"/webjs/sessions/{ready_session}/send-message", json={"to": "919876543210", "message": "ack me"})
+    job = wait_until(lambda: (j := client.get(f"/webjs/jobs/{r.json['job_id']}").json)["results"][0]
+                     ["message_status"] == "read" and j, 30, what="read")
+    assert job["status"] == "completed" and job["successful_sends"] == 1
+
+
+def test_pairing_code_links_a_session(client, stack, user_id):
+    sim = stack["sim"]
+    assert client.post("/webjs/sessions", json={"user_id": user_id}).status_code == 201
+    r = client.post(f"/webjs/sessions/{user_id}/pairing-code", json={"phone_number": "919844444444"})
+    assert r.status_code == 400 and r.json["message"] == "Session is not initialized. Please initialize the client first."
+    assert client.post(f"/webjs/sessions/{user_id}/initialize").status_code == 200
+    r = client.post(f"/webjs/sessions/{user_id}/pairing-code", json={"phone_number": "+91 98444 44444"})
+    assert r.status_code == 200, r.json
+    code = r.json["pairing_code"]
+    assert len(code) == 9 and code[4] == "-" and r.json["phone_number"] == "919844444444"
+    assert wait_until(lambda: client.get(f"/webjs/sessions/{user_id}/status").json["pairing_code"] == code, 10)
+    assert requests.post(f"{sim}/sim/phone/pair", json={"code": code, "phone": "919844444444"}, timeout=5).ok
+    status = wait_until(lambda: (s := client.get(f"/webjs/sessions/{user_id}/status").json)["status"] == "READY" and s,
+                        30, what="READY")
+    assert status["phone_number"] == "919844444444" and status["pairing_code"] is None
+    r = client.post(f"/webjs/sessions/{user_id}/pairing-code", json={"phone_number": "919844444444"})
+    assert r.status_code == 400 and r.json["message"] == "Session is already authenticated."
+
+
+def test_media_url_is_sent_with_its_caption(client, stack, ready_session):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    body = b"%PDF-1.4\n" + secrets.token_bytes(2048)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/pdf")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        caption = f"Here's your document {secrets.token_hex(3)}"
+        url = f"http://127.0.0.1:{server.server_address[1]}/files/meeting-agenda.pdf?token=secret"
+        r = client.post(f"/webjs/sessions/{ready_session}/send-message?wait=30",
+                        json={"to": "919876543210", "message": caption, "media_urls": [url]})
+        assert r.status_code == 200 and r.json["status"] == "sent", r.json
+    finally:
+        server.shutdown()
+    sent = [m for m in network_log(stack["sim"]) if m.get("caption") == caption]
+    assert len(sent) == 1 and sent[0]["type"] == "document"
+    assert sent[0]["media"]["name"] == "meeting-agenda.pdf" and sent[0]["media"]["size"] == len(body)
+    assert "token=secret" not in stack["procs"]["slot"].tail(200), "no query strings (tokens) in logs"
+
+
+def test_connection_loss_shows_in_status_and_recovers(client, stack, ready_session):
+    sim = stack["sim"]
+    requests.post(f"{sim}/sim/control/connection", json={"online": False, "phone": "919811111111"}, timeout=5)
+    try:
+        lost = wait_until(lambda: (s := client.get(f"/webjs/sessions/{ready_session}/status").json)["status"]
+                          == "DISCONNECTED" and s, 15, what="DISCONNECTED")
+        assert lost["reason"] == "CONNECTION_LOST"
+        assert ready_session in client.get("/webjs/sessions/active").json["active_sessions"]
+    finally:
+        requests.post(f"{sim}/sim/control/connection", json={"online": True, "phone": "919811111111"}, timeout=5)
+    wait_until(lambda: client.get(f"/webjs/sessions/{ready_session}/status").json["status"] == "READY", 15,
+               what="READY again")
 
 
 def test_deleting_a_session_stops_its_browser(client, stack, user_id, db):

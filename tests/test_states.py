@@ -21,6 +21,12 @@ def test_session_illegal_transitions_are_refused():
     assert not session_transition_allowed(S.READY, S.AUTHENTICATED)
     assert not session_transition_allowed(S.DESTROYED, S.READY)
     assert not session_transition_allowed(S.DISCONNECTED, S.READY)
+    assert not session_transition_allowed(S.DISCONNECTED, S.READY, "BROWSER_CRASHED")
+
+
+def test_a_page_that_lost_its_connection_comes_back_ready():
+    assert session_transition_allowed(S.READY, S.DISCONNECTED)
+    assert session_transition_allowed(S.DISCONNECTED, S.READY, "CONNECTION_LOST")
 
 
 def test_stale_session_events_are_refused():

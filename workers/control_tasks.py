@@ -55,7 +55,8 @@ def sweep_messages(limit: int = 500) -> int:
             if session.status != SessionStatus.READY.value or not session.slot:
                 continue  # waits for the session to come back
             dispatch.send_message(celery, slot=session.slot, message_id=msg.id, job_id=msg.job_id,
-                                  session_id=msg.session_id, epoch=session.epoch, to=msg.to, text=msg.text)
+                                  session_id=msg.session_id, epoch=session.epoch, to=msg.to, text=msg.text,
+                                  media=msg.media)
             count += 1
     if count:
         log.info("re-dispatched %d overdue messages", count)

@@ -7,6 +7,7 @@ from settings import slot_queue
 
 INITIALIZE = "wa.slot.initialize"
 SEND_MESSAGE = "wa.slot.send_message"
+REQUEST_PAIRING_CODE = "wa.slot.request_pairing_code"
 STOP_SESSION = "wa.slot.stop_session"
 
 # Enqueueing must fail fast when Redis is away: the row is already durable and the
@@ -20,11 +21,16 @@ def initialize_session(celery: Celery, *, slot: str, session_id: str, epoch: int
 
 
 def send_message(celery: Celery, *, slot: str, message_id: str, job_id: str, session_id: str,
-                 epoch: int, to: str, text: str) -> None:
+                 epoch: int, to: str, text: str, media: list[dict] | None = None) -> None:
     celery.send_task(SEND_MESSAGE, kwargs={
         "message_id": message_id, "job_id": job_id, "session_id": session_id,
-        "epoch": epoch, "to": to, "text": text,
+        "epoch": epoch, "to": to, "text": text, "media": media or None,
     }, queue=slot_queue(slot), **_NO_RETRY)
+
+
+def request_pairing_code(celery: Celery, *, slot: str, session_id: str, epoch: int, phone: str) -> None:
+    celery.send_task(REQUEST_PAIRING_CODE, kwargs={"session_id": session_id, "epoch": epoch, "phone": phone},
+                     queue=slot_queue(slot), **_NO_RETRY)
 
 
 def stop_session(celery: Celery, *, slot: str, session_id: str, epoch: int, forget: bool) -> None:

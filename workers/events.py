@@ -49,6 +49,10 @@ class EventBus:
             pipe.set(mark_key, body, ex=mark_ttl or None)
         pipe.execute()
 
+    def notify_session(self, session_id: str, notice: dict) -> None:
+        """A live-only notice (not a state change): published, not recorded."""
+        self.redis.publish(session_channel(session_id), json.dumps(notice, separators=(",", ":")))
+
     def session(self, session_id: str, epoch: int, status: str, **fields) -> None:
         fields = {k: v for k, v in fields.items() if v is not None}
         self._emit(session_channel(session_id), {

@@ -12,25 +12,54 @@ from __future__ import annotations
 
 import logging
 import shutil
+import tempfile
 import threading
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as ProbeTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
 from selenium.common.exceptions import WebDriverException
 
-from browser.chrome import close_gracefully, launch_chrome
+from browser.chrome import close_gracefully, kill_browser, launch_chrome
 from browser.qr import qr_data_url
-from browser.whatsapp import PageSnapshot, PageState, WhatsAppWeb
-from models.states import NOT_READY_MESSAGE, SessionStatus
+from browser.whatsapp import PageSnapshot, PageState, SendError, WhatsAppWeb, ack_rank
+from models.states import NOT_READY_MESSAGE, MessageStatus, SessionStatus
 from settings import Settings
 from storage.profiles import LOGIN_PARTS, make_profile_store
 from workers import slots
 from workers.events import EventBus
+from workers.media import Media, MediaError, MediaLimits, fetch_media, media_from_base64
+from workers.netguard import AllowList
 
 log = logging.getLogger("slot")
 
 DISCONNECTED = "Session is disconnected"
+OFFLINE = "WhatsApp is not connected (the phone or the network is offline)"
+DONE_TTL = 7 * 24 * 3600
+MAX_ACK_WATCHES = 1000  # per session; the oldest are dropped first
+LOGGED_IN = frozenset({PageState.CONNECTED, PageState.TIMEOUT, PageState.CONFLICT})
+
+
+class SessionOffline(Exception):
+    """The session is logged in but cannot send right now; trying later can help."""
+
+
+class MediaUnavailable(SendError):
+    def __init__(self, error: MediaError):
+        super().__init__(str(error))
+        self.permanent = error.permanent
+
+
+@dataclass
+class AckWatch:
+    """A sent message whose delivered / read acks are still to come."""
+
+    message_id: str
+    job_id: str
+    peer: str
+    level: str = "sent"
 
 
 @dataclass
@@ -40,8 +69,12 @@ class BrowserSession:
     page: WhatsAppWeb
     lock: threading.RLock = field(default_factory=threading.RLock)
     state: PageState = PageState.OPENING
+    reported: SessionStatus | None = None
     qr: str | None = None
+    pairing_code: str | None = None
     qr_reloads: int = 0
+    takeovers: int = 0
+    acks: dict[str, AckWatch] = field(default_factory=dict)
 
     @property
     def driver(self):
@@ -51,19 +84,29 @@ class BrowserSession:
 class SlotRuntime:
     """Everything a slot worker process owns. One per process, started lazily."""
 
-    def __init__(self, settings: Settings, client: redis.Redis | None = None):
+    def __init__(self, settings: Settings, client: redis.Redis | None = None, bus: EventBus | None = None):
         self.settings = settings
         self.redis = client or redis.Redis.from_url(settings.redis_url)
-        self.bus = EventBus(self.redis)
+        self.bus = bus or EventBus(self.redis)
         self.store = make_profile_store(settings)
+        self.media_limits = MediaLimits(media_bytes=settings.media_max_mb * 1024 * 1024,
+                                        document_bytes=settings.document_max_mb * 1024 * 1024,
+                                        timeout=settings.media_fetch_timeout)
+        self.media_allow = AllowList.parse(settings.media_allow_networks)
         self.sessions: dict[str, BrowserSession] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        # Page probes run here, so that a hung Chrome costs the monitor a timeout, not its life.
+        self._probes = ThreadPoolExecutor(max_workers=settings.slot_capacity + 2, thread_name_prefix="probe")
 
     # --- lifecycle --------------------------------------------------------------------
-    def start(self) -> None:
-        self._beat()
-        for target, name in ((self._heartbeat_loop, "heartbeat"), (self._monitor_loop, "monitor")):
+    def start(self, heartbeat: bool = True) -> None:
+        """Register the slot (unless ``heartbeat`` is False: a canary or a test) and watch pages."""
+        loops = [(self._monitor_loop, "monitor")]
+        if heartbeat:
+            self._beat()
+            loops.append((self._heartbeat_loop, "heartbeat"))
+        for target, name in loops:
             thread = threading.Thread(target=target, name=f"{self.settings.slot_name}-{name}", daemon=True)
             thread.start()
         log.info("slot %s started (capacity %d)", self.settings.slot_name, self.settings.slot_capacity)
@@ -82,6 +125,7 @@ class SlotRuntime:
             log.warning("could not report the stop: %s", exc)
         for session_id in list(self.sessions):
             self._close(session_id, save=True)
+        self._probes.shutdown(wait=False, cancel_futures=True)
 
     def _beat(self) -> None:
         slots.heartbeat(self.redis, self.settings.slot_name, self.settings.slot_capacity,
@@ -137,13 +181,78 @@ class SlotRuntime:
         self._close(session_id, forget=forget, save=not forget)
 
     def session_for_send(self, session_id: str, epoch: int) -> BrowserSession:
-        """The READY browser of a session, or an error message saying why there is none."""
+        """The READY browser of a session; LookupError (for good) or SessionOffline (for now)."""
         bs = self.sessions.get(session_id)
         if bs is None or bs.epoch != epoch:
             raise LookupError(DISCONNECTED)
+        if bs.state in (PageState.TIMEOUT, PageState.CONFLICT):
+            raise SessionOffline(OFFLINE)
         if bs.state != PageState.CONNECTED:
             raise LookupError(NOT_READY_MESSAGE)
         return bs
+
+    def deliver(self, session_id: str, epoch: int, message_id: str, to: str, text: str,
+                media: list[dict] | None = None) -> str:
+        """Send one message (text, or media with the text as caption of the first file);
+        return its WhatsApp id. Media is fetched and checked before the page is touched.
+
+        Raises LookupError (session gone or not ready), SessionOffline, or SendError.
+        """
+        bs = self.session_for_send(session_id, epoch)
+        if not media:
+            with bs.lock:
+                return bs.page.send_text(to, text, timeout=self.settings.send_timeout)
+        with tempfile.TemporaryDirectory(prefix="wa-media-", dir=self._media_dir()) as tmp:
+            files = [self._media_file(item, Path(tmp)) for item in media]
+            ids: list[str] = []
+            with bs.lock:
+                for i, item in enumerate(files):
+                    # A retry after a partial send skips the files that already went out.
+                    part_key = f"wa:msg:{message_id}:part:{i}"
+                    done = self.redis.get(part_key)
+                    if done:
+                        ids.append(done.decode())
+                        continue
+                    wa_id = bs.page.send_file(to, item.path, as_media=item.kind == "media",
+                                              caption=text if i == 0 else "",
+                                              timeout=self.settings.send_timeout + self.settings.media_fetch_timeout)
+                    self.redis.set(part_key, wa_id, ex=DONE_TTL)
+                    ids.append(wa_id)
+            return ids[0]
+
+    def _media_dir(self) -> Path:
+        path = Path(self.settings.browser_work_dir) / "media"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _media_file(self, item: dict, dest: Path) -> Media:
+        try:
+            if item.get("url"):
+                return fetch_media(item["url"], dest, limits=self.media_limits, allow=self.media_allow)
+            return media_from_base64(item.get("filename") or "file", item.get("mimetype") or "",
+                                     item.get("data") or "", dest, self.media_limits)
+        except MediaError as exc:
+            raise MediaUnavailable(exc) from exc
+
+    def watch_acks(self, session_id: str, wa_id: str, message_id: str, job_id: str, peer: str) -> None:
+        """Follow a sent message's acks; the monitor reports delivered and read."""
+        bs = self.sessions.get(session_id)
+        if bs is None:
+            return
+        with bs.lock:
+            bs.acks[wa_id] = AckWatch(message_id, job_id, peer)
+            while len(bs.acks) > MAX_ACK_WATCHES:
+                bs.acks.pop(next(iter(bs.acks)))
+
+    def request_pairing_code(self, session_id: str, epoch: int, phone: str) -> str:
+        """Switch the login page to "link with phone number"; the code also goes out as an event."""
+        bs = self.sessions.get(session_id)
+        if bs is None or bs.epoch != epoch:
+            raise LookupError(DISCONNECTED)
+        with bs.lock:
+            code = bs.page.request_pairing_code(phone, timeout=self.settings.send_timeout)
+            self._on_pairing_code(bs, code)
+        return code
 
     # --- watching pages ---------------------------------------------------------------
     def _monitor_loop(self) -> None:
@@ -159,42 +268,104 @@ class SlotRuntime:
                     bs.lock.release()
 
     def observe(self, bs: BrowserSession) -> None:
-        """Read the page once and publish what changed."""
+        """Read the page once (bounded by PROBE_TIMEOUT) and publish what changed."""
+        probe = self._probes.submit(bs.page.snapshot)
         try:
-            snap = bs.page.snapshot()
+            snap = probe.result(timeout=self.settings.probe_timeout)
+        except ProbeTimeout:
+            if not self._stop.is_set():
+                log.warning("session=%s browser hangs (no answer in %.1f s)", bs.session_id,
+                            self.settings.probe_timeout)
+                self._crashed(bs)
+            return
         except Exception as exc:  # WebDriverException, or chromedriver itself gone (urllib3 errors)
-            if self._stop.is_set():
-                return
-            log.warning("session=%s browser unreachable: %s", bs.session_id, str(exc).splitlines()[0][:200])
-            self._publish(bs, SessionStatus.DISCONNECTED, reason="BROWSER_CRASHED")
-            self._close(bs.session_id)
+            if not self._stop.is_set():
+                log.warning("session=%s browser unreachable: %s", bs.session_id,
+                            (str(exc).splitlines() or [""])[0][:200])
+                self._crashed(bs)
             return
         self._on_snapshot(bs, snap)
 
+    def _crashed(self, bs: BrowserSession) -> None:
+        self._publish(bs, SessionStatus.DISCONNECTED, reason="BROWSER_CRASHED")
+        with self._lock:
+            if self.sessions.get(bs.session_id) is bs:
+                del self.sessions[bs.session_id]
+        kill_browser(bs.driver)  # also ends a probe still waiting on it
+
     def _on_snapshot(self, bs: BrowserSession, snap: PageSnapshot) -> None:
-        previous, bs.state = bs.state, snap.state
+        bs.state = snap.state
         if snap.state == PageState.UNPAIRED:
-            if snap.qr != bs.qr:
-                bs.qr = snap.qr
+            if snap.qr and snap.qr != bs.qr:
+                bs.qr, bs.pairing_code = snap.qr, None
                 # The image is made once, here; the recorder and the API's QR wait use it as is.
                 self._publish(bs, SessionStatus.QR_READY, qr=snap.qr, qr_code=qr_data_url(snap.qr))
+            elif snap.pairing_code and snap.pairing_code != bs.pairing_code:
+                self._on_pairing_code(bs, snap.pairing_code)  # re-issued by the page
         elif snap.state == PageState.UNPAIRED_IDLE:
-            if bs.qr_reloads < self.settings.max_qr_reloads:
+            if bs.qr_reloads < self.settings.max_qr_attempts:
                 bs.qr_reloads += 1
                 bs.page.reload_qr()
             else:
                 self._publish(bs, SessionStatus.DISCONNECTED, reason="QR_TIMEOUT")
                 self._close(bs.session_id)
-        elif snap.state == PageState.PAIRING and previous != PageState.PAIRING:
-            self._publish(bs, SessionStatus.AUTHENTICATED)
-        elif snap.state == PageState.CONNECTED and previous != PageState.CONNECTED:
-            bs.qr, bs.qr_reloads = None, 0
-            self._publish(bs, SessionStatus.READY, phone_number=snap.phone_number)
+        elif snap.state == PageState.PAIRING:
+            if bs.reported not in (SessionStatus.AUTHENTICATED, SessionStatus.READY):
+                self._publish(bs, SessionStatus.AUTHENTICATED)
+        elif snap.state == PageState.CONNECTED:
+            if bs.reported != SessionStatus.READY:
+                bs.qr, bs.pairing_code, bs.qr_reloads = None, None, 0
+                self._publish(bs, SessionStatus.READY, phone_number=snap.phone_number)
+        elif snap.state == PageState.TIMEOUT:
+            if bs.reported == SessionStatus.READY:
+                # The browser stays; READY follows when the page is back online.
+                self._publish(bs, SessionStatus.DISCONNECTED, reason="CONNECTION_LOST")
+        elif snap.state == PageState.CONFLICT:
+            if self.settings.conflict_policy == "takeover" and bs.takeovers < self.settings.max_takeovers:
+                bs.takeovers += 1
+                log.info("session=%s open in another window; taking over (%d/%d)", bs.session_id,
+                         bs.takeovers, self.settings.max_takeovers)
+                bs.page.take_over()
+            else:
+                self._publish(bs, SessionStatus.DISCONNECTED, reason="CONFLICT")
+                self._close(bs.session_id, save=True)
+                return
         elif snap.state == PageState.LOGGED_OUT:
             self._publish(bs, SessionStatus.DISCONNECTED, reason="LOGOUT")
             self._close(bs.session_id, forget=True)
+            return
+        if snap.state in LOGGED_IN and bs.acks:
+            self._follow_acks(bs, snap)
+
+    def _on_pairing_code(self, bs: BrowserSession, code: str) -> None:
+        if code != bs.pairing_code:
+            bs.pairing_code, bs.qr = code, None
+            self._publish(bs, SessionStatus.QR_READY, pairing_code=code)
+
+    def _follow_acks(self, bs: BrowserSession, snap: PageSnapshot) -> None:
+        """Report delivered / read for watched messages.
+
+        A row of the open chat shows its own ack; the chat list shows the ack of each
+        chat's last message. A chat's messages are delivered and read in order, so an
+        ack seen on a newer message of ours holds for the older ones too.
+        """
+        floor: dict[str, int] = {}  # peer -> highest ack rank seen on a newer message
+        for wa_id, watch in reversed(list(bs.acks.items())):
+            seen = floor.get(watch.peer)
+            if seen is None:  # the newest watched message of this chat
+                seen = ack_rank(snap.chat_acks.get(watch.peer))
+            rank = max(seen, ack_rank(snap.acks.get(wa_id)), ack_rank(watch.level))
+            floor[watch.peer] = rank
+            if rank <= ack_rank(watch.level):
+                continue
+            watch.level = "read" if rank >= ack_rank("read") else "delivered"
+            status = MessageStatus.READ if watch.level == "read" else MessageStatus.DELIVERED
+            self.bus.message(watch.message_id, watch.job_id, bs.session_id, status.value)
+            if watch.level == "read":
+                del bs.acks[wa_id]
 
     def _publish(self, bs: BrowserSession, status: SessionStatus, **fields) -> None:
+        bs.reported = status
         log.info("session=%s epoch=%s -> %s %s", bs.session_id, bs.epoch, status.value,
                  fields.get("reason") or "")
         self.bus.session(bs.session_id, bs.epoch, status.value, **fields)
@@ -223,7 +394,7 @@ class SlotRuntime:
         if forget:
             shutil.rmtree(self._profile_dir(session_id), ignore_errors=True)
             self.store.delete(session_id)
-        elif save and bs is not None and bs.state == PageState.CONNECTED:
+        elif save and bs is not None and bs.state in LOGGED_IN:
             try:
                 key = self.store.save(session_id, self._profile_dir(session_id))
                 log.info("session=%s login saved (%s)", session_id, key)

@@ -12,14 +12,12 @@ import random
 
 from selenium.common.exceptions import WebDriverException
 
-from browser.whatsapp import SendError
+from browser.whatsapp import PairingError, SendError
 from models.states import MessageStatus
 from workers.app import celery
-from workers.slot import runtime
+from workers.slot import DONE_TTL, SessionOffline, runtime
 
 log = logging.getLogger("slot.tasks")
-
-DONE_TTL = 7 * 24 * 3600
 
 
 def done_key(message_id: str) -> str:
@@ -41,11 +39,24 @@ def stop_session(session_id: str, epoch: int, forget: bool = False) -> None:
     runtime().stop(session_id, epoch, forget)
 
 
+@celery.task(name="wa.slot.request_pairing_code")
+def request_pairing_code(session_id: str, epoch: int, phone: str) -> None:
+    """The code goes out as a QR_READY event with ``pairing_code``; a refusal as a live notice."""
+    rt = runtime()
+    try:
+        rt.request_pairing_code(session_id, epoch, phone)
+    except (LookupError, PairingError) as exc:
+        log.info("session=%s pairing code refused: %s", session_id, exc)
+        rt.bus.notify_session(session_id, {"type": "pairing_error", "epoch": epoch, "error": str(exc)})
+
+
 @celery.task(name="wa.slot.send_message", bind=True, max_retries=None)
-def send_message(self, message_id: str, job_id: str, session_id: str, epoch: int, to: str, text: str) -> None:
+def send_message(self, message_id: str, job_id: str, session_id: str, epoch: int, to: str, text: str,
+                 media: list[dict] | None = None) -> None:
     rt = runtime()
     bus = rt.bus
     attempt = self.request.retries + 1
+    last_attempt = self.request.retries >= rt.settings.task_max_retries - 1
     if rt.redis.exists(done_key(message_id)):
         log.info("message=%s already sent; redelivery ignored", message_id)
         return
@@ -55,27 +66,35 @@ def send_message(self, message_id: str, job_id: str, session_id: str, epoch: int
         bus.message(message_id, job_id, session_id, MessageStatus.FAILED, attempt=attempt, error=error)
 
     try:
-        bs = rt.session_for_send(session_id, epoch)
+        rt.session_for_send(session_id, epoch)
     except LookupError as exc:
         return fail(str(exc))
-
-    bus.message(message_id, job_id, session_id, MessageStatus.SENDING, attempt=attempt)
-    try:
-        with bs.lock:
-            wa_id = bs.page.send_text(to, text, timeout=rt.settings.send_timeout)
-    except SendError as exc:
-        if exc.permanent or self.request.retries >= rt.settings.task_max_retries - 1:
-            return fail(str(exc))
+    except SessionOffline as exc:
         error = str(exc)
-    except WebDriverException as exc:
-        if self.request.retries >= rt.settings.task_max_retries - 1:
-            return fail(f"Browser error: {exc.msg}")
-        error = exc.msg
     else:
-        bus.message(message_id, job_id, session_id, MessageStatus.SENT, attempt=attempt,
-                    wa_message_id=wa_id, mark_key=done_key(message_id), mark_ttl=DONE_TTL)
-        log.info("message=%s session=%s sent as %s", message_id, session_id, wa_id)
-        return
+        bus.message(message_id, job_id, session_id, MessageStatus.SENDING, attempt=attempt)
+        try:
+            wa_id = rt.deliver(session_id, epoch, message_id, to, text, media)
+        except LookupError as exc:
+            return fail(str(exc))
+        except SendError as exc:
+            if exc.permanent or last_attempt:
+                return fail(str(exc))
+            error = str(exc)
+        except SessionOffline as exc:
+            error = str(exc)
+        except WebDriverException as exc:
+            if last_attempt:
+                return fail(f"Browser error: {exc.msg}")
+            error = exc.msg
+        else:
+            bus.message(message_id, job_id, session_id, MessageStatus.SENT, attempt=attempt,
+                        wa_message_id=wa_id, mark_key=done_key(message_id), mark_ttl=DONE_TTL)
+            rt.watch_acks(session_id, wa_id, message_id, job_id, to)
+            log.info("message=%s session=%s sent as %s", message_id, session_id, wa_id)
+            return
+    if last_attempt:
+        return fail(error)
     log.info("message=%s attempt %d failed (%s); retrying", message_id, attempt, error)
     raise self.retry(countdown=backoff_seconds(self.request.retries),
                      queue=self.request.delivery_info.get("routing_key"))

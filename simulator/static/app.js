@@ -323,7 +323,8 @@
   function updateCode(s) {
     if (!s.pair || S.codeShown === s.pair.code) return;
     var code = s.pair.code;
-    S.codeBox.setAttribute('data-link-code', code);
+    // As the real page renders it: the characters joined with commas ("A,B,C,D,E,F,G,H").
+    S.codeBox.setAttribute('data-link-code', code.split('').join(','));
     S.codeBox.textContent = '';
     for (var i = 0; i < code.length; i++) {
       if (i === 4) S.codeBox.appendChild(el('span', { class: 'link-code-dash' }, '-'));

@@ -1,0 +1,400 @@
+"""The slot's driver against every state and event of the simulated WhatsApp Web.
+
+Each test runs a SlotRuntime in this process (its monitor thread, no Celery) with a
+bus that keeps the events, drives a real headless Chromium, and causes the event on
+the simulator's control API.
+"""
+from __future__ import annotations
+
+import io
+import os
+import secrets
+import signal
+import threading
+from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import requests
+from PIL import Image
+
+from browser.qr import read_qr_data_url
+from browser.whatsapp import MediaRejected, NumberNotOnWhatsApp
+from models.states import MessageStatus
+from tests.helpers import Proc, ROOT, free_port, port_open, wait_until
+from workers.media import MediaLimits
+from workers.slot import MediaUnavailable, SessionOffline, SlotRuntime
+
+OWN = "919800000001"
+PEER = "919876543210"
+OTHER = "919876500000"
+
+
+class Sim:
+    def __init__(self, base: str):
+        self.base = base
+
+    def post(self, path: str, body: dict | None = None) -> dict:
+        r = requests.post(self.base + path, json=body or {}, timeout=5)
+        assert r.ok, r.text
+        return r.json()
+
+    def get(self, path: str):
+        r = requests.get(self.base + path, timeout=5)
+        assert r.ok, r.text
+        return r.json()
+
+    def messages(self, to: str | None = None) -> list[dict]:
+        return self.get("/sim/control/messages" + (f"?to={to}" if to else ""))
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory):
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = Proc("simulator", ["-m", "simulator", "--port", str(port), "--quiet"], env,
+                tmp_path_factory.mktemp("sim")).start()
+    try:
+        wait_until(lambda: port_open(port), 20, what="simulator")
+        yield Sim(f"http://127.0.0.1:{port}")
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(autouse=True)
+def fresh_sim(sim):
+    sim.post("/sim/control/reset")
+    sim.post("/sim/control/config", {"sync_delay": 0.2, "deliver_delay": 0.3, "read_delay": 0.3})
+
+
+class ListBus:
+    """The events a slot publishes, kept in order, with a wait."""
+
+    def __init__(self):
+        self.events: list[dict] = []
+        self._cond = threading.Condition()
+
+    def _add(self, event: dict) -> None:
+        with self._cond:
+            self.events.append(event)
+            self._cond.notify_all()
+
+    def session(self, session_id, epoch, status, **fields):
+        self._add({"type": "session", "session_id": session_id, "epoch": epoch, "status": status,
+                   **{k: v for k, v in fields.items() if v is not None}})
+
+    def message(self, message_id, job_id, session_id, status, *, mark_key=None, mark_ttl=0, **fields):
+        self._add({"type": "message", "message_id": message_id, "status": status, **fields})
+
+    def notify_session(self, session_id, notice):
+        self._add({"type": "notice", "session_id": session_id, **notice})
+
+    def wait(self, what: str, timeout: float = 15.0, **match) -> dict:
+        """The first event (oldest first) whose fields equal ``match``."""
+        def found():
+            return next((e for e in self.events if all(e.get(k) == v for k, v in match.items())), None)
+
+        with self._cond:
+            if not self._cond.wait_for(found, timeout):
+                raise AssertionError(f"no {what} event in {timeout}s; events: {self.statuses()}")
+            return found()
+
+    def statuses(self) -> list[str]:
+        return [f"{e['status']}{'/' + e['reason'] if e.get('reason') else ''}" for e in self.events
+                if e["type"] == "session"]
+
+
+@pytest.fixture
+def make_runtime(settings, sim, redis_client, tmp_path):
+    made: list[SlotRuntime] = []
+
+    def make(**overrides) -> SlotRuntime:
+        s = replace(settings, wa_web_url=sim.base + "/", browser_work_dir=str(tmp_path / "browsers"),
+                    profile_dir=str(tmp_path / "profiles"), page_probe_interval=0.1,
+                    slot_name=f"test-{secrets.token_hex(3)}", **overrides)
+        rt = SlotRuntime(s, client=redis_client, bus=ListBus())
+        rt.start(heartbeat=False)
+        made.append(rt)
+        return rt
+
+    yield make
+    for rt in made:
+        rt.shutdown()
+
+
+def link(rt: SlotRuntime, sim: Sim, session_id: str = "s1", phone: str = OWN, epoch: int = 1) -> dict:
+    rt.initialize(session_id, epoch)
+    qr = rt.bus.wait("QR_READY", status="QR_READY")
+    assert read_qr_data_url(qr["qr_code"]) == qr["qr"]  # the image holds what the page shows
+    sim.post("/sim/phone/scan", {"payload": qr["qr"], "phone": phone})
+    return rt.bus.wait("READY", status="READY")
+
+
+def mid() -> str:
+    """A message id of its own: a sent part is remembered in Redis under the message id."""
+    return f"msg_{secrets.token_hex(6)}"
+
+
+def chrome_pid(rt: SlotRuntime, session_id: str = "s1") -> int:
+    return rt.sessions[session_id].driver.browser_pid
+
+
+# --- logging in -------------------------------------------------------------------------
+
+def test_every_new_qr_is_an_event_then_reloads_run_out(make_runtime, sim):
+    sim.post("/sim/control/config", {"qr_first_ttl": 0.8, "qr_ttl": 0.5, "qr_count": 2})
+    rt = make_runtime(max_qr_attempts=1)
+    rt.initialize("s1", 1)
+    gone = rt.bus.wait("QR_TIMEOUT", timeout=30, status="DISCONNECTED")
+    assert gone["reason"] == "QR_TIMEOUT"
+    qrs = [e for e in rt.bus.events if e["status"] == "QR_READY"]
+    # Two codes per series, one reload: four codes, each announced once, each its own image.
+    assert len(qrs) == 4 and len({e["qr"] for e in qrs}) == 4
+    assert [read_qr_data_url(e["qr_code"]) for e in qrs] == [e["qr"] for e in qrs]
+    assert "s1" not in rt.sessions  # the browser is closed
+
+
+def test_scan_authenticates_then_ready_with_own_number(make_runtime, sim):
+    rt = make_runtime()
+    ready = link(rt, sim)
+    assert ready["phone_number"] == OWN
+    assert rt.bus.statuses() == ["QR_READY", "AUTHENTICATED", "READY"]
+
+
+def test_pairing_code_links_and_is_reissued(make_runtime, sim):
+    sim.post("/sim/control/config", {"pair_code_ttl": 1.5})
+    rt = make_runtime()
+    rt.initialize("s1", 1)
+    rt.bus.wait("QR_READY", status="QR_READY")
+    code = rt.request_pairing_code("s1", 1, OWN)
+    assert len(code) == 9 and code[4] == "-"
+    first = rt.bus.wait("pairing code", pairing_code=code)
+    assert first["status"] == "QR_READY" and "qr_code" not in first
+    # The page re-issues the code; the new one goes out too, and only it links.
+    again = wait_until(lambda: next((e["pairing_code"] for e in rt.bus.events
+                                     if e.get("pairing_code") not in (None, code)), None), 10, what="a new code")
+    assert requests.post(sim.base + "/sim/phone/pair", json={"code": code, "phone": OWN}, timeout=5).status_code >= 400
+    sim.post("/sim/phone/pair", {"code": again, "phone": OWN})
+    assert rt.bus.wait("READY", status="READY")["phone_number"] == OWN
+
+
+def test_pairing_code_for_a_bad_number_is_refused(make_runtime, sim):
+    from browser.whatsapp import PairingError
+
+    rt = make_runtime()
+    rt.initialize("s1", 1)
+    rt.bus.wait("QR_READY", status="QR_READY")
+    with pytest.raises(PairingError):
+        rt.request_pairing_code("s1", 1, "123")
+
+
+def test_saved_login_is_restored_and_a_revoked_one_shows_the_qr(make_runtime, sim):
+    rt = make_runtime()
+    link(rt, sim)
+    rt.stop("s1", 1, forget=False)  # a clean stop saves the login
+    rt.bus.events.clear()
+    rt.initialize("s1", 2)
+    assert rt.bus.wait("READY", status="READY")["phone_number"] == OWN
+    assert "QR_READY" not in rt.bus.statuses()  # no QR: the login came back
+
+    rt.stop("s1", 2, forget=False)
+    sim.post("/sim/phone/logout", {"phone": OWN})  # revoked on the phone while the browser was away
+    rt.bus.events.clear()
+    rt.initialize("s1", 3)
+    rt.bus.wait("QR_READY", status="QR_READY")
+    assert "READY" not in rt.bus.statuses()
+
+
+def test_logout_from_the_phone_drops_the_login(make_runtime, sim):
+    rt = make_runtime()
+    link(rt, sim)
+    profile = Path(rt.settings.browser_work_dir) / "profiles" / "s1"
+    assert profile.exists()
+    sim.post("/sim/phone/logout", {"phone": OWN})
+    assert rt.bus.wait("LOGOUT", status="DISCONNECTED")["reason"] == "LOGOUT"
+    wait_until(lambda: "s1" not in rt.sessions and not profile.exists(), 10, what="the profile dropped")
+    assert rt.store.restore("s1", profile) is False  # nothing saved either
+    rt.bus.events.clear()
+    rt.initialize("s1", 2)
+    rt.bus.wait("QR_READY", status="QR_READY")
+
+
+# --- trouble while linked ---------------------------------------------------------------
+
+def test_conflict_is_taken_over(make_runtime, sim):
+    rt = make_runtime(conflict_policy="takeover")
+    link(rt, sim)
+    sim.post("/sim/control/conflict", {"phone": OWN})
+    wait_until(lambda: rt.sessions["s1"].takeovers == 1, 10, what="a takeover")
+    wait_until(lambda: rt.sessions["s1"].state == "CONNECTED", 10, what="the page back")
+    assert "DISCONNECTED" not in rt.bus.statuses()
+    assert rt.deliver("s1", 1, mid(), PEER, "after the takeover")
+
+
+def test_conflict_disconnects_when_told_to(make_runtime, sim):
+    rt = make_runtime(conflict_policy="disconnect")
+    link(rt, sim)
+    sim.post("/sim/control/conflict", {"phone": OWN})
+    assert rt.bus.wait("CONFLICT", status="DISCONNECTED")["reason"] == "CONFLICT"
+    wait_until(lambda: "s1" not in rt.sessions, 10, what="the browser closed")
+
+
+def test_connection_loss_is_reported_and_recovers(make_runtime, sim):
+    rt = make_runtime()
+    link(rt, sim)
+    sim.post("/sim/control/connection", {"online": False, "kind": "phone"})
+    assert rt.bus.wait("CONNECTION_LOST", status="DISCONNECTED")["reason"] == "CONNECTION_LOST"
+    with pytest.raises(SessionOffline):
+        rt.deliver("s1", 1, mid(), PEER, "while offline")
+    assert "s1" in rt.sessions  # the browser stays
+    sim.post("/sim/control/connection", {"online": True})
+    wait_until(lambda: rt.bus.statuses()[-1] == "READY", 10, what="READY again")
+    assert rt.bus.statuses()[-3:] == ["READY", "DISCONNECTED/CONNECTION_LOST", "READY"]
+
+
+def test_a_killed_chrome_is_reported_crashed(make_runtime, sim):
+    rt = make_runtime()
+    link(rt, sim)
+    os.kill(chrome_pid(rt), signal.SIGKILL)
+    assert rt.bus.wait("BROWSER_CRASHED", status="DISCONNECTED")["reason"] == "BROWSER_CRASHED"
+    assert "s1" not in rt.sessions
+
+
+def test_a_hung_chrome_is_detected_by_a_bounded_probe(make_runtime, sim):
+    rt = make_runtime(probe_timeout=2.0)
+    link(rt, sim)
+    pid = chrome_pid(rt)
+    os.killpg(pid, signal.SIGSTOP)  # Chrome and its renderers stop answering
+    try:
+        event = rt.bus.wait("BROWSER_CRASHED", timeout=20, status="DISCONNECTED")
+    finally:
+        try:
+            os.killpg(pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+    assert event["reason"] == "BROWSER_CRASHED"
+    wait_until(lambda: not _alive(pid), 10, what="the hung Chrome killed")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is dead enough
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+# --- sending ----------------------------------------------------------------------------
+
+def test_text_acks_flow_back_as_delivered_then_read(make_runtime, sim):
+    rt = make_runtime()
+    link(rt, sim)
+    first = rt.deliver("s1", 1, mid(), PEER, "Hello\nsecond line")
+    assert first.startswith(f"true_{PEER}@c.us_3EB0")
+    rt.watch_acks("s1", first, "m1", "j1", PEER)
+    # A send to another chat leaves the first chat: its acks now come from the chat list.
+    second = rt.deliver("s1", 1, mid(), OTHER, "Hi other")
+    rt.watch_acks("s1", second, "m2", "j1", OTHER)
+    for message_id in ("m1", "m2"):
+        rt.bus.wait("delivered", message_id=message_id, status=MessageStatus.DELIVERED.value)
+        rt.bus.wait("read", message_id=message_id, status=MessageStatus.READ.value)
+    log = sim.messages(PEER)
+    assert [m["text"] for m in log] == ["Hello\nsecond line"] and log[0]["serialized"] == first
+
+
+def test_an_unregistered_number_fails_for_good(make_runtime, sim):
+    rt = make_runtime()
+    link(rt, sim)
+    with pytest.raises(NumberNotOnWhatsApp) as err:
+        rt.deliver("s1", 1, mid(), "919999999999", "hello?")
+    assert err.value.permanent and "not on WhatsApp" in str(err.value)
+    assert sim.messages() == []
+
+
+# --- media ------------------------------------------------------------------------------
+
+def _png_bytes() -> bytes:
+    buf = io.BytesIO()
+    Image.frombytes("RGB", (120, 90), secrets.token_bytes(120 * 90 * 3)).save(buf, "PNG")  # ~32 KB
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def media_server():
+    files = {"/photo.png": ("image/png", _png_bytes()), "/agenda.pdf": ("application/pdf", b"%PDF-1.4\n" + b"x" * 5000),
+             "/big.pdf": ("application/pdf", b"%PDF-1.4\n" + b"y" * 300_000)}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path not in files:
+                self.send_error(404)
+                return
+            ctype, body = files[self.path]
+            self.send_response(200)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", files
+    server.shutdown()
+
+
+def test_image_and_document_go_through_the_right_inputs_with_caption(make_runtime, sim, media_server):
+    base, files = media_server
+    rt = make_runtime(media_allow_networks="127.0.0.0/8")
+    link(rt, sim)
+    image_id = rt.deliver("s1", 1, mid(), PEER, "The photo", [{"url": base + "/photo.png"}])
+    doc_id = rt.deliver("s1", 1, mid(), PEER, "The agenda", [{"url": base + "/agenda.pdf"}])
+    inline_id = rt.deliver("s1", 1, mid(), PEER, "", [{
+        "filename": "notes.txt", "mimetype": "text/plain", "data": "aGVsbG8gd29ybGQ="}])
+    log = {m["serialized"]: m for m in sim.messages(PEER)}
+    image, doc, inline = log[image_id], log[doc_id], log[inline_id]
+    assert image["type"] == "image" and image["caption"] == "The photo"
+    assert image["media"]["name"] == "photo.png" and image["media"]["size"] == len(files["/photo.png"][1])
+    assert doc["type"] == "document" and doc["caption"] == "The agenda"
+    assert doc["media"]["name"] == "agenda.pdf" and doc["media"]["size"] == len(files["/agenda.pdf"][1])
+    assert inline["type"] == "document" and inline["media"]["name"] == "notes.txt" and inline["media"]["size"] == 11
+
+
+def test_oversize_media_is_refused_before_the_page_is_touched(make_runtime, sim, media_server):
+    base, _ = media_server
+    rt = make_runtime(media_allow_networks="127.0.0.0/8")
+    rt.media_limits = MediaLimits(media_bytes=1000, document_bytes=100_000)
+    link(rt, sim)
+    url_before = rt.sessions["s1"].driver.current_url
+    for path in ("/photo.png", "/big.pdf"):
+        with pytest.raises(MediaUnavailable) as err:
+            rt.deliver("s1", 1, mid(), PEER, "too big", [{"url": base + path}])
+        assert err.value.permanent and "limit" in str(err.value)
+    assert rt.sessions["s1"].driver.current_url == url_before
+    assert sim.messages() == []
+
+
+def test_media_the_page_refuses_fails_for_good(make_runtime, sim, media_server):
+    base, _ = media_server
+    sim.post("/sim/control/config", {"doc_max_mb": 0.1})  # the page's own limit, below the file
+    rt = make_runtime(media_allow_networks="127.0.0.0/8")
+    link(rt, sim)
+    with pytest.raises(MediaRejected) as err:
+        rt.deliver("s1", 1, mid(), PEER, "big", [{"url": base + "/big.pdf"}])
+    assert err.value.permanent and "larger than" in str(err.value)
+    assert sim.messages() == []
+
+
+def test_media_from_a_private_address_is_refused(make_runtime, sim, media_server):
+    base, _ = media_server
+    rt = make_runtime()  # no allow-list: loopback is refused like any private address
+    link(rt, sim)
+    with pytest.raises(MediaUnavailable) as err:
+        rt.deliver("s1", 1, mid(), PEER, "x", [{"url": base + "/photo.png"}])
+    assert err.value.permanent
