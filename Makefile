@@ -1,4 +1,4 @@
-.PHONY: bootstrap demo test bench clean
+.PHONY: bootstrap demo test bench canary clean
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -15,6 +15,11 @@ test:
 ## bench: the enqueue benchmark (see docs/benchmarks.md)
 bench: bootstrap
 	.venv/bin/python bench/enqueue.py
+
+## canary: the driver against the real web.whatsapp.com (needs a network and a phone)
+canary: bootstrap
+	@test -n "$(TO)" || { echo "usage: make canary TO=<phone number>"; exit 2; }
+	.venv/bin/python scripts/canary.py --to "$(TO)"
 
 clean:
 	rm -rf var .pytest_cache

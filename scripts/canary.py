@@ -1,0 +1,103 @@
+"""The canary: the slot's own driver against the real WhatsApp Web.
+
+    make canary TO=919876543210            # or: python scripts/canary.py --to 919876543210
+
+Needs a machine with a network and a phone to scan the QR drawn in the terminal. It
+runs ``workers.slot.SlotRuntime`` (the code every slot worker runs) with an event sink
+that prints instead of writing to Redis, so a broken selector shows here first.
+``--url`` points it elsewhere (the test suite runs it against the simulator).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from browser.qr import qr_terminal  # noqa: E402
+from models.phones import InvalidPhoneNumber, normalize_phone  # noqa: E402
+from settings import Settings  # noqa: E402
+from workers.slot import SlotRuntime  # noqa: E402
+
+SESSION = "canary"
+
+
+class PrintBus:
+    """The slot's events, printed; ``wait`` blocks until one with a given status."""
+
+    def __init__(self):
+        self.seen: list[dict] = []
+        self._cond = threading.Condition()
+
+    def _add(self, event: dict) -> None:
+        with self._cond:
+            self.seen.append(event)
+            self._cond.notify_all()
+
+    def session(self, session_id, epoch, status, **fields):
+        if status == "QR_READY" and fields.get("qr"):
+            print(qr_terminal(fields["qr"]), flush=True)
+            print(f"QR payload: {fields['qr']}", flush=True)
+            print("Scan it: WhatsApp > Linked devices > Link a device", flush=True)
+        elif fields.get("pairing_code"):
+            print(f"pairing code: {fields['pairing_code']}", flush=True)
+        else:
+            print(f"session: {status} {fields.get('reason') or ''} {fields.get('phone_number') or ''}", flush=True)
+        self._add({"status": status, **fields})
+
+    def message(self, message_id, job_id, session_id, status, **fields):
+        print(f"message {message_id}: {status}", flush=True)
+        self._add({"message_id": message_id, "status": status})
+
+    def notify_session(self, session_id, notice):
+        print(f"notice: {notice}", flush=True)
+
+    def wait(self, statuses: set[str], timeout: float) -> dict | None:
+        def found():
+            return next((e for e in self.seen if e["status"] in statuses), None)
+
+        with self._cond:
+            self._cond.wait_for(found, timeout)
+            return found()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--to", required=True, help="the number that gets one message")
+    parser.add_argument("--text", default="Canary from the WhatsApp Web backend")
+    parser.add_argument("--url", default="https://web.whatsapp.com/")
+    parser.add_argument("--login-timeout", type=float, default=300.0)
+    parser.add_argument("--ack-timeout", type=float, default=60.0)
+    args = parser.parse_args()
+    try:
+        to = normalize_phone(args.to, Settings.from_env().default_region)
+    except InvalidPhoneNumber as exc:
+        parser.error(str(exc))
+
+    settings = replace(Settings.from_env(), wa_web_url=args.url)
+    bus = PrintBus()
+    rt = SlotRuntime(settings, bus=bus)
+    rt.start(heartbeat=False)
+    try:
+        rt.initialize(SESSION, 1)
+        state = bus.wait({"READY", "DISCONNECTED"}, args.login_timeout)
+        if state is None or state["status"] != "READY":
+            print(f"not linked: {state}", file=sys.stderr)
+            return 1
+        started = time.monotonic()
+        wa_id = rt.deliver(SESSION, 1, "canary-message", to, args.text)
+        print(f"sent as {wa_id} in {time.monotonic() - started:.2f} s", flush=True)
+        rt.watch_acks(SESSION, wa_id, "canary-message", "canary-job", to)
+        ack = bus.wait({"read"}, args.ack_timeout) or bus.wait({"delivered"}, 0)
+        print(f"last ack: {ack['status'] if ack else 'none (sent only)'}", flush=True)
+        return 0
+    finally:
+        rt.shutdown()  # saves the login to PROFILE_DIR: the next run needs no QR
+
+
+if __name__ == "__main__":
+    sys.exit(main())
