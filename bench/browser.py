@@ -1,0 +1,175 @@
+"""Browser timings of the slot's driver against the simulator (issue 3).
+
+Each run starts a fresh session on a real headless Chromium through the code a slot
+worker runs (``workers.slot.SlotRuntime``, its monitor thread included) and measures:
+
+* initialize -> first QR event (Chrome start, page load, QR read, PNG made),
+* scan -> READY event (the simulator's sync screen lasts SIM_SYNC_DELAY, default 1 s),
+* one text send (open the chat, type, Enter, until the server has it; no pacing),
+* one image send (download from a local server, attach, caption, upload, server ack).
+
+    python bench/browser.py [--runs 10] [--sends 3]
+
+Prints every sample's p50 / p95 / max. Needs Redis (REDIS_URL, default
+redis://127.0.0.1:6379/12) for the sent-part markers of media sends.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import redis  # noqa: E402
+import requests  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from settings import Settings  # noqa: E402
+from workers.slot import SlotRuntime  # noqa: E402
+
+PEER = "919876543210"
+
+
+class TimedBus:
+    """Session events with the monotonic time they were published."""
+
+    def __init__(self):
+        self.events: list[tuple[float, dict]] = []
+        self._cond = threading.Condition()
+
+    def session(self, session_id, epoch, status, **fields):
+        with self._cond:
+            self.events.append((time.monotonic(), {"session_id": session_id, "status": status, **fields}))
+            self._cond.notify_all()
+
+    def message(self, *args, **kwargs):
+        pass
+
+    def notify_session(self, *args):
+        pass
+
+    def wait(self, session_id: str, status: str, timeout: float = 60.0) -> tuple[float, dict]:
+        def found():
+            return next(((t, e) for t, e in self.events if e["session_id"] == session_id and e["status"] == status), None)
+
+        with self._cond:
+            if not self._cond.wait_for(found, timeout):
+                raise RuntimeError(f"{session_id}: no {status} in {timeout}s")
+            return found()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def image_server() -> tuple[ThreadingHTTPServer, str, int]:
+    buf = io.BytesIO()
+    Image.frombytes("RGB", (640, 480), secrets.token_bytes(640 * 480 * 3)).save(buf, "JPEG", quality=85)
+    body = buf.getvalue()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/photo.jpg", len(body)
+
+
+def summary(name: str, samples: list[float]) -> str:
+    ordered = sorted(samples)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return (f"{name:<28} n={len(samples):<3} p50={statistics.median(samples) * 1000:7.0f} ms  "
+            f"p95={p95 * 1000:7.0f} ms  max={max(samples) * 1000:7.0f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--sends", type=int, default=3, help="text and image sends per run")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="wa-bench-browser-"))
+    port = free_port()
+    sim = subprocess.Popen([sys.executable, "-m", "simulator", "--port", str(port), "--quiet"], cwd=ROOT,
+                           env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    server, image_url, image_size = image_server()
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/12")
+    settings = replace(Settings.from_env(), wa_web_url=base + "/", redis_url=redis_url,
+                       browser_work_dir=str(work / "browsers"), profile_dir=str(work / "profiles"),
+                       media_allow_networks="127.0.0.0/8", slot_name="bench-browser")
+    bus = TimedBus()
+    rt = SlotRuntime(settings, client=redis.Redis.from_url(redis_url), bus=bus)
+    rt.start(heartbeat=False)
+    first_qr, ready, text, image = [], [], [], []
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(base + "/sim/health", timeout=1).ok:
+                    break
+            except requests.RequestException:
+                time.sleep(0.1)
+        sync = requests.get(base + "/sim/control/config", timeout=5).json()["sync_delay"]
+        print(f"simulator sync_delay={sync}s, page probe every {settings.page_probe_interval}s, "
+              f"{args.runs} runs x {args.sends} sends, image {image_size // 1024} KiB")
+        for run in range(args.runs):
+            sid, phone = f"bench-{run}", f"9198000{run:05d}"
+            started = time.monotonic()
+            rt.initialize(sid, 1)
+            t_qr, qr = bus.wait(sid, "QR_READY")
+            first_qr.append(t_qr - started)
+            scanned = time.monotonic()
+            requests.post(base + "/sim/phone/scan", json={"payload": qr["qr"], "phone": phone}, timeout=5).raise_for_status()
+            t_ready, _ = bus.wait(sid, "READY")
+            ready.append(t_ready - scanned)
+            for i in range(args.sends):
+                t0 = time.monotonic()
+                rt.deliver(sid, 1, f"bench-{secrets.token_hex(6)}", PEER, f"Benchmark text {run}.{i}")
+                text.append(time.monotonic() - t0)
+                t0 = time.monotonic()
+                rt.deliver(sid, 1, f"bench-{secrets.token_hex(6)}", PEER, f"Benchmark image {run}.{i}",
+                           [{"url": image_url}])
+                image.append(time.monotonic() - t0)
+            rt.stop(sid, 1, forget=True)
+            print(f"run {run + 1}: qr {first_qr[-1]:.2f}s ready {ready[-1]:.2f}s "
+                  f"text {statistics.median(text[-args.sends:]):.2f}s image {statistics.median(image[-args.sends:]):.2f}s",
+                  flush=True)
+    finally:
+        rt.shutdown()
+        server.shutdown()
+        sim.terminate()
+        sim.wait(10)
+    print()
+    print(summary("initialize -> first QR", first_qr))
+    print(summary("scan -> READY", ready))
+    print(summary("text send", text))
+    print(summary("image send", image))
+
+
+if __name__ == "__main__":
+    main()
