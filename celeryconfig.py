@@ -20,7 +20,7 @@ task_acks_late = True
 task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 1
 task_default_queue = "control"
-task_routes = {"wa.control.*": {"queue": "control"}}
+task_routes = {"wa.control.*": {"queue": "control"}, "wa.api.*": {"queue": "control"}}
 timezone = "UTC"
 enable_utc = True
 
@@ -30,6 +30,11 @@ worker_send_task_events = True
 task_send_sent_event = False
 
 beat_schedule = {
-    "sweep-undispatched-messages": {"task": "wa.control.sweep_messages", "schedule": 15.0},
+    # Also how soon the next message to the same number follows the one before it.
+    "sweep-undispatched-messages": {"task": "wa.control.sweep_messages", "schedule": 5.0,
+                                    "options": {"expires": 30.0}},
+    "expire-idempotency-keys": {"task": "wa.control.expire_idempotency_keys", "schedule": 3600.0},
     "reap-lost-slots": {"task": "wa.control.reap_lost_slots", "schedule": 10.0},
+    # Runs that waited past the next few are dropped rather than piling up behind a busy worker.
+    "deliver-webhooks": {"task": "wa.control.deliver_webhooks", "schedule": 2.0, "options": {"expires": 10.0}},
 }

@@ -63,6 +63,23 @@ class Settings:
     send_wait_max: float = 60.0
     api_key_cache_seconds: float = 30.0
 
+    # Pacing per session (defaults; a session can set its own), circuit breaker, bulk.
+    pacing_min_gap: float = 1.0  # seconds between two sends of a session, at least...
+    pacing_max_gap: float = 2.0  # ...and at most (random in between), as the seed
+    hourly_cap: int = 100  # sends per session per rolling hour (the seed's RateLimitService)
+    daily_cap: int = 1000  # per rolling 24 h; 0 = none
+    breaker_threshold: int = 5  # failures in a row that open a session's circuit (the seed)
+    breaker_cooldown: float = 60.0
+    bulk_max_messages: int = 50
+    message_max_age_hours: float = 24.0  # a message whose session never came back fails then
+    idempotency_hours: float = 24.0  # how long an Idempotency-Key is remembered
+
+    # Webhooks (callback_url per job and per session).
+    webhook_secret: str | None = None  # HMAC-SHA256 key; without it webhooks are sent unsigned
+    webhook_timeout: float = 10.0
+    webhook_max_age_hours: float = 24.0  # retries stop this long after the event
+    webhook_allow_networks: str = ""  # CIDRs / host names exempt from the SSRF guard
+
     # Queues and retries.
     task_max_retries: int = 3
     visibility_timeout: int = 3600
@@ -114,6 +131,19 @@ class Settings:
             qr_wait_seconds=float(get("QR_WAIT_SECONDS", d.qr_wait_seconds)),
             send_wait_max=float(get("SEND_WAIT_MAX", d.send_wait_max)),
             api_key_cache_seconds=float(get("API_KEY_CACHE_SECONDS", d.api_key_cache_seconds)),
+            pacing_min_gap=float(get("PACING_MIN_GAP", d.pacing_min_gap)),
+            pacing_max_gap=float(get("PACING_MAX_GAP", d.pacing_max_gap)),
+            hourly_cap=int(get("HOURLY_CAP", d.hourly_cap)),
+            daily_cap=int(get("DAILY_CAP", d.daily_cap)),
+            breaker_threshold=int(get("BREAKER_THRESHOLD", d.breaker_threshold)),
+            breaker_cooldown=float(get("BREAKER_COOLDOWN", d.breaker_cooldown)),
+            bulk_max_messages=int(get("BULK_MAX_MESSAGES", d.bulk_max_messages)),
+            message_max_age_hours=float(get("MESSAGE_MAX_AGE_HOURS", d.message_max_age_hours)),
+            idempotency_hours=float(get("IDEMPOTENCY_HOURS", d.idempotency_hours)),
+            webhook_secret=get("WEBHOOK_SECRET", None),
+            webhook_timeout=float(get("WEBHOOK_TIMEOUT", d.webhook_timeout)),
+            webhook_max_age_hours=float(get("WEBHOOK_MAX_AGE_HOURS", d.webhook_max_age_hours)),
+            webhook_allow_networks=get("WEBHOOK_ALLOW_NETWORKS", d.webhook_allow_networks),
             task_max_retries=int(get("TASK_MAX_RETRIES", d.task_max_retries)),
             visibility_timeout=int(get("VISIBILITY_TIMEOUT", d.visibility_timeout)),
             dispatch_grace_seconds=int(get("DISPATCH_GRACE_SECONDS", d.dispatch_grace_seconds)),

@@ -10,13 +10,13 @@ from dataclasses import dataclass
 import redis
 import swagger_ui_bundle
 from celery import Celery
-from flask import Flask, request, send_from_directory
+from flask import Flask, g, request, send_from_directory
 from flask_smorest import Api
 from sqlalchemy.orm import sessionmaker
 from werkzeug.exceptions import HTTPException
 
 from api.errors import error_body, handle_http_exception
-from api.keys import KeyChecker
+from api.keys import KeyChecker, digest
 from models import make_engine, make_sessionmaker
 from settings import Settings
 from workers.app import make_celery
@@ -93,6 +93,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             key = auth[7:].strip()
         if not services.keys.is_valid(key):
             return error_body(401, "Missing or invalid API key. Send it as X-API-Key or Authorization: Bearer."), 401
+        g.api_key_scope = digest(key)[:32]  # whose Idempotency-Keys these are
         return None
 
     return app

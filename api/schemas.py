@@ -25,9 +25,33 @@ def valid_phone(raw: str) -> None:
         raise ValidationError(str(exc)) from exc
 
 
+CALLBACK_URL = dict(validate=validate.Length(max=2048), metadata={
+    "description": "Where webhooks for this go (http/https; private addresses are refused)."})
+
+
+class PacingSchema(Schema):
+    min_gap_seconds = fields.Float(validate=validate.Range(min=0, max=3600))
+    max_gap_seconds = fields.Float(validate=validate.Range(min=0, max=3600))
+    hourly_cap = fields.Integer(validate=validate.Range(min=0), metadata={"description": "0: no cap"})
+    daily_cap = fields.Integer(validate=validate.Range(min=0), metadata={"description": "0: no cap"})
+
+    @validates_schema
+    def gaps_in_order(self, data, **_):
+        if data.get("max_gap_seconds", float("inf")) < data.get("min_gap_seconds", 0):
+            raise ValidationError("max_gap_seconds must not be below min_gap_seconds", "max_gap_seconds")
+
+
 class CreateSessionSchema(Schema):
     user_id = fields.String(required=True, validate=validate.Length(min=1, max=200))
     session_name = fields.String(validate=validate.Length(max=200))
+    callback_url = fields.Url(schemes={"http", "https"}, **CALLBACK_URL)
+    pacing = fields.Nested(PacingSchema, metadata={"description": "This session's pace; defaults: 1-2 s gap, "
+                                                                  "100 per hour, 1000 per day."})
+
+
+class UpdateSessionSchema(Schema):
+    callback_url = fields.Url(schemes={"http", "https"}, allow_none=True, **CALLBACK_URL)
+    pacing = fields.Nested(PacingSchema, allow_none=True)
 
 
 class SessionSchema(Schema):
@@ -54,6 +78,8 @@ class SessionStatusSchema(Schema):
                            metadata={"description": "Why the session is in its state (e.g. LOGOUT, QR_TIMEOUT)."})
     pairing_code = fields.String(allow_none=True, metadata={
         "description": "While linking with a phone number: the code on screen (ABCD-EFGH)."})
+    callback_url = fields.String(allow_none=True)
+    pacing = fields.Dict(allow_none=True)
     last_activity = fields.DateTime(allow_none=True)
     created_at = fields.DateTime()
 
@@ -125,6 +151,7 @@ class SendMessageSchema(Schema):
     media = fields.List(fields.Nested(InlineMediaSchema), load_default=list,
                         validate=validate.Length(max=MAX_MEDIA_ITEMS),
                         metadata={"description": "Files sent inline, base64-encoded."})
+    callback_url = fields.Url(schemes={"http", "https"}, **CALLBACK_URL)
 
     @validates_schema
     def text_or_media(self, data, **_):
@@ -146,6 +173,7 @@ class SendQuerySchema(Schema):
 class SendResultSchema(Schema):
     success = fields.Boolean()
     job_id = fields.String()
+    session_id = fields.String()
     message_id = fields.String(metadata={"description": "This service's id of the message; poll the job."})
     status = fields.String(metadata={"description": "queued, sending, sent, delivered, read or failed"})
     whatsapp_message_id = fields.String(allow_none=True)
@@ -161,6 +189,9 @@ class MessageResultSchema(Schema):
     error = fields.String(allow_none=True)
     attempts = fields.Integer()
     timestamp = fields.DateTime()
+    next_attempt_at = fields.DateTime(allow_none=True, metadata={"description": "While scheduled: when it goes."})
+    wait_reason = fields.String(allow_none=True, metadata={
+        "description": "While scheduled: why it waits (pacing, a cap, an open circuit, a retry)."})
 
 
 class JobSchema(Schema):
@@ -188,3 +219,52 @@ class DeletedSchema(Schema):
     success = fields.Boolean()
     message = fields.String()
     deleted_count = fields.Integer()
+
+
+class BulkItemSchema(SendMessageSchema):
+    """One message of a bulk send: a number that is not valid fails on its own."""
+
+    class Meta:
+        exclude = ("callback_url",)
+
+    to = fields.String(required=True, validate=validate.Length(min=1, max=64), metadata={"example": "+919876543210"})
+
+    @post_load
+    def add_e164(self, data, **_):
+        try:
+            data["to_e164"], data["error"] = _e164(data["to"]), None
+        except InvalidPhoneNumber as exc:
+            data["to_e164"], data["error"] = "", str(exc)
+        data["attachments"] = [{"url": url} for url in data["media_urls"]] + list(data["media"])
+        return data
+
+
+class BulkSendSchema(Schema):
+    messages = fields.List(fields.Nested(BulkItemSchema), required=True)
+    callback_url = fields.Url(schemes={"http", "https"}, **CALLBACK_URL)
+
+    @validates_schema
+    def within_limit(self, data, **_):
+        limit = _settings().bulk_max_messages
+        count = len(data.get("messages") or [])
+        if not 1 <= count <= limit:
+            raise ValidationError(f"send 1 to {limit} messages per request", "messages")
+
+
+class BulkResultSchema(Schema):
+    success = fields.Boolean()
+    job_id = fields.String()
+    session_id = fields.String()
+    status = fields.String()
+    total_messages = fields.Integer()
+    successful_sends = fields.Integer()
+    failed_sends = fields.Integer()
+    results = fields.List(fields.Dict())
+    duration = fields.String()
+
+
+class CancelResultSchema(Schema):
+    job_id = fields.String()
+    cancelled = fields.Integer(metadata={"description": "Messages cancelled now."})
+    not_cancelled = fields.Integer(metadata={"description": "Messages already sent, failed or being sent."})
+    status = fields.String()

@@ -3,18 +3,20 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import timedelta
 
 import redis
-from flask import current_app
+from flask import current_app, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from kombu.exceptions import OperationalError as KombuOperationalError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from api.accepting import Acceptance, AcceptError, Idempotency, accept_send
 from api.schemas import (
     ActiveSessionsSchema,
+    BulkResultSchema,
+    BulkSendSchema,
     CreateSessionSchema,
     DeletedSchema,
     PairingCodeRequestSchema,
@@ -25,13 +27,14 @@ from api.schemas import (
     SendResultSchema,
     SessionSchema,
     SessionStatusSchema,
+    UpdateSessionSchema,
 )
 from api.waits import Waiter
-from models import MessageStatus, SessionStatus, WhatsAppSession, utcnow
+from models import MessageStatus, SessionStatus, WhatsAppSession
 from models.recording import change_session_status
 from models.tables import placed_and_live
-from models.sends import Recipient, accept_messages
-from models.states import CONNECTION_LOST, LIVE_SESSION_STATES, MESSAGE_DONE, NOT_READY_MESSAGE
+from models.sends import Recipient
+from models.states import CONNECTION_LOST, LIVE_SESSION_STATES, MESSAGE_DONE
 from workers import dispatch, slots
 from workers.events import message_channel, session_channel
 
@@ -92,7 +95,8 @@ class Sessions(MethodView):
             s.flush()
             row = WhatsAppSession(user_id=user_id, session_id=user_id,
                                   session_name=body.get("session_name") or f"WhatsApp for {user_id}",
-                                  status=SessionStatus.INITIALIZING.value)
+                                  status=SessionStatus.INITIALIZING.value,
+                                  callback_url=body.get("callback_url"), pacing=body.get("pacing") or None)
             s.add(row)
         return row
 
@@ -238,41 +242,35 @@ class SendMessage(MethodView):
     @blp.response(202, SendResultSchema)
     @blp.alt_response(200, schema=SendResultSchema, description="With ?wait=N: the outcome.")
     def post(self, body, query, session_id):
-        """Queue a text or media message. Answers 202 with the job; ?wait=N (up to 60 s) waits for the outcome."""
+        """Queue a text or media message. Answers 202 with the job; ?wait=N (up to 60 s) waits for the outcome.
+
+        With an Idempotency-Key header, the same key and body answer the first response
+        again (for 24 h); the same key with another body is 409.
+        """
         svc = services()
-        with svc.db.begin() as s:
-            row = s.execute(select(WhatsAppSession.status, WhatsAppSession.slot, WhatsAppSession.epoch)
-                            .where(WhatsAppSession.session_id == session_id)).first()
-            if row is None:
-                abort(404, message=NOT_FOUND)
-            if row.status != SessionStatus.READY or not row.slot:
-                abort(400, message=NOT_READY_MESSAGE)
-            recipient = Recipient(to=body["to_e164"], to_input=body["to"], text=body["message"],
-                                  media=body["attachments"])
-            accepted = accept_messages(s, session_id, "single", [recipient],
-                                       utcnow() + timedelta(seconds=svc.settings.dispatch_grace_seconds))
-            slot, epoch = row.slot, row.epoch
-        job_id, message_id = accepted.job_id, accepted.message_ids[0]
+        recipient = Recipient(to=body["to_e164"], to_input=body["to"], text=body["message"],
+                              media=body["attachments"])
+        acceptance = accepted_or_abort(session_id, "single", [recipient], body, "send-message")
+        result = acceptance.body
+        if acceptance.replayed:
+            return result, acceptance.status_code, {"Idempotent-Replayed": "true"}
+        message_id = result["message_id"]
         # The rows are committed: from here on the message cannot be lost, only delayed.
         # Redis trouble from here on must not turn an accepted message into an error:
         # the client would send it again. It is answered 202 and the sweeper dispatches it.
-        result = {"success": True, "job_id": job_id, "message_id": message_id, "status": MessageStatus.QUEUED.value}
         wait = min(query["wait"], svc.settings.send_wait_max)
         waiter = None
         try:
             if wait > 0:  # subscribe before enqueueing, so the outcome cannot be missed
                 waiter = Waiter(svc.redis, message_channel(message_id))
-            dispatch.send_message(svc.celery, slot=slot, message_id=message_id, job_id=job_id,
-                                  session_id=session_id, epoch=epoch, to=recipient.to, text=recipient.text,
-                                  media=recipient.media)
+            acceptance.dispatch(svc.celery)
             if waiter is None:
                 return result
             done = {s.value for s in MESSAGE_DONE}
             # The recorder's copy arrives after the commit, so a poll right after sees it too.
             event = waiter.until(lambda e: e.get("recorded") and e.get("status") in done, wait)
         except ENQUEUE_ERRORS as exc:
-            log.warning("message=%s not enqueued or not awaited now (%s); the sweeper dispatches it",
-                        message_id, exc)
+            log.warning("message=%s not awaited now (%s); the sweeper dispatches it", message_id, exc)
             return result
         finally:
             if waiter is not None:
@@ -284,8 +282,55 @@ class SendMessage(MethodView):
                 "whatsapp_message_id": event.get("wa_message_id"), "error": event.get("error")}, 200
 
 
+@blp.route("/<session_id>/send-bulk-messages")
+class SendBulk(MethodView):
+    @blp.arguments(BulkSendSchema)
+    @blp.response(202, BulkResultSchema)
+    def post(self, body, session_id):
+        """Queue up to 50 messages (BULK_MAX_MESSAGES), sent in the session's pace.
+
+        A number that is not valid fails on its own ("Invalid phone number format"); the
+        others go on. Answers 202 with the seed's result shape, as far as it is known;
+        GET /webjs/jobs/{job_id} fills in as the messages go. Idempotency-Key as for
+        send-message.
+        """
+        recipients = [Recipient(to=m["to_e164"], to_input=m["to"], text=m["message"], media=m["attachments"],
+                                error=m["error"]) for m in body["messages"]]
+        acceptance = accepted_or_abort(session_id, "bulk", recipients, body, "send-bulk-messages")
+        if acceptance.replayed:
+            return acceptance.body, acceptance.status_code, {"Idempotent-Replayed": "true"}
+        acceptance.dispatch(services().celery)
+        return acceptance.body
+
+
+def accepted_or_abort(session_id: str, kind: str, recipients: list[Recipient], body: dict, what: str) -> Acceptance:
+    svc = services()
+    request_body = request.get_json(silent=True) or {}
+    idempotency = Idempotency.of(g.get("api_key_scope", "-"), request.headers.get("Idempotency-Key"),
+                                 f"{what}:{session_id}", request_body)
+    try:
+        return accept_send(svc.db, svc.settings, session_id, kind, recipients,
+                           callback_url=body.get("callback_url"), idempotency=idempotency)
+    except AcceptError as exc:
+        abort(exc.status, message=exc.message)
+
+
 @blp.route("/<session_id>")
 class SessionItem(MethodView):
+    @blp.arguments(UpdateSessionSchema)
+    @blp.response(200, SessionStatusSchema)
+    def patch(self, body, session_id):
+        """Change the session's callback_url or pacing (null: back to the defaults).
+        Messages dispatched from now on use the new pacing."""
+        with services().db.begin() as s:
+            row = get_session(s, session_id, lock=True)
+            if "callback_url" in body:
+                row.callback_url = body["callback_url"]
+            if "pacing" in body:
+                row.pacing = body["pacing"] or None
+            s.flush()
+            return row
+
     @blp.response(200, DeletedSchema)
     def delete(self, session_id):
         """Stop the browser, forget the login, delete the session."""

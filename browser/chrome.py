@@ -41,6 +41,7 @@ CHROME_FLAGS = (
 )
 
 _copy_lock = threading.Lock()
+OWNER_FLAG = "--wa-owner="
 
 
 @lru_cache(maxsize=None)
@@ -86,7 +87,9 @@ def missing_browser_parts(chromium_path: str, chromedriver_path: str) -> list[st
 
 
 def launch_chrome(*, chromium_path: str, chromedriver_path: str, profile_dir: Path,
-                  work_dir: Path, user_agent: str, headless: bool = True) -> uc.Chrome:
+                  work_dir: Path, user_agent: str, headless: bool = True, owner: str | None = None) -> uc.Chrome:
+    """``owner`` tags the Chrome's command line (``--wa-owner=<owner>``, ignored by Chrome)
+    so that its owner can find it again after a crash (``kill_orphans``)."""
     missing = missing_browser_parts(chromium_path, chromedriver_path)
     if missing:
         raise FileNotFoundError(f"browser not installed: {', '.join(missing)} (apt-get install chromium chromium-driver)")
@@ -96,6 +99,8 @@ def launch_chrome(*, chromium_path: str, chromedriver_path: str, profile_dir: Pa
         options.add_argument(flag)
     # A HeadlessChrome user agent gets an "update your browser" page instead of the QR.
     options.add_argument(f"--user-agent={user_agent}")
+    if owner:
+        options.add_argument(f"{OWNER_FLAG}{owner}")
     return uc.Chrome(
         options=options,
         driver_executable_path=_writable_driver(chromedriver_path, work_dir),
@@ -180,3 +185,28 @@ def _alive(pid: int) -> bool:
             return True
         except ProcessLookupError:
             return False
+
+
+def kill_orphans(owner: str) -> int:
+    """Kill the Chromes tagged ``owner`` that a previous life of this worker left behind
+    (killed with SIGKILL, it could not close them); they hold their profiles locked."""
+    mark = f"{OWNER_FLAG}{owner}".encode()
+    killed = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if mark not in args:
+            continue
+        pid = int(entry.name)
+        for kill in (os.killpg, os.kill):
+            try:
+                kill(pid, signal.SIGKILL)
+                killed += 1
+                break
+            except (ProcessLookupError, PermissionError):
+                continue
+    return killed

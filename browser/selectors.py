@@ -140,6 +140,10 @@ OUTGOING_ROW_PREFIX = "true_{jid}_"  # WWJ message id serialization, WHATSAPP_WE
 MESSAGE_ROW = (
     "div[data-id]",  # WWJ, WPP
 )
+MESSAGE_TEXT = (
+    "span.selectable-text",  # ALR, WWW (the text, or a media message's caption)
+    ".copyable-text",
+)
 OPEN_CHAT_ROWS = (
     "#main div[data-id]",  # rows of the open chat only
 )

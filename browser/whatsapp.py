@@ -12,9 +12,11 @@ from pathlib import Path
 from enum import StrEnum
 from urllib.parse import quote, urljoin
 
-from selenium.common.exceptions import WebDriverException
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_fixed
+from tenacity.stop import stop_base
 
 from browser import selectors as sel
 
@@ -74,8 +76,23 @@ class MediaRejected(SendError):
     permanent = True
 
 
+class UnconfirmedSend(TransientSendError):
+    """The send was committed but not confirmed: the message may be out. The next
+    attempt looks for it in the chat before sending again."""
+
+
 class PairingError(Exception):
     """The page would not give a pairing code (bad number, already logged in, ...)."""
+
+
+class stop_before_deadline(stop_base):  # noqa: N801 - tenacity's naming
+    """Stop retrying once a monotonic deadline has passed."""
+
+    def __init__(self, deadline: float):
+        self.deadline = deadline
+
+    def __call__(self, retry_state) -> bool:
+        return time.monotonic() >= self.deadline
 
 
 def wid_to_phone(wid: str | None) -> str | None:
@@ -157,6 +174,16 @@ const S = arguments[1];
 """ + _LEVEL_JS + """
 const row = document.querySelector('[data-id="' + arguments[0] + '"]');
 return row ? level(firstIn(row, S.status_icon)) : null;
+"""
+
+_ROW_TEXTS_JS = """
+const prefix = arguments[0];
+const firstIn = (root, list) => { for (const s of list) { const el = root.querySelector(s); if (el) return el; } return null; };
+for (const s of arguments[1]) {
+  const rows = Array.from(document.querySelectorAll(s)).filter(r => (r.getAttribute('data-id') || '').startsWith(prefix));
+  if (rows.length) return rows.map(r => { const t = firstIn(r, arguments[2]); return {id: r.getAttribute('data-id'), text: t ? t.innerText : ''}; });
+}
+return [];
 """
 
 _FIRST_JS = """
@@ -277,43 +304,104 @@ class WhatsAppWeb:
         return format_pairing_code(self._wait(deadline, shown, "no pairing code appeared", error=PairingError))
 
     # --- sending ----------------------------------------------------------------------
-    def send_text(self, phone: str, text: str, timeout: float = 20.0) -> str:
+    # A send has three steps. Preparing (open the chat, type, attach) touches nothing the
+    # recipient sees, so tenacity retries it on transient page errors. Committing (Enter,
+    # or the preview's Send) is done once; ``on_commit`` learns the newest row before it,
+    # so that a later attempt can look for this one instead of sending blindly again.
+    # Confirming waits for the new row and the server's ack; a failure there is
+    # ``UnconfirmedSend``: the message may be out.
+
+    def send_text(self, phone: str, text: str, timeout: float = 20.0, on_commit=None) -> str:
         """Send ``text`` to ``phone`` (E.164 digits); return the WhatsApp message id.
 
         Returns once the server accepted the message (the pending clock icon is gone).
         """
         deadline = time.monotonic() + timeout
-        self.driver.get(urljoin(self.base_url, f"send?phone={phone}&text={quote(text)}"))
-        box = self._wait_for_chat(phone, deadline)
-        if self._normalized(box.text) != self._normalized(text):
-            self._type(box, text)
-        before = set(self._row_ids(phone))  # taken last: the chat's history loads meanwhile
+
+        def prepare():
+            self.driver.get(urljoin(self.base_url, f"send?phone={phone}&text={quote(text)}"))
+            box = self._wait_for_chat(phone, deadline)
+            if self._normalized(box.text) != self._normalized(text):
+                self._type(box, text)
+            return box
+
+        box = self._prepared(prepare, deadline)
+        before = self._commit_point(phone, on_commit)  # taken last: the history loads meanwhile
         box.send_keys(Keys.ENTER)
         return self._wait_sent(phone, before, deadline)
 
     def send_file(self, phone: str, path: Path, *, as_media: bool, caption: str = "",
-                  timeout: float = 60.0) -> str:
+                  timeout: float = 60.0, on_commit=None) -> str:
         """Attach ``path`` (photos & videos input when ``as_media``, else documents) with
         ``caption``; return the WhatsApp message id once the server has it."""
         deadline = time.monotonic() + timeout
-        self.driver.get(urljoin(self.base_url, f"send?phone={phone}"))
-        self._wait_for_chat(phone, deadline)
-        self._wait(deadline, lambda: self._first(sel.ATTACH_BUTTON), "no attach button").click()
-        inputs = sel.MEDIA_INPUT if as_media else sel.DOCUMENT_INPUT
-        file_input = self._wait(deadline, lambda: self._first(inputs), "the attach menu did not open")
-        file_input.send_keys(str(Path(path).resolve()))
 
-        def preview():
-            self._raise_on_toast()
-            return self._first(sel.CAPTION_BOX)
+        def prepare():
+            self.driver.get(urljoin(self.base_url, f"send?phone={phone}"))
+            self._wait_for_chat(phone, deadline)
+            self._wait(deadline, lambda: self._first(sel.ATTACH_BUTTON), "no attach button").click()
+            inputs = sel.MEDIA_INPUT if as_media else sel.DOCUMENT_INPUT
+            file_input = self._wait(deadline, lambda: self._first(inputs), "the attach menu did not open")
+            file_input.send_keys(str(Path(path).resolve()))
 
-        box = self._wait(deadline, preview, "the media preview did not open")
-        if caption:
-            self._type(box, caption)
-        send = self._wait(deadline, lambda: self._first(sel.MEDIA_SEND_BUTTON), "no send button")
-        before = set(self._row_ids(phone))
+            def preview():
+                self._raise_on_toast()
+                return self._first(sel.CAPTION_BOX)
+
+            box = self._wait(deadline, preview, "the media preview did not open")
+            if caption:
+                self._type(box, caption)
+            return self._wait(deadline, lambda: self._first(sel.MEDIA_SEND_BUTTON), "no send button")
+
+        send = self._prepared(prepare, deadline)
+        before = self._commit_point(phone, on_commit)
         send.click()
         return self._wait_sent(phone, before, deadline)
+
+    def find_sent(self, phone: str, *, text: str = "", after_row: str | None = None,
+                  timeout: float = 20.0) -> str | None:
+        """The id of an outgoing row in the chat with ``phone`` that a crashed attempt may
+        have sent: newer than ``after_row`` (the newest row when that attempt committed)
+        and carrying ``text`` (the text, or the caption of a media message)."""
+        deadline = time.monotonic() + timeout
+        self._prepared(lambda: (self.driver.get(urljoin(self.base_url, f"send?phone={phone}")),
+                                self._wait_for_chat(phone, deadline)), deadline)
+        rows = self._settled_rows(phone, deadline)
+        ids = [r["id"] for r in rows]
+        if after_row in ids:
+            rows = rows[ids.index(after_row) + 1:]
+        wanted = self._normalized(text)
+        matches = [r["id"] for r in rows if self._normalized(r.get("text") or "") == wanted]
+        return matches[-1] if matches else None
+
+    def _prepared(self, step, deadline: float):
+        """Run a preparing step, again on transient page errors, until the deadline."""
+        retrying = Retrying(
+            retry=retry_if_exception_type((TransientSendError, StaleElementReferenceException)),
+            stop=stop_after_attempt(3) | stop_before_deadline(deadline),
+            wait=wait_fixed(0.3), reraise=True,
+        )
+        return retrying(step)
+
+    def _commit_point(self, phone: str, on_commit) -> set[str]:
+        before = self._row_ids(phone)
+        if on_commit is not None:
+            on_commit(before[-1] if before else None)
+        return set(before)
+
+    def _settled_rows(self, phone: str, deadline: float, quiet: float = 0.6) -> list[dict]:
+        """The chat's outgoing rows (id, text) once its history stopped loading."""
+        prefix = sel.OUTGOING_ROW_PREFIX.format(jid=f"{phone}@c.us")
+        last, stable_since = None, time.monotonic()
+        while True:
+            rows = self.driver.execute_script(_ROW_TEXTS_JS, prefix, list(sel.OPEN_CHAT_ROWS),
+                                              list(sel.MESSAGE_TEXT)) or []
+            now = time.monotonic()
+            if rows != last:
+                last, stable_since = rows, now
+            elif now - stable_since >= quiet or now > deadline:
+                return rows
+            time.sleep(0.1)
 
     def message_status(self, row_id: str) -> str | None:
         """The ack level of an outgoing row on screen: pending, sent, delivered, read, failed."""
@@ -324,7 +412,7 @@ class WhatsAppWeb:
             self._raise_on_toast()
             return next(iter(set(self._row_ids(phone)) - before), None)
 
-        wa_id = self._wait(deadline, new_row, "the sent message did not appear in the chat")
+        wa_id = self._wait(deadline, new_row, "the sent message did not appear in the chat", error=UnconfirmedSend)
 
         def accepted():
             self._raise_on_toast()
@@ -333,7 +421,7 @@ class WhatsAppWeb:
                 raise TransientSendError("the server refused the message")
             return status not in (None, "pending")
 
-        self._wait(deadline, accepted, "the message stayed pending")
+        self._wait(deadline, accepted, "the message stayed pending", error=UnconfirmedSend)
         return wa_id
 
     def _raise_on_toast(self) -> None:

@@ -1,9 +1,12 @@
 from models.db import make_engine, make_sessionmaker, normalize_url
 from models.states import JobStatus, MessageStatus, SessionStatus
-from models.tables import ApiKey, Base, Job, Message, SessionTransition, WhatsAppSession, new_id, utcnow
+from models.tables import (
+    ApiKey, Base, IdempotencyKey, Job, Message, SessionTransition, WebhookDelivery, WhatsAppSession, new_id, utcnow,
+)
+from models.webhooks import DeliveryStatus, enqueue_webhook
 
 __all__ = [
-    "ApiKey", "Base", "Job", "JobStatus", "Message", "MessageStatus", "SessionStatus",
-    "SessionTransition", "WhatsAppSession", "make_engine", "make_sessionmaker", "new_id",
-    "normalize_url", "utcnow",
+    "ApiKey", "Base", "DeliveryStatus", "IdempotencyKey", "Job", "JobStatus", "Message", "MessageStatus", "SessionStatus",
+    "SessionTransition", "WebhookDelivery", "WhatsAppSession", "enqueue_webhook", "make_engine",
+    "make_sessionmaker", "new_id", "normalize_url", "utcnow",
 ]

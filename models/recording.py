@@ -10,11 +10,13 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from models.states import (
     MESSAGE_DONE,
+    MESSAGE_SUCCESS,
+    MESSAGE_UNSENT,
     JobStatus,
     MessageStatus,
     SessionStatus,
@@ -24,6 +26,7 @@ from models.states import (
     session_transition_allowed,
 )
 from models.tables import Job, Message, SessionTransition, WhatsAppSession, utcnow
+from models.webhooks import enqueue_webhook
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,10 @@ class Outcome:
 
 def _parse_time(value: str | None) -> datetime:
     return datetime.fromisoformat(value) if value else utcnow()
+
+
+def _parse_optional_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
 
 
 def change_session_status(
@@ -70,6 +77,11 @@ def change_session_status(
     row.last_activity = at
     if event_id:
         row.last_event_id = event_id
+    if row.callback_url:
+        enqueue_webhook(db, row.callback_url, "session.status", {
+            "session_id": row.session_id, "status": new.value, "reason": reason,
+            "phone_number": row.phone_number, "pairing_code": row.pairing_code, "at": at.isoformat(),
+        }, at=at)
     return Outcome(True)
 
 
@@ -81,9 +93,12 @@ def apply_session_event(db: Session, event_id: str, event: dict) -> Outcome:
         return Outcome(False, "session no longer exists")
     if not session_event_is_fresh(row.epoch, row.last_event_id, int(event.get("epoch", 0)), event_id):
         return Outcome(False, f"stale event (epoch {event.get('epoch')} vs {row.epoch})")
+    status, reason = SessionStatus(event["status"]), event.get("reason")
+    if status == SessionStatus.DISCONNECTED and reason == "LOGOUT":
+        fail_unsent_messages(db, row.session_id, "Session logged out from the phone")
     return change_session_status(
-        db, row, SessionStatus(event["status"]),
-        reason=event.get("reason"), source="worker", event_id=event_id, at=_parse_time(event.get("at")),
+        db, row, status,
+        reason=reason, source="worker", event_id=event_id, at=_parse_time(event.get("at")),
         qr_code=event.get("qr_code"), pairing_code=event.get("pairing_code"),
         phone_number=event.get("phone_number"),
     )
@@ -100,10 +115,15 @@ _TIMESTAMP_FIELD = {
 def change_message_status(
     db: Session, msg: Message, new: MessageStatus, *, at: datetime | None = None,
     attempt: int | None = None, wa_message_id: str | None = None, error: str | None = None,
+    next_attempt_at: datetime | None = None, wait_reason: str | None = None,
+    dispatch_at: datetime | None = None,
 ) -> Outcome:
+    """``dispatch_at``: when the sweeper should dispatch the message again if nothing
+    else happened to it by then (a wait's end, or a send's lease)."""
     if not message_transition_allowed(msg.status, new):
         return Outcome(False, f"illegal transition {msg.status} -> {new}")
     at = at or utcnow()
+    was_unsent = MessageStatus(msg.status) in MESSAGE_UNSENT
     msg.status = new.value
     if attempt:
         msg.attempts = max(msg.attempts, attempt)
@@ -113,12 +133,53 @@ def change_message_status(
         msg.error = error
     if new in _TIMESTAMP_FIELD:
         setattr(msg, _TIMESTAMP_FIELD[new], at)
-    msg.dispatch_due_at = None
-    _refresh_job(db, msg.job_id, at)
+    waiting = new == MessageStatus.SCHEDULED
+    msg.next_attempt_at = next_attempt_at if waiting else None
+    msg.wait_reason = wait_reason if waiting else None
+    msg.dispatch_due_at = dispatch_at if new in MESSAGE_UNSENT else None
+    if was_unsent and new not in MESSAGE_UNSENT:
+        _release_successors(db, msg, at)
+    job = _refresh_job(db, msg.job_id, at)
+    if new in _WEBHOOK_STATUSES:
+        url = job.callback_url or _session_callback(db, msg.session_id)
+        if url:
+            enqueue_webhook(db, url, f"message.{new.value}", {
+                "message_id": msg.id, "job_id": msg.job_id, "session_id": msg.session_id, "to": msg.to_input,
+                "status": new.value, "whatsapp_message_id": msg.wa_message_id, "error": msg.error,
+                "attempts": msg.attempts, "at": at.isoformat(),
+            }, at=at)
     return Outcome(True)
 
 
-def _refresh_job(db: Session, job_id: str, at: datetime) -> None:
+_WEBHOOK_STATUSES = frozenset({MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ,
+                               MessageStatus.FAILED})
+
+
+def _session_callback(db: Session, session_id: str) -> str | None:
+    return db.execute(select(WhatsAppSession.callback_url)
+                      .where(WhatsAppSession.session_id == session_id)).scalar_one_or_none()
+
+
+def _release_successors(db: Session, msg: Message, at: datetime) -> None:
+    """The next message to the same recipient may go now (messages to one recipient keep
+    their order); the sweeper dispatches it."""
+    db.execute(update(Message).where(Message.after_message_id == msg.id,
+                                     Message.status == MessageStatus.QUEUED.value)
+               .values(dispatch_due_at=at))
+
+
+def fail_unsent_messages(db: Session, session_id: str, error: str, at: datetime | None = None) -> int:
+    """Fail every message of a session that was not sent yet (the session is gone for good)."""
+    at = at or utcnow()
+    rows = db.execute(select(Message).where(
+        Message.session_id == session_id,
+        Message.status.in_([s.value for s in MESSAGE_UNSENT])).with_for_update()).scalars().all()
+    for msg in rows:
+        change_message_status(db, msg, MessageStatus.FAILED, at=at, error=error)
+    return len(rows)
+
+
+def _refresh_job(db: Session, job_id: str, at: datetime) -> Job:
     db.flush()
     job = db.get(Job, job_id)
     statuses = db.execute(select(Message.status).where(Message.job_id == job_id)).scalars().all()
@@ -126,7 +187,18 @@ def _refresh_job(db: Session, job_id: str, at: datetime) -> None:
     job.status = new.value
     job.updated_at = at
     if new not in (JobStatus.QUEUED, JobStatus.PROCESSING) and all(s in MESSAGE_DONE for s in statuses):
-        job.finished_at = job.finished_at or at
+        if job.finished_at is None:
+            job.finished_at = at
+            url = job.callback_url or _session_callback(db, job.session_id)
+            if url:
+                enqueue_webhook(db, url, "job.finished", {
+                    "job_id": job.id, "session_id": job.session_id, "status": new.value,
+                    "total_messages": len(statuses),
+                    "successful_sends": sum(1 for x in statuses if x in MESSAGE_SUCCESS),
+                    "failed_sends": sum(1 for x in statuses if x == MessageStatus.FAILED),
+                    "at": at.isoformat(),
+                }, at=at)
+    return job
 
 
 def apply_message_event(db: Session, event_id: str, event: dict) -> Outcome:
@@ -137,6 +209,8 @@ def apply_message_event(db: Session, event_id: str, event: dict) -> Outcome:
     outcome = change_message_status(
         db, msg, MessageStatus(event["status"]), at=at, attempt=event.get("attempt"),
         wa_message_id=event.get("wa_message_id"), error=event.get("error"),
+        next_attempt_at=_parse_optional_time(event.get("next_attempt_at")),
+        wait_reason=event.get("wait_reason"), dispatch_at=_parse_optional_time(event.get("dispatch_at")),
     )
     if outcome.applied and msg.status == MessageStatus.SENT:
         session = db.execute(

@@ -7,37 +7,82 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from models.states import JobStatus, MessageStatus
+from models.states import MESSAGE_UNSENT, JobStatus, MessageStatus, job_status
 from models.tables import Job, Message, new_id, utcnow
 
 
 @dataclass(frozen=True)
 class Recipient:
-    to: str  # E.164 digits
+    to: str  # E.164 digits; "" when the number was invalid
     to_input: str  # as the client wrote it
     text: str
     media: list[dict] | None = None  # [{"url": ...}] or [{"filename", "mimetype", "data"}]
+    error: str | None = None  # refused on its own (e.g. an invalid number): failed at once
+
+
+@dataclass(frozen=True)
+class AcceptedMessage:
+    id: str
+    to: str
+    to_input: str
+    text: str
+    media: list[dict] | None
+    status: MessageStatus
+    error: str | None
+    dispatch_now: bool  # False: failed, or waits for the message before it to the same number
 
 
 @dataclass(frozen=True)
 class Accepted:
     job_id: str
-    message_ids: list[str]
+    messages: list[AcceptedMessage]
+    created_at: datetime
+
+    @property
+    def message_ids(self) -> list[str]:
+        return [m.id for m in self.messages]
 
 
 def accept_messages(s: Session, session_id: str, kind: str, recipients: list[Recipient],
-                    dispatch_due_at: datetime | None) -> Accepted:
+                    dispatch_due_at: datetime | None, callback_url: str | None = None) -> Accepted:
+    """Write a job and its messages. A message to a number that still has an unsent
+    message of this session (earlier in this request or before) waits for it."""
     now = utcnow()
     job_id = new_id("job")
-    s.execute(insert(Job).values(id=job_id, session_id=session_id, kind=kind, status=JobStatus.QUEUED.value,
-                                 total=len(recipients), created_at=now, updated_at=now))
-    rows = [{
-        "id": new_id("msg"), "job_id": job_id, "session_id": session_id, "position": i, "to": r.to,
-        "to_input": r.to_input, "text": r.text, "media": r.media or None, "status": MessageStatus.QUEUED.value, "attempts": 0,
-        "dispatch_due_at": dispatch_due_at, "created_at": now, "updated_at": now,
-    } for i, r in enumerate(recipients)]
-    s.execute(insert(Message), rows)
-    return Accepted(job_id, [r["id"] for r in rows])
+    numbers = {r.to for r in recipients if not r.error}
+    last_unsent: dict[str, str] = {}
+    if numbers:
+        for to, message_id in s.execute(
+            select(Message.to, Message.id).where(
+                Message.session_id == session_id, Message.to.in_(numbers),
+                Message.status.in_([m.value for m in MESSAGE_UNSENT])).order_by(Message.created_at, Message.position)
+        ).all():
+            last_unsent[to] = message_id
+    rows, accepted = [], []
+    for i, r in enumerate(recipients):
+        message_id = new_id("msg")
+        failed = r.error is not None
+        after = None if failed else last_unsent.get(r.to)
+        if not failed:
+            last_unsent[r.to] = message_id
+        rows.append({
+            "id": message_id, "job_id": job_id, "session_id": session_id, "position": i, "to": r.to,
+            "to_input": r.to_input[:64], "text": r.text, "media": r.media or None,
+            "status": (MessageStatus.FAILED if failed else MessageStatus.QUEUED).value, "attempts": 0,
+            "error": r.error, "failed_at": now if failed else None, "after_message_id": after,
+            "dispatch_due_at": None if failed or after else dispatch_due_at,
+            "created_at": now, "updated_at": now,
+        })
+        accepted.append(AcceptedMessage(message_id, r.to, r.to_input, r.text, r.media,
+                                        MessageStatus.FAILED if failed else MessageStatus.QUEUED, r.error,
+                                        dispatch_now=not failed and after is None))
+    status = job_status([m.status for m in accepted])
+    s.execute(insert(Job).values(id=job_id, session_id=session_id, kind=kind, status=status.value,
+                                 total=len(recipients), callback_url=callback_url, created_at=now, updated_at=now,
+                                 finished_at=now if status in (JobStatus.FAILED, JobStatus.COMPLETED) else None))
+    if rows:
+        s.execute(insert(Message), rows)
+    return Accepted(job_id, accepted, now)

@@ -66,6 +66,7 @@ def session_event_is_fresh(
 
 class MessageStatus(StrEnum):
     QUEUED = "queued"
+    SCHEDULED = "scheduled"  # waiting for its time: pacing, a cap, an open circuit, a retry
     SENDING = "sending"
     SENT = "sent"
     DELIVERED = "delivered"
@@ -76,7 +77,10 @@ class MessageStatus(StrEnum):
 
 M = MessageStatus
 # Progress order of a message; a transition must move forward.
-_MESSAGE_RANK = {M.QUEUED: 0, M.SENDING: 1, M.SENT: 2, M.DELIVERED: 3, M.READ: 4}
+_MESSAGE_RANK = {M.QUEUED: 0, M.SCHEDULED: 0, M.SENDING: 1, M.SENT: 2, M.DELIVERED: 3, M.READ: 4}
+# Not sent yet: waiting to be dispatched, for its time, or being tried.
+MESSAGE_WAITING = frozenset({M.QUEUED, M.SCHEDULED})
+MESSAGE_UNSENT = frozenset({M.QUEUED, M.SCHEDULED, M.SENDING})
 MESSAGE_FINAL = frozenset({M.FAILED, M.CANCELLED})
 MESSAGE_SUCCESS = frozenset({M.SENT, M.DELIVERED, M.READ})
 MESSAGE_DONE = MESSAGE_FINAL | MESSAGE_SUCCESS
@@ -88,9 +92,9 @@ def message_transition_allowed(current: MessageStatus | str, new: MessageStatus 
         return False
     if new in MESSAGE_FINAL:
         # Cancelling only stops messages that have not been handed to the page yet.
-        return current == M.QUEUED if new == M.CANCELLED else current not in MESSAGE_SUCCESS
-    if current == M.SENDING and new == M.SENDING:
-        return True  # a retry is a new attempt of the same step
+        return current in MESSAGE_WAITING if new == M.CANCELLED else current not in MESSAGE_SUCCESS
+    if current in MESSAGE_UNSENT and new in (M.SENDING, M.SCHEDULED):
+        return True  # waits and attempts alternate until the message is out
     return _MESSAGE_RANK[new] > _MESSAGE_RANK[current]
 
 
@@ -105,7 +109,7 @@ class JobStatus(StrEnum):
 def job_status(statuses: list[MessageStatus | str]) -> JobStatus:
     """A job's status follows from its messages' statuses."""
     statuses = [MessageStatus(s) for s in statuses]
-    if not statuses or all(s == M.QUEUED for s in statuses):
+    if not statuses or all(s in MESSAGE_WAITING for s in statuses):
         return JobStatus.QUEUED
     if not all(s in MESSAGE_DONE for s in statuses):
         return JobStatus.PROCESSING

@@ -58,6 +58,9 @@ class WhatsAppSession(Base):
     slot: Mapped[str | None] = mapped_column(String(100))
     epoch: Mapped[int] = mapped_column(BigInteger, default=0)
     last_event_id: Mapped[str | None] = mapped_column(String(40))
+    callback_url: Mapped[str | None] = mapped_column(Text)  # where its webhooks go
+    # Its own pacing ({min_gap_seconds, max_gap_seconds, hourly_cap, daily_cap}); None: defaults.
+    pacing: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -96,6 +99,7 @@ class Job(Base):
     kind: Mapped[str] = mapped_column(String(10))  # "single" or "bulk"
     status: Mapped[str] = mapped_column(String(20), default=JobStatus.QUEUED.value)
     total: Mapped[int] = mapped_column(Integer, default=0)
+    callback_url: Mapped[str | None] = mapped_column(Text)  # where its webhooks go
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -125,6 +129,11 @@ class Message(Base):
     wa_message_id: Mapped[str | None] = mapped_column(String(120))
     # When a queued message that the recorder has not heard of should be dispatched again.
     dispatch_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The message before it to the same recipient, unsent when this one was accepted:
+    # this one is dispatched only after it (messages to one recipient keep their order).
+    after_message_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # while scheduled
+    wait_reason: Mapped[str | None] = mapped_column(String(200))  # while scheduled
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -146,3 +155,39 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class WebhookDelivery(Base):
+    """The webhook outbox: one event for one callback URL, written in the transaction of the
+    change it reports (models/webhooks.py) and POSTed by the control worker (workers/webhooks.py)
+    until it is delivered or too old.  ``body`` is the exact JSON sent on every attempt."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_status_due", "status", "next_attempt_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # the event id, "evt_..."
+    url: Mapped[str] = mapped_column(Text)
+    event_type: Mapped[str] = mapped_column(String(40))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(12))  # pending, delivered or failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class IdempotencyKey(Base):
+    """An Idempotency-Key seen on a send: the same key and body answer the first response."""
+
+    __tablename__ = "idempotency_keys"
+
+    scope: Mapped[str] = mapped_column(String(64), primary_key=True)  # whose key (API key digest)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    response: Mapped[dict] = mapped_column(JSON)
+    job_id: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

@@ -78,7 +78,7 @@ def main() -> int:
     except InvalidPhoneNumber as exc:
         parser.error(str(exc))
 
-    settings = replace(Settings.from_env(), wa_web_url=args.url)
+    settings = replace(Settings.from_env(), wa_web_url=args.url, slot_name="canary")
     bus = PrintBus()
     rt = SlotRuntime(settings, bus=bus)
     rt.start(heartbeat=False)

@@ -183,13 +183,21 @@ def test_redis_down_while_accepting_still_answers_202_and_keeps_the_message(app,
     svc = app.extensions["wa"]
     monkeypatch.setattr(svc, "redis", redis.Redis.from_url(dead, socket_connect_timeout=1))
     monkeypatch.setattr(svc, "celery", make_celery(replace(settings, redis_url=dead)))
-    for path in (f"/webjs/sessions/{user_id}/send-message", f"/webjs/sessions/{user_id}/send-message?wait=5"):
-        r = client.post(path, json={"to": "919876543210", "message": "while redis sleeps"})
+    first = None
+    for path, to in ((f"/webjs/sessions/{user_id}/send-message", "919876543210"),
+                     (f"/webjs/sessions/{user_id}/send-message?wait=5", "919876543211")):
+        r = client.post(path, json={"to": to, "message": "while redis sleeps"})
         assert r.status_code == 202, r.json
         assert r.json["status"] == "queued"
         with db() as s:
             msg = s.get(Message, r.json["message_id"])
         assert msg.status == "queued" and msg.dispatch_due_at is not None, "the sweeper will dispatch it"
+        first = first or msg.id
+    # A second message to a number with an unsent one waits for it (order per recipient).
+    r = client.post(f"/webjs/sessions/{user_id}/send-message", json={"to": "919876543210", "message": "next"})
+    with db() as s:
+        msg = s.get(Message, r.json["message_id"])
+    assert msg.after_message_id == first and msg.dispatch_due_at is None
     r = client.get(f"/webjs/sessions/{user_id}/qr")
     assert r.status_code == 503 and r.json["statusCode"] == 503
 

@@ -15,7 +15,7 @@ from settings import Settings
 def make_celery(settings: Settings | None = None) -> Celery:
     app = Celery("wa")
     app.config_from_object(celeryconfig)
-    app.conf.include = ["workers.slot_tasks", "workers.control_tasks"]
+    app.conf.include = ["workers.slot_tasks", "workers.control_tasks", "workers.webhooks", "workers.api_tasks"]
     if settings is not None:  # an explicit settings object wins over the environment
         app.conf.broker_url = settings.redis_url
         app.conf.broker_transport_options = {"visibility_timeout": settings.visibility_timeout}

@@ -7,10 +7,13 @@ import logging
 from datetime import timedelta
 
 import redis
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
-from models import Message, MessageStatus, SessionStatus, WhatsAppSession, make_engine, make_sessionmaker, utcnow
+from models import (
+    IdempotencyKey, Message, MessageStatus, SessionStatus, WhatsAppSession, make_engine, make_sessionmaker, utcnow,
+)
 from models.recording import change_message_status, change_session_status
+from models.states import MESSAGE_UNSENT
 from models.tables import placed_and_live
 from settings import Settings
 from workers import dispatch, slots
@@ -35,31 +38,61 @@ def reset_resources() -> None:
 
 @celery.task(name="wa.control.sweep_messages")
 def sweep_messages(limit: int = 500) -> int:
-    """Dispatch again the queued messages whose dispatch is overdue (Redis was down when
-    they were accepted, or their task was lost). Sending twice is prevented on the slot."""
+    """Dispatch the unsent messages whose dispatch is due: accepted while Redis was down,
+    waiting for their time (pacing, a cap, a retry), released by the message before them
+    to the same recipient, or whose task was lost with a dead worker. Sending twice is
+    prevented on the slot (done marker, claim, and a look at the chat)."""
     settings, db, _ = resources()
     now = utcnow()
+    max_age = timedelta(hours=settings.message_max_age_hours)
     count = 0
     with db.begin() as s:
         rows = s.execute(
             select(Message, WhatsAppSession)
             .outerjoin(WhatsAppSession, WhatsAppSession.session_id == Message.session_id)
-            .where(Message.status == MessageStatus.QUEUED.value, Message.dispatch_due_at < now)
+            .where(Message.status.in_([m.value for m in MESSAGE_UNSENT]), Message.dispatch_due_at < now)
             .order_by(Message.created_at).limit(limit).with_for_update(of=Message, skip_locked=True)
         ).all()
         for msg, session in rows:
             if session is None:
                 change_message_status(s, msg, MessageStatus.FAILED, error="Session not found")
                 continue
+            if now - msg.created_at > max_age:
+                change_message_status(s, msg, MessageStatus.FAILED,
+                                      error=f"Not sent within {settings.message_max_age_hours:g} h: "
+                                            f"the session was not ready")
+                continue
+            if msg.after_message_id and predecessor_unsent(s, msg.after_message_id):
+                msg.dispatch_due_at = None  # the message before it releases it when it is done
+                continue
             msg.dispatch_due_at = now + timedelta(seconds=settings.dispatch_grace_seconds)
             if session.status != SessionStatus.READY.value or not session.slot:
                 continue  # waits for the session to come back
             dispatch.send_message(celery, slot=session.slot, message_id=msg.id, job_id=msg.job_id,
                                   session_id=msg.session_id, epoch=session.epoch, to=msg.to, text=msg.text,
-                                  media=msg.media)
+                                  media=msg.media, pacing=session.pacing,
+                                  # an attempt cut short by a dead worker counts
+                                  attempt=msg.attempts + 1 if msg.status == MessageStatus.SENDING else
+                                  max(1, msg.attempts))
             count += 1
     if count:
-        log.info("re-dispatched %d overdue messages", count)
+        log.info("dispatched %d due messages", count)
+    return count
+
+
+def predecessor_unsent(s, message_id: str) -> bool:
+    status = s.execute(select(Message.status).where(Message.id == message_id)).scalar_one_or_none()
+    return status is not None and MessageStatus(status) in MESSAGE_UNSENT
+
+
+@celery.task(name="wa.control.expire_idempotency_keys")
+def expire_idempotency_keys() -> int:
+    """Idempotency-Keys are kept IDEMPOTENCY_HOURS (24 h by default), then forgotten."""
+    _, db, _ = resources()
+    with db.begin() as s:
+        count = s.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at < utcnow())).rowcount
+    if count:
+        log.info("forgot %d expired idempotency keys", count)
     return count
 
 

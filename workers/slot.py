@@ -22,7 +22,7 @@ from pathlib import Path
 import redis
 from selenium.common.exceptions import WebDriverException
 
-from browser.chrome import close_gracefully, kill_browser, launch_chrome
+from browser.chrome import close_gracefully, kill_browser, kill_orphans, launch_chrome
 from browser.qr import qr_data_url
 from browser.whatsapp import PageSnapshot, PageState, SendError, WhatsAppWeb, ack_rank
 from models.states import NOT_READY_MESSAGE, MessageStatus, SessionStatus
@@ -32,6 +32,7 @@ from workers import slots
 from workers.events import EventBus
 from workers.media import Media, MediaError, MediaLimits, fetch_media, media_from_base64
 from workers.netguard import AllowList
+from workers.pacing import CircuitBreaker, Claims, Pacer, PacingPolicy
 
 log = logging.getLogger("slot")
 
@@ -93,6 +94,11 @@ class SlotRuntime:
                                         document_bytes=settings.document_max_mb * 1024 * 1024,
                                         timeout=settings.media_fetch_timeout)
         self.media_allow = AllowList.parse(settings.media_allow_networks)
+        self.pacer = Pacer(self.redis)
+        self.breaker = CircuitBreaker(self.redis, settings.breaker_threshold, settings.breaker_cooldown)
+        self.claims = Claims(self.redis)
+        self.default_pacing = PacingPolicy(settings.pacing_min_gap, settings.pacing_max_gap,
+                                           settings.hourly_cap, settings.daily_cap)
         self.sessions: dict[str, BrowserSession] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -103,6 +109,9 @@ class SlotRuntime:
     def start(self, heartbeat: bool = True) -> None:
         """Register the slot (unless ``heartbeat`` is False: a canary or a test) and watch pages."""
         loops = [(self._monitor_loop, "monitor")]
+        orphans = kill_orphans(self.settings.slot_name)
+        if orphans:
+            log.warning("killed %d Chrome processes left by a previous run of %s", orphans, self.settings.slot_name)
         if heartbeat:
             self._beat()
             loops.append((self._heartbeat_loop, "heartbeat"))
@@ -156,6 +165,7 @@ class SlotRuntime:
                 chromium_path=self.settings.chromium_path, chromedriver_path=self.settings.chromedriver_path,
                 profile_dir=profile_dir, work_dir=Path(self.settings.browser_work_dir),
                 user_agent=self.settings.user_agent, headless=self.settings.headless,
+                owner=self.settings.slot_name,
             )
         except Exception as exc:
             log.exception("session=%s chrome failed to start", session_id)
@@ -192,30 +202,47 @@ class SlotRuntime:
         return bs
 
     def deliver(self, session_id: str, epoch: int, message_id: str, to: str, text: str,
-                media: list[dict] | None = None) -> str:
+                media: list[dict] | None = None, *, resume: bool = False) -> str:
         """Send one message (text, or media with the text as caption of the first file);
         return its WhatsApp id. Media is fetched and checked before the page is touched.
+
+        Each send step records, just before it commits, the newest row of the chat
+        (``wa:msg:<id>:commit:<part>``). With ``resume`` (an earlier attempt of this
+        message may have died mid-send) a part whose commit is recorded is first looked
+        for in the chat, and only sent if it is not there.
 
         Raises LookupError (session gone or not ready), SessionOffline, or SendError.
         """
         bs = self.session_for_send(session_id, epoch)
-        if not media:
-            with bs.lock:
-                return bs.page.send_text(to, text, timeout=self.settings.send_timeout)
         with tempfile.TemporaryDirectory(prefix="wa-media-", dir=self._media_dir()) as tmp:
-            files = [self._media_file(item, Path(tmp)) for item in media]
+            files = [self._media_file(item, Path(tmp)) for item in media or []]
+            parts = files or [None]
             ids: list[str] = []
             with bs.lock:
-                for i, item in enumerate(files):
-                    # A retry after a partial send skips the files that already went out.
-                    part_key = f"wa:msg:{message_id}:part:{i}"
+                for i, item in enumerate(parts):
+                    part_key, commit_key = f"wa:msg:{message_id}:part:{i}", f"wa:msg:{message_id}:commit:{i}"
                     done = self.redis.get(part_key)
-                    if done:
+                    if done:  # a retry after a partial send skips the parts that went out
                         ids.append(done.decode())
                         continue
-                    wa_id = bs.page.send_file(to, item.path, as_media=item.kind == "media",
-                                              caption=text if i == 0 else "",
-                                              timeout=self.settings.send_timeout + self.settings.media_fetch_timeout)
+                    caption = text if i == 0 else ""
+                    committed = self.redis.get(commit_key) if resume else None
+                    wa_id = None
+                    if committed is not None:
+                        wa_id = bs.page.find_sent(to, text=caption, after_row=committed.decode() or None,
+                                                  timeout=self.settings.send_timeout)
+                        if wa_id:
+                            log.info("message=%s part %d was sent before the crash (%s)", message_id, i, wa_id)
+
+                    def on_commit(after_row: str | None, key=commit_key) -> None:
+                        self.redis.set(key, after_row or "", ex=DONE_TTL)
+
+                    if wa_id is None and item is None:
+                        wa_id = bs.page.send_text(to, text, timeout=self.settings.send_timeout, on_commit=on_commit)
+                    elif wa_id is None:
+                        wa_id = bs.page.send_file(to, item.path, as_media=item.kind == "media", caption=caption,
+                                                  timeout=self.settings.send_timeout + self.settings.media_fetch_timeout,
+                                                  on_commit=on_commit)
                     self.redis.set(part_key, wa_id, ex=DONE_TTL)
                     ids.append(wa_id)
             return ids[0]

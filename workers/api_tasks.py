@@ -1,0 +1,92 @@
+"""Sending from Python services that share the broker: the stable Celery tasks.
+
+    celery.send_task("wa.api.send_message", kwargs={
+        "session_id": "user_123", "to": "+919876543210", "message": "Hello",
+        "idempotency_key": "order-42",            # optional, recommended
+        "callback_url": "https://svc.example/hooks",  # optional
+    })
+    celery.send_task("wa.api.send_bulk_messages", kwargs={
+        "session_id": "user_123", "messages": [{"to": "...", "message": "..."}]})
+
+They run on the control worker and do exactly what the REST endpoints do, with the same
+schemas and the same code: validate, persist (durable once the task is done), honour the
+Idempotency-Key (scope "celery"), dispatch in the session's pace. The return value is
+the endpoint's 202 body (job_id, message ids); with results ignored, find the job through
+the callback or by sending again with the same idempotency_key. Invalid input fails the
+task with a ValueError that says why (visible in Flower).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+
+from marshmallow import ValidationError
+
+from api.accepting import AcceptError, Idempotency, accept_send
+from models.sends import Recipient
+from workers.app import celery
+
+log = logging.getLogger("api.tasks")
+
+_app = None
+_app_lock = threading.Lock()
+
+
+def _flask_app():
+    """The API's app (its settings, database and broker), for its schemas and services."""
+    global _app
+    with _app_lock:
+        if _app is None:
+            from api import create_app
+            from settings import Settings
+
+            _app = create_app(Settings.from_env())
+        return _app
+
+
+def _accept(kind: str, session_id: str, payload: dict, recipients_of, schema, idempotency_key: str | None) -> dict:
+    app = _flask_app()
+    svc = app.extensions["wa"]
+    with app.app_context():
+        try:
+            body = schema().load(payload)
+        except ValidationError as exc:
+            raise ValueError(f"invalid send: {exc.messages}") from None
+        what = "send-message" if kind == "single" else "send-bulk-messages"
+        idempotency = Idempotency.of("celery", idempotency_key, f"{what}:{session_id}", payload)
+        try:
+            acceptance = accept_send(svc.db, svc.settings, session_id, kind, recipients_of(body),
+                                     callback_url=body.get("callback_url"), idempotency=idempotency)
+        except AcceptError as exc:
+            raise ValueError(f"{exc.status}: {exc.message}") from None
+    if not acceptance.replayed:
+        acceptance.dispatch(svc.celery)
+    log.info("session=%s %s accepted as job %s", session_id, kind, acceptance.body["job_id"])
+    return acceptance.body
+
+
+@celery.task(name="wa.api.send_message")
+def send_message(session_id: str, to: str, message: str = "", media_urls: list[str] | None = None,
+                 media: list[dict] | None = None, callback_url: str | None = None,
+                 idempotency_key: str | None = None) -> dict:
+    from api.schemas import SendMessageSchema
+
+    payload = {"to": to, "message": message, "media_urls": media_urls or [], "media": media or []}
+    if callback_url:
+        payload["callback_url"] = callback_url
+    return _accept("single", session_id, payload, lambda b: [Recipient(
+        to=b["to_e164"], to_input=b["to"], text=b["message"], media=b["attachments"])],
+        SendMessageSchema, idempotency_key)
+
+
+@celery.task(name="wa.api.send_bulk_messages")
+def send_bulk_messages(session_id: str, messages: list[dict], callback_url: str | None = None,
+                       idempotency_key: str | None = None) -> dict:
+    from api.schemas import BulkSendSchema
+
+    payload = {"messages": messages}
+    if callback_url:
+        payload["callback_url"] = callback_url
+    return _accept("bulk", session_id, payload, lambda b: [Recipient(
+        to=m["to_e164"], to_input=m["to"], text=m["message"], media=m["attachments"], error=m["error"])
+        for m in b["messages"]], BulkSendSchema, idempotency_key)
