@@ -14,6 +14,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from models.states import (
+    CONNECTION_LOST,
+    LIVE_SESSION_STATES,
     MESSAGE_DONE,
     MESSAGE_SUCCESS,
     MESSAGE_UNSENT,
@@ -77,6 +79,12 @@ def change_session_status(
     row.last_activity = at
     if event_id:
         row.last_event_id = event_id
+    if new == SessionStatus.READY:
+        # Back in business: what waits for this session is due now (the sweeper sends it;
+        # a copy still queued elsewhere finds it reserved, claimed or done).
+        db.execute(update(Message).where(
+            Message.session_id == row.session_id, Message.status.in_([m.value for m in MESSAGE_UNSENT]),
+            Message.dispatch_due_at > at).values(dispatch_due_at=at))
     if row.callback_url:
         enqueue_webhook(db, row.callback_url, "session.status", {
             "session_id": row.session_id, "status": new.value, "reason": reason,
@@ -163,9 +171,11 @@ def _session_callback(db: Session, session_id: str) -> str | None:
 def _release_successors(db: Session, msg: Message, at: datetime) -> None:
     """The next message to the same recipient may go now (messages to one recipient keep
     their order); the sweeper dispatches it."""
-    db.execute(update(Message).where(Message.after_message_id == msg.id,
-                                     Message.status == MessageStatus.QUEUED.value)
-               .values(dispatch_due_at=at))
+    released = db.execute(update(Message).where(Message.after_message_id == msg.id,
+                                                Message.status == MessageStatus.QUEUED.value)
+                          .values(dispatch_due_at=at)).rowcount
+    if released:  # the recorder asks for a sweep at once rather than at the next beat
+        db.info["released"] = db.info.get("released", 0) + released
 
 
 def fail_unsent_messages(db: Session, session_id: str, error: str, at: datetime | None = None) -> int:
@@ -221,10 +231,27 @@ def apply_message_event(db: Session, event_id: str, event: dict) -> Outcome:
     return outcome
 
 
+def apply_slot_started(db: Session, event_id: str, event: dict) -> Outcome:
+    """A slot worker (re)started with no browsers: the sessions placed on it before that
+    are gone (a worker killed with SIGKILL could not say so itself)."""
+    started = int(event["started_ms"])
+    rows = db.execute(select(WhatsAppSession).where(
+        WhatsAppSession.slot == event["slot"], WhatsAppSession.epoch < started,
+        WhatsAppSession.status.in_([s.value for s in LIVE_SESSION_STATES] + [SessionStatus.DISCONNECTED.value]),
+    ).with_for_update()).scalars().all()
+    for row in rows:
+        if row.status != SessionStatus.DISCONNECTED or row.status_reason == CONNECTION_LOST:
+            change_session_status(db, row, SessionStatus.DISCONNECTED, reason="WORKER_RESTARTED", source="worker",
+                                  at=_parse_time(event.get("at")))
+    return Outcome(True)
+
+
 def apply_event(db: Session, event_id: str, event: dict) -> Outcome:
     kind = event.get("type")
     if kind == "session":
         return apply_session_event(db, event_id, event)
     if kind == "message":
         return apply_message_event(db, event_id, event)
+    if kind == "slot_started":
+        return apply_slot_started(db, event_id, event)
     return Outcome(False, f"unknown event type {kind!r}")

@@ -3,15 +3,14 @@ simulator's WhatsApp Web, with every part real: PostgreSQL, Redis, Celery worker
 processes, headless Chromium driven by Selenium, the simulator."""
 from __future__ import annotations
 
-import os
 import secrets
-import subprocess
 
 import pytest
 import requests
 
 from browser.qr import read_qr_data_url
-from tests.helpers import ROOT, Proc, free_port, port_open, wait_until
+from tests.helpers import wait_until
+from tests.stack import link_session, network_log, running_stack
 from workers import slots
 
 PHONE = "919812345678"  # the simulated phone that links the session
@@ -20,55 +19,13 @@ PHONE = "919812345678"  # the simulated phone that links the session
 @pytest.fixture(scope="module")
 def stack(settings, tmp_path_factory, redis_client):
     """Simulator, recorder and one slot worker, as separate processes."""
-    logs = tmp_path_factory.mktemp("logs")
-    sim_port = free_port()
-    slot = f"e2e-{secrets.token_hex(3)}"
-    env = {
-        **os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": settings.database_url,
-        "REDIS_URL": settings.redis_url, "WA_WEB_URL": f"http://127.0.0.1:{sim_port}/",
-        "BROWSER_WORK_DIR": settings.browser_work_dir, "PROFILE_DIR": settings.profile_dir, "SLOT_NAME": slot, "SLOT_CAPACITY": "4",
-        "SIM_SYNC_DELAY": "0.3", "SIM_DELIVER_DELAY": "0.3", "SIM_READ_DELAY": "0.3", "LOG_LEVEL": "INFO",
-        "MEDIA_ALLOW_NETWORKS": "127.0.0.0/8",  # the test's media server is on loopback
-    }
-    procs = [
-        Proc("simulator", ["-m", "simulator", "--host", "127.0.0.1", "--port", str(sim_port)], env, logs),
-        Proc("recorder", ["-m", "workers.recorder"], env, logs),
-        Proc("slot", ["-m", "workers.slot"], env, logs),
-    ]
-    for p in procs:
-        p.start()
-    try:
-        wait_until(lambda: port_open(sim_port), 20, what="simulator")
-        wait_until(lambda: any(s.name == slot for s in slots.live_slots(redis_client)), 60, what="slot registration")
-        yield {"sim": f"http://127.0.0.1:{sim_port}", "slot": slot, "procs": {p.name: p for p in procs}}
-    finally:
-        for p in reversed(procs):
-            p.stop()
-        # A browser left behind by a worker that did not shut down cleanly must not
-        # slow down the rest of the suite.
-        subprocess.run(["pkill", "-f", settings.browser_work_dir], check=False)
-        for p in procs:
-            print(f"---- {p.name} log tail ----\n{p.tail(30)}")
+    with running_stack(settings, tmp_path_factory.mktemp("logs"), redis_client) as running:
+        yield running
 
 
 def on_screen_payloads(sim: str) -> set[str]:
     state = requests.get(f"{sim}/sim/control/state", timeout=5).json()
     return {c.get("payload") for c in state.get("connections", []) if c.get("payload")}
-
-
-def link_session(client, sim: str, user_id: str, phone: str = PHONE) -> dict:
-    """Create, initialize, scan the QR the API returns, wait for READY."""
-    assert client.post("/webjs/sessions", json={"user_id": user_id}).status_code == 201
-    assert client.post(f"/webjs/sessions/{user_id}/initialize").status_code == 200
-    payload = read_qr_data_url(client.get(f"/webjs/sessions/{user_id}/qr").json["qr_code"])
-    assert requests.post(f"{sim}/sim/phone/scan", json={"payload": payload, "phone": phone}, timeout=5).ok
-    return wait_until(lambda: (s := client.get(f"/webjs/sessions/{user_id}/status").json)["status"] == "READY" and s,
-                      30, what="READY")
-
-
-def network_log(sim: str) -> list[dict]:
-    body = requests.get(f"{sim}/sim/control/messages", timeout=5).json()
-    return body.get("messages", body) if isinstance(body, dict) else body
 
 
 @pytest.fixture(scope="module")

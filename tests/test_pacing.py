@@ -91,3 +91,14 @@ def test_cancel_and_send_cannot_both_win(redis_client):
     assert claims.take(sent, "task-1", lease=30) is None  # the holder itself may go on
     assert claims.cancel(cancelled) is True
     assert claims.take(cancelled, "task-1", lease=30) == Claims.CANCELLED
+
+
+def test_a_claim_of_a_dead_earlier_life_is_taken_over_at_once(redis_client):
+    claims = Claims(redis_client)
+    message_id = f"msg_{secrets.token_hex(4)}"
+    assert claims.take(message_id, "slot-1|old-boot|task", lease=60) is None  # then SIGKILL
+    alive = lambda holder: False  # noqa: E731
+    earlier_life = lambda holder: holder.startswith("slot-1|old-boot|")  # noqa: E731
+    assert claims.take(message_id, "slot-1|new-boot|task", lease=60, dead=alive) == b"slot-1|old-boot|task"
+    assert claims.take(message_id, "slot-1|new-boot|task", lease=60, dead=earlier_life) is None
+    assert redis_client.get(Claims.key(message_id)) == b"slot-1|new-boot|task"

@@ -29,9 +29,15 @@ def message_channel(message_id: str) -> str:
     return f"wa:live:message:{message_id}"
 
 
+def slot_channel(slot: str) -> str:
+    return f"wa:live:slot:{slot}"
+
+
 def live_channel(event: dict) -> str:
     if event.get("type") == "message":
         return message_channel(event["message_id"])
+    if event.get("type") == "slot_started":
+        return slot_channel(event["slot"])
     return session_channel(event["session_id"])
 
 
@@ -48,6 +54,10 @@ class EventBus:
         if mark_key:  # set atomically with the event, e.g. "this message was sent"
             pipe.set(mark_key, body, ex=mark_ttl or None)
         pipe.execute()
+
+    def slot_started(self, slot: str, started_ms: int) -> None:
+        """A slot worker started with no browsers (the recorder retires older placements)."""
+        self._emit(slot_channel(slot), {"type": "slot_started", "slot": slot, "started_ms": started_ms})
 
     def notify_session(self, session_id: str, notice: dict) -> None:
         """A live-only notice (not a state change): published, not recorded."""

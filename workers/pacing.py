@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
@@ -177,16 +178,29 @@ class Claims:
     def key(message_id: str) -> str:
         return f"wa:msg:{message_id}:claim"
 
-    def take(self, message_id: str, holder: str, lease: float) -> bytes | None:
-        """None when taken; else the current holder (``CANCELLED`` for a cancelled message)."""
-        if self.redis.set(self.key(message_id), holder, nx=True, px=int(lease * 1000)):
+    def take(self, message_id: str, holder: str, lease: float, dead: Callable[[str], bool] | None = None
+             ) -> bytes | None:
+        """None when taken; else the current holder (``CANCELLED`` for a cancelled message).
+        ``dead(holder)`` says whether a holder is known to be gone (an earlier life of
+        this very worker): its claim is taken over at once instead of waiting out the lease."""
+        key = self.key(message_id)
+        if self.redis.set(key, holder, nx=True, px=int(lease * 1000)):
             return None
-        current = self.redis.get(self.key(message_id))
+        current = self.redis.get(key)
         if current is None:  # the lease ran out just now
-            return self.take(message_id, holder, lease)
-        if current == holder.encode():
-            self.redis.pexpire(self.key(message_id), int(lease * 1000))
-            return None
+            return self.take(message_id, holder, lease, dead)
+        if current == holder.encode() or (current != self.CANCELLED and dead and dead(current.decode())):
+            with self.redis.pipeline() as pipe:  # replace only what we read (a cancel may come between)
+                try:
+                    pipe.watch(key)
+                    if pipe.get(key) != current:
+                        return self.take(message_id, holder, lease, dead)
+                    pipe.multi()
+                    pipe.set(key, holder, px=int(lease * 1000))
+                    pipe.execute()
+                    return None
+                except redis.WatchError:
+                    return self.take(message_id, holder, lease, dead)
         return current
 
     def release(self, message_id: str, holder: str) -> None:

@@ -51,6 +51,7 @@ class Recorder:
         applied: list[dict] = []
         dead: list[tuple[str, bytes | str]] = []  # (entry id, raw body)
         with self.db.begin() as session:
+            session.info.pop("released", None)
             for entry_id, fields in entries:
                 entry_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
                 raw = fields.get(b"e") or fields.get("e") or b""
@@ -71,6 +72,7 @@ class Recorder:
                 else:
                     log.info("refused event %s (%s %s): %s", entry_id, event.get("type"),
                              event.get("status"), outcome.reason)
+            released = session.info.pop("released", 0)
         ids = [e[0] for e in entries]
         pipe = self.redis.pipeline(transaction=True)
         for entry_id, raw in dead:
@@ -81,7 +83,17 @@ class Recorder:
         for event in applied:
             pipe.publish(live_channel(event), json.dumps({**event, "recorded": True}, separators=(",", ":")))
         pipe.execute()
+        if released:  # messages waiting for the one before them to the same number may go now
+            self.request_sweep()
         return len(applied)
+
+    def request_sweep(self) -> None:
+        try:
+            from workers.app import celery
+
+            celery.send_task("wa.control.sweep_messages", queue="control", retry=False)
+        except Exception as exc:  # beat runs the sweep anyway, a few seconds later
+            log.warning("could not request a sweep: %s", exc)
 
     def drain_pending(self) -> None:
         """Entries delivered to this consumer before a crash come first, in order."""

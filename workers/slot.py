@@ -11,9 +11,11 @@ Run: ``SLOT_NAME=slot-1 python -m workers.slot``
 from __future__ import annotations
 
 import logging
+import secrets
 import shutil
 import tempfile
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as ProbeTimeout
 from dataclasses import dataclass, field
@@ -102,6 +104,10 @@ class SlotRuntime:
         self.sessions: dict[str, BrowserSession] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        # This life of the slot: placements older than it died with an earlier one, and
+        # a send claim held by an earlier life of this slot is a dead one.
+        self.started_ms = time.time_ns() // 1_000_000
+        self.boot_id = secrets.token_hex(4)
         # Page probes run here, so that a hung Chrome costs the monitor a timeout, not its life.
         self._probes = ThreadPoolExecutor(max_workers=settings.slot_capacity + 2, thread_name_prefix="probe")
 
@@ -113,6 +119,7 @@ class SlotRuntime:
         if orphans:
             log.warning("killed %d Chrome processes left by a previous run of %s", orphans, self.settings.slot_name)
         if heartbeat:
+            self.bus.slot_started(self.settings.slot_name, self.started_ms)
             self._beat()
             loops.append((self._heartbeat_loop, "heartbeat"))
         for target, name in loops:
@@ -260,6 +267,15 @@ class SlotRuntime:
                                      item.get("data") or "", dest, self.media_limits)
         except MediaError as exc:
             raise MediaUnavailable(exc) from exc
+
+    def claim_holder(self, task_id: str) -> str:
+        return f"{self.settings.slot_name}|{self.boot_id}|{task_id}"
+
+    def claim_is_dead(self, holder: str) -> bool:
+        """A claim by an earlier life of this slot: that process is gone (one per slot name)."""
+        slot, _, rest = holder.partition("|")
+        boot = rest.partition("|")[0]
+        return slot == self.settings.slot_name and bool(boot) and boot != self.boot_id
 
     def watch_acks(self, session_id: str, wa_id: str, message_id: str, job_id: str, peer: str) -> None:
         """Follow a sent message's acks; the monitor reports delivered and read."""

@@ -113,8 +113,9 @@ def send_message(self, message_id: str, job_id: str, session_id: str, epoch: int
     if gap_left > 0:
         time.sleep(min(gap_left, policy.max_gap))
 
-    holder = self.request.id or message_id
-    current = rt.claims.take(message_id, holder, lease=settings.send_timeout * 2 + settings.media_fetch_timeout)
+    holder = rt.claim_holder(self.request.id or message_id)
+    lease = settings.send_timeout * 2 + (settings.media_fetch_timeout if media else 0)
+    current = rt.claims.take(message_id, holder, lease=lease, dead=rt.claim_is_dead)
     if current == Claims.CANCELLED:
         log.info("message=%s was cancelled", message_id)
         rt.pacer.release(session_id, message_id)
