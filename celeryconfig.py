@@ -34,6 +34,8 @@ beat_schedule = {
     "sweep-undispatched-messages": {"task": "wa.control.sweep_messages", "schedule": 5.0,
                                     "options": {"expires": 30.0}},
     "expire-idempotency-keys": {"task": "wa.control.expire_idempotency_keys", "schedule": 3600.0},
+    # Orphan browsers, sessions stuck logging in, idle sessions (IDLE_TIMEOUT_MINUTES).
+    "clean-sessions": {"task": "wa.control.clean_sessions", "schedule": 300.0},
     "reap-lost-slots": {"task": "wa.control.reap_lost_slots", "schedule": 10.0},
     # Runs that waited past the next few are dropped rather than piling up behind a busy worker.
     "deliver-webhooks": {"task": "wa.control.deliver_webhooks", "schedule": 2.0, "options": {"expires": 10.0}},

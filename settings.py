@@ -30,10 +30,17 @@ class Settings:
     s3_bucket: str | None = None
     s3_endpoint_url: str | None = None
     s3_region: str = "us-east-1"
+    s3_prefix: str = "wa-profiles/"  # key prefix of the archives in the bucket
+    s3_sse: str | None = None  # server-side encryption: "AES256" or "aws:kms"
+    s3_kms_key_id: str | None = None  # with aws:kms
+    s3_create_bucket: bool = False  # create the bucket when missing (local MinIO / moto)
+    backup_interval: float = 300.0  # seconds between backups of a READY session (at least 60)
+    keep_versions: int = 3  # archives kept per session
 
     # Browser slots.
     slot_name: str = "slot-1"
     slot_capacity: int = 10
+    slot_host: str | None = None  # the host name the slot registers (default: the machine's)
     slot_heartbeat_ttl: int = 15
     chromium_path: str = "/usr/bin/chromium"
     chromedriver_path: str = "/usr/bin/chromedriver"
@@ -44,6 +51,7 @@ class Settings:
     )
     browser_work_dir: str = str(ROOT / "var" / "browsers")
     page_probe_interval: float = 0.3
+    ready_probe_interval: float = 2.0  # a READY page with no acks to follow is looked at this often
     send_timeout: float = 20.0
     max_qr_attempts: int = 5  # clicks on "reload QR" before the session gives up (QR_TIMEOUT)
     probe_timeout: float = 10.0  # a page probe slower than this means Chrome hangs (BROWSER_CRASHED)
@@ -62,6 +70,12 @@ class Settings:
     qr_wait_seconds: float = 30.0
     send_wait_max: float = 60.0
     api_key_cache_seconds: float = 30.0
+
+    # Session lifecycle.
+    auto_recover: bool = True  # sessions of a dead, restarted or stopped slot are placed again
+    idle_timeout_minutes: float = 0.0  # stop READY sessions idle this long (0: never)
+    stuck_timeout_seconds: float = 600.0  # stop sessions INITIALIZING / QR_READY this long
+    memory_ceiling_mb: int = 0  # recycle a browser whose process tree uses more (0: never)
 
     # Pacing per session (defaults; a session can set its own), circuit breaker, bulk.
     pacing_min_gap: float = 1.0  # seconds between two sends of a session, at least...
@@ -108,8 +122,15 @@ class Settings:
             s3_bucket=get("S3_BUCKET", None),
             s3_endpoint_url=get("S3_ENDPOINT_URL", None),
             s3_region=get("S3_REGION", d.s3_region),
+            s3_prefix=get("S3_PREFIX", d.s3_prefix),
+            s3_sse=get("S3_SSE", None),
+            s3_kms_key_id=get("S3_KMS_KEY_ID", None),
+            s3_create_bucket=_bool(env.get("S3_CREATE_BUCKET"), d.s3_create_bucket),
+            backup_interval=max(60.0, float(get("BACKUP_INTERVAL", d.backup_interval))),
+            keep_versions=max(2, int(get("KEEP_VERSIONS", d.keep_versions))),
             slot_name=get("SLOT_NAME", d.slot_name),
             slot_capacity=int(get("SLOT_CAPACITY", d.slot_capacity)),
+            slot_host=get("SLOT_HOST", None),
             slot_heartbeat_ttl=int(get("SLOT_HEARTBEAT_TTL", d.slot_heartbeat_ttl)),
             chromium_path=get("CHROMIUM_PATH", d.chromium_path),
             chromedriver_path=get("CHROMEDRIVER_PATH", d.chromedriver_path),
@@ -117,6 +138,7 @@ class Settings:
             user_agent=get("BROWSER_USER_AGENT", d.user_agent),
             browser_work_dir=get("BROWSER_WORK_DIR", d.browser_work_dir),
             page_probe_interval=float(get("PAGE_PROBE_INTERVAL", d.page_probe_interval)),
+            ready_probe_interval=float(get("READY_PROBE_INTERVAL", d.ready_probe_interval)),
             send_timeout=float(get("SEND_TIMEOUT", d.send_timeout)),
             max_qr_attempts=int(get("MAX_QR_ATTEMPTS", d.max_qr_attempts)),
             probe_timeout=float(get("PROBE_TIMEOUT", d.probe_timeout)),
@@ -131,6 +153,10 @@ class Settings:
             qr_wait_seconds=float(get("QR_WAIT_SECONDS", d.qr_wait_seconds)),
             send_wait_max=float(get("SEND_WAIT_MAX", d.send_wait_max)),
             api_key_cache_seconds=float(get("API_KEY_CACHE_SECONDS", d.api_key_cache_seconds)),
+            auto_recover=_bool(env.get("AUTO_RECOVER"), d.auto_recover),
+            idle_timeout_minutes=float(get("IDLE_TIMEOUT_MINUTES", d.idle_timeout_minutes)),
+            stuck_timeout_seconds=float(get("STUCK_TIMEOUT_SECONDS", d.stuck_timeout_seconds)),
+            memory_ceiling_mb=int(get("MEMORY_CEILING_MB", d.memory_ceiling_mb)),
             pacing_min_gap=float(get("PACING_MIN_GAP", d.pacing_min_gap)),
             pacing_max_gap=float(get("PACING_MAX_GAP", d.pacing_max_gap)),
             hourly_cap=int(get("HOURLY_CAP", d.hourly_cap)),

@@ -21,7 +21,7 @@ from models import make_engine, make_sessionmaker
 from settings import Settings
 from workers.app import make_celery
 
-PUBLIC_PREFIXES = ("/api",)
+PUBLIC_PREFIXES = ("/api", "/webjs/health", "/metrics")
 
 
 @dataclass
@@ -66,11 +66,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["wa"] = services
 
     api = Api(app)
+    from api.health import blp as health_blp
     from api.jobs import blp as jobs_blp
+    from api.recovery import blp as recovery_blp
     from api.sessions import blp as sessions_blp
     from api.users import blp as users_blp
 
-    for blp in (sessions_blp, users_blp, jobs_blp):
+    for blp in (sessions_blp, users_blp, jobs_blp, recovery_blp, health_blp):
         api.register_blueprint(blp)
     app.register_error_handler(HTTPException, handle_http_exception)
 

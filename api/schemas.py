@@ -80,6 +80,10 @@ class SessionStatusSchema(Schema):
         "description": "While linking with a phone number: the code on screen (ABCD-EFGH)."})
     callback_url = fields.String(allow_none=True)
     pacing = fields.Dict(allow_none=True)
+    slot = fields.String(allow_none=True, metadata={"description": "The browser slot it is placed on."})
+    s3_session_key = fields.String(allow_none=True, metadata={"description": "Its newest saved login."})
+    browser_memory_bytes = fields.Integer(allow_none=True, metadata={
+        "description": "Memory of its browser's whole process tree (PSS), as its slot last measured it."})
     last_activity = fields.DateTime(allow_none=True)
     created_at = fields.DateTime()
 

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import logging
-import time
 
 import redis
-from flask import current_app, g, request
+from flask import after_this_request, current_app, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from kombu.exceptions import OperationalError as KombuOperationalError
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.accepting import Acceptance, AcceptError, Idempotency, accept_send
@@ -32,6 +31,7 @@ from api.schemas import (
 from api.waits import Waiter
 from models import MessageStatus, SessionStatus, WhatsAppSession
 from models.recording import change_session_status
+from models.placement import NoSlot, Placement, place
 from models.tables import placed_and_live
 from models.sends import Recipient
 from models.states import CONNECTION_LOST, LIVE_SESSION_STATES, MESSAGE_DONE
@@ -72,6 +72,21 @@ def destroy_session(s: Session, row: WhatsAppSession) -> None:
             log.warning("session=%s stop could not be enqueued: %s", row.session_id, exc)
     change_session_status(s, row, SessionStatus.DESTROYED, reason="DELETED")
     s.delete(row)
+    session_id = row.session_id
+
+    @after_this_request
+    def forget_saved_login(response):
+        """Once the deletion is committed, its archives go too (also when no slot is alive)."""
+        if response.status_code < 400:
+            from api.health import probes
+
+            store = probes().profile_store()
+            try:
+                if store is not None:
+                    store.delete(session_id)
+            except Exception as exc:  # the slot deletes them too when it stops the browser
+                log.warning("session=%s archives not deleted: %s", session_id, exc)
+        return response
 
 
 def qr_response(row: WhatsAppSession) -> dict:
@@ -112,49 +127,71 @@ class ActiveSessions(MethodView):
         return {"active_sessions": ids, "count": len(ids)}
 
 
+def place_or_abort(s, row: WhatsAppSession, *, reason: str, prefer: str | None = None) -> Placement:
+    try:
+        live = slots.live_slots(services().redis)
+    except redis.RedisError as exc:
+        log.warning("slots unavailable: %s", exc)
+        abort(503, message=NO_SLOTS)
+    try:
+        return place(s, row, live, reason=reason, prefer=prefer)
+    except NoSlot as exc:
+        abort(503, message=CAPACITY_FULL if exc.full else NO_SLOTS)
+
+
+def start_placed(placement: Placement) -> None:
+    """Enqueue the browser start of a committed placement (and the stop of a browser that
+    may still run on the old place). The worker's first events carry the new epoch, which
+    the recorder would refuse as stale had the row not committed it yet."""
+    svc = services()
+    try:
+        if placement.previous:
+            dispatch.stop_session(svc.celery, slot=placement.previous[0], session_id=placement.session_id,
+                                  epoch=placement.previous[1], forget=False)
+        dispatch.initialize_session(svc.celery, slot=placement.slot, session_id=placement.session_id,
+                                    epoch=placement.epoch)
+    except ENQUEUE_ERRORS as exc:
+        log.warning("session=%s start could not be enqueued: %s", placement.session_id, exc)
+        with svc.db.begin() as s:
+            row = get_session(s, placement.session_id, lock=True)
+            if row.epoch == placement.epoch:  # give the place back, so that a retry places it again
+                change_session_status(s, row, SessionStatus.DISCONNECTED, reason="QUEUE_UNAVAILABLE")
+        abort(503, message="Queue unavailable. Please try again later.")
+
+
 @blp.route("/<session_id>/initialize")
 class Initialize(MethodView):
     @blp.response(200, QrSchema)
     def post(self, session_id):
         """Start the WhatsApp client on a browser slot; the QR follows on /qr."""
-        svc = services()
-        with svc.db.begin() as s:
+        with services().db.begin() as s:
             row = get_session(s, session_id, lock=True)
             if row.slot and row.status in LIVE_SESSION_STATES:
                 return qr_response(row)  # already starting or running
+            placement = place_or_abort(s, row, reason="INITIALIZE")
+            answer = qr_response(row)
+        start_placed(placement)
+        return answer
+
+
+@blp.route("/<session_id>/restart")
+class Restart(MethodView):
+    @blp.response(200, QrSchema)
+    def post(self, session_id):
+        """Stop the browser (its login is saved), then start it again from the saved login,
+        on the same slot when it is alive and has room (the seed: for a stuck session)."""
+        with services().db.begin() as s:
+            row = get_session(s, session_id, lock=True)
+            old = (row.slot, row.epoch) if row.slot else None
+            placement = place_or_abort(s, row, reason="RESTART", prefer=row.slot)
+            answer = qr_response(row)
+        if old and placement.previous is None:  # same slot: its queue runs the stop first
             try:
-                live = slots.live_slots(svc.redis)
-            except redis.RedisError as exc:
-                log.warning("slots unavailable: %s", exc)
-                abort(503, message=NO_SLOTS)
-            if not live:
-                abort(503, message=NO_SLOTS)
-            used = dict(s.execute(select(WhatsAppSession.slot, func.count()).where(placed_and_live())
-                                  .group_by(WhatsAppSession.slot)).all())
-            slot = slots.choose_slot(live, used)
-            if slot is None:
-                abort(503, message=CAPACITY_FULL)
-            # A browser may still run on the old place (an offline page): it is stopped there.
-            previous = (row.slot, row.epoch) if row.slot and row.slot != slot.name else None
-            row.slot = slot.name
-            # A fencing number that only grows, also across a re-created session.
-            row.epoch = max(row.epoch + 1, time.time_ns() // 1_000_000)
-            change_session_status(s, row, SessionStatus.INITIALIZING, reason="INITIALIZE")
-            epoch, answer = row.epoch, qr_response(row)
-        # Enqueued only after the commit: the worker's first events carry the new epoch,
-        # which the recorder would refuse as stale if the row did not have it yet.
-        try:
-            if previous:
-                dispatch.stop_session(svc.celery, slot=previous[0], session_id=session_id,
-                                      epoch=previous[1], forget=False)
-            dispatch.initialize_session(svc.celery, slot=slot.name, session_id=session_id, epoch=epoch)
-        except ENQUEUE_ERRORS as exc:
-            log.warning("session=%s initialize could not be enqueued: %s", session_id, exc)
-            with svc.db.begin() as s:
-                row = get_session(s, session_id, lock=True)
-                if row.epoch == epoch:  # give the place back, so that a retry places it again
-                    change_session_status(s, row, SessionStatus.DISCONNECTED, reason="QUEUE_UNAVAILABLE")
-            abort(503, message="Queue unavailable. Please try again later.")
+                dispatch.stop_session(services().celery, slot=old[0], session_id=session_id, epoch=old[1],
+                                      forget=False)
+            except ENQUEUE_ERRORS as exc:
+                log.warning("session=%s stop could not be enqueued: %s", session_id, exc)
+        start_placed(placement)
         return answer
 
 
@@ -230,9 +267,19 @@ class PairingCode(MethodView):
 class Status(MethodView):
     @blp.response(200, SessionStatusSchema)
     def get(self, session_id):
-        """The session's state as the recorder last wrote it."""
-        with services().db() as s:
-            return get_session(s, session_id)
+        """The session's state as the recorder last wrote it, and its browser's memory."""
+        svc = services()
+        with svc.db() as s:
+            row = get_session(s, session_id)
+        row.browser_memory_bytes = None
+        if row.slot:
+            try:
+                running = next((x for x in slots.live_slots(svc.redis) if x.name == row.slot), None)
+            except redis.RedisError:
+                running = None
+            if running is not None:
+                row.browser_memory_bytes = running.sessions.get(session_id)
+        return row
 
 
 @blp.route("/<session_id>/send-message")

@@ -13,16 +13,17 @@ import redis
 
 
 class Waiter:
-    def __init__(self, client: redis.Redis, channel: str, confirm_timeout: float = 2.0):
+    def __init__(self, client: redis.Redis, *channels: str, confirm_timeout: float = 2.0):
         self.pubsub = client.pubsub()
-        self.pubsub.subscribe(channel)
+        self.pubsub.subscribe(*channels)
         # SUBSCRIBE is only in force once Redis confirms it; an event published before
         # that would be lost between our subscribe and the caller's read of the state.
         deadline = time.monotonic() + confirm_timeout
-        while time.monotonic() < deadline:
+        confirmed = 0
+        while time.monotonic() < deadline and confirmed < len(set(channels)):
             message = self.pubsub.get_message(timeout=deadline - time.monotonic())
             if message and message["type"] == "subscribe":
-                break
+                confirmed += 1
 
     def until(self, accept: Callable[[dict], bool], timeout: float) -> dict | None:
         """The first event for which ``accept`` is true, or None after ``timeout`` seconds."""

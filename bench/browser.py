@@ -58,6 +58,9 @@ class TimedBus:
     def message(self, *args, **kwargs):
         pass
 
+    def backup(self, *args):
+        pass
+
     def notify_session(self, *args):
         pass
 

@@ -210,3 +210,30 @@ def kill_orphans(owner: str) -> int:
             except (ProcessLookupError, PermissionError):
                 continue
     return killed
+
+
+def process_tree_pss(pid: int) -> int:
+    """Memory of a process and all its descendants (PSS, bytes; 0 when it is gone).
+    PSS shares the pages Chrome's processes have in common fairly among them."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        todo.extend(children.get(current, []))
+        try:
+            for line in Path(f"/proc/{current}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) * 1024
+                    break
+        except OSError:
+            continue
+    return total

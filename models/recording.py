@@ -246,6 +246,15 @@ def apply_slot_started(db: Session, event_id: str, event: dict) -> Outcome:
     return Outcome(True)
 
 
+def apply_backup(db: Session, event: dict) -> Outcome:
+    row = db.execute(select(WhatsAppSession).where(WhatsAppSession.session_id == event["session_id"])
+                     .with_for_update()).scalar_one_or_none()
+    if row is None:
+        return Outcome(False, "session no longer exists")
+    row.s3_session_key = event["key"]
+    return Outcome(True)
+
+
 def apply_event(db: Session, event_id: str, event: dict) -> Outcome:
     kind = event.get("type")
     if kind == "session":
@@ -254,4 +263,6 @@ def apply_event(db: Session, event_id: str, event: dict) -> Outcome:
         return apply_message_event(db, event_id, event)
     if kind == "slot_started":
         return apply_slot_started(db, event_id, event)
+    if kind == "session_backup":
+        return apply_backup(db, event)
     return Outcome(False, f"unknown event type {kind!r}")

@@ -53,6 +53,9 @@ class PrintBus:
         print(f"message {message_id}: {status}", flush=True)
         self._add({"message_id": message_id, "status": status})
 
+    def backup(self, session_id, epoch, key):
+        print(f"login saved: {key}", flush=True)
+
     def notify_session(self, session_id, notice):
         print(f"notice: {notice}", flush=True)
 

@@ -15,8 +15,19 @@ from tests.helpers import ROOT, Proc, free_port, port_open, wait_until
 from workers import slots
 
 
+def empty_world(database_url: str) -> None:
+    """No sessions or jobs from earlier test modules: a control worker would otherwise
+    recover their sessions (their slots are gone) onto this module's slots."""
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM jobs")
+        conn.execute("DELETE FROM whatsapp_sessions")
+
+
 @contextmanager
 def running_stack(settings, logs: Path, redis_client, *, control: bool = False, env: dict | None = None):
+    empty_world(settings.database_url)
     sim_port = free_port()
     slot = f"e2e-{secrets.token_hex(3)}"
     environ = {

@@ -70,3 +70,44 @@ def test_sessions_on_a_dead_slot_are_disconnected(control, db, redis_client, use
             WhatsAppSession.session_id.in_([user_id, user_id + "b"]))).scalars()}
     assert rows[user_id].status == "DISCONNECTED" and rows[user_id].status_reason == "WORKER_LOST"
     assert rows[user_id + "b"].status == "READY"
+
+
+def test_cleanup_stops_orphans_stuck_and_idle_sessions(control, db, redis_client, settings, monkeypatch):
+    import secrets
+    import time
+    from dataclasses import replace
+
+    from models import SessionTransition
+
+    tag = secrets.token_hex(3)
+    slot = f"clean-{tag}"
+    now_ms = time.time_ns() // 1_000_000
+    with db.begin() as s:
+        s.add(WhatsAppSession(user_id=f"stuck_{tag}", session_id=f"stuck_{tag}", status="QR_READY", slot=slot,
+                              epoch=now_ms - 3_600_000))  # placed an hour ago, still not linked
+        s.add(WhatsAppSession(user_id=f"idle_{tag}", session_id=f"idle_{tag}", status="READY", slot=slot,
+                              epoch=now_ms - 7_200_000, last_activity=utcnow() - timedelta(hours=2)))
+        s.add(WhatsAppSession(user_id=f"busy_{tag}", session_id=f"busy_{tag}", status="READY", slot=slot,
+                              epoch=now_ms - 7_200_000, last_activity=utcnow()))
+    # The slot runs a browser for a session that no longer exists (deleted while the slot was away).
+    slots.heartbeat(redis_client, slot, 10, 30, sessions={f"gone_{tag}": 1, f"busy_{tag}": 1})
+    monkeypatch.setitem(control._resources, "settings", replace(settings, idle_timeout_minutes=60,
+                                                                 stuck_timeout_seconds=600))
+    try:
+        counts = control.clean_sessions()
+    finally:
+        slots.unregister(redis_client, slot)
+    assert counts == {"orphans": 1, "stuck": 1, "idle": 1}
+    with db() as s:
+        reasons = {r.session_id: (r.status, r.status_reason) for r in s.execute(
+            select(WhatsAppSession).where(WhatsAppSession.slot == slot)).scalars()}
+        logged = s.execute(select(SessionTransition.reason).where(
+            SessionTransition.session_id == f"idle_{tag}")).scalars().all()
+    assert reasons[f"stuck_{tag}"] == ("DISCONNECTED", "STUCK")
+    assert reasons[f"idle_{tag}"] == ("DISCONNECTED", "IDLE") and "IDLE" in logged
+    assert reasons[f"busy_{tag}"] == ("READY", None)
+    stops = [t for t in queued_tasks(redis_client, f"slot.{slot}") if t["headers"]["task"] == "wa.slot.stop_session"]
+    args = [json.loads(__import__("base64").b64decode(t["body"]))[1] for t in stops]
+    assert sorted(a["session_id"] for a in args) == sorted([f"gone_{tag}", f"stuck_{tag}", f"idle_{tag}"])
+    assert next(a for a in args if a["session_id"] == f"gone_{tag}")["forget"] is True
+    assert next(a for a in args if a["session_id"] == f"idle_{tag}")["forget"] is False

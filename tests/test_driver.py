@@ -87,6 +87,9 @@ class ListBus:
     def message(self, message_id, job_id, session_id, status, *, mark_key=None, mark_ttl=0, **fields):
         self._add({"type": "message", "message_id": message_id, "status": status, **fields})
 
+    def backup(self, session_id, epoch, key):
+        self._add({"type": "backup", "session_id": session_id, "status": "backup", "key": key})
+
     def notify_session(self, session_id, notice):
         self._add({"type": "notice", "session_id": session_id, **notice})
 
@@ -111,7 +114,7 @@ def make_runtime(settings, sim, redis_client, tmp_path):
 
     def make(**overrides) -> SlotRuntime:
         s = replace(settings, wa_web_url=sim.base + "/", browser_work_dir=str(tmp_path / "browsers"),
-                    profile_dir=str(tmp_path / "profiles"), page_probe_interval=0.1,
+                    profile_dir=str(tmp_path / "profiles"), page_probe_interval=0.1, ready_probe_interval=0.3,
                     slot_name=f"test-{secrets.token_hex(3)}", **overrides)
         rt = SlotRuntime(s, client=redis_client, bus=ListBus())
         rt.start(heartbeat=False)
@@ -398,3 +401,88 @@ def test_media_from_a_private_address_is_refused(make_runtime, sim, media_server
     with pytest.raises(MediaUnavailable) as err:
         rt.deliver("s1", 1, mid(), PEER, "x", [{"url": base + "/photo.png"}])
     assert err.value.permanent
+
+
+# --- never twice ------------------------------------------------------------------------
+
+def test_an_unconfirmed_send_is_found_in_the_chat_not_sent_again(make_runtime, sim, monkeypatch):
+    from browser.whatsapp import UnconfirmedSend, WhatsAppWeb
+
+    rt = make_runtime()
+    link(rt, sim)
+    message_id = mid()
+    real_wait_sent = WhatsAppWeb._wait_sent
+
+    def crash_after_enter(self, phone, before, deadline):
+        real_wait_sent(self, phone, before, deadline)  # it went out...
+        raise UnconfirmedSend("the worker died before it saw the ack")  # ...but nobody knew
+
+    monkeypatch.setattr(WhatsAppWeb, "_wait_sent", crash_after_enter)
+    with pytest.raises(UnconfirmedSend):
+        rt.deliver("s1", 1, message_id, PEER, "exactly once, please")
+    monkeypatch.setattr(WhatsAppWeb, "_wait_sent", real_wait_sent)
+    rt.deliver("s1", 1, mid(), PEER, "a later message in the same chat")
+    wa_id = rt.deliver("s1", 1, message_id, PEER, "exactly once, please", resume=True)
+    texts = [m["text"] for m in sim.messages(PEER)]
+    assert texts.count("exactly once, please") == 1
+    assert wa_id == next(m["serialized"] for m in sim.messages(PEER) if m["text"] == "exactly once, please")
+
+
+def test_a_send_that_never_left_is_sent_on_the_next_attempt(make_runtime, sim, monkeypatch):
+    from selenium.webdriver.common.keys import Keys
+
+    from browser.whatsapp import UnconfirmedSend, WhatsAppWeb
+
+    rt = make_runtime()
+    link(rt, sim)
+    message_id = mid()
+    real_wait_sent = WhatsAppWeb._wait_sent
+
+    def died_before_enter(self, phone, before, deadline):
+        raise UnconfirmedSend("the worker died at the commit")
+
+    # Enter never reaches the page: the commit was recorded, the message did not leave.
+    monkeypatch.setattr(WhatsAppWeb, "_wait_sent", died_before_enter)
+    monkeypatch.setattr(Keys, "ENTER", "")
+    with pytest.raises(UnconfirmedSend):
+        rt.deliver("s1", 1, message_id, PEER, "did it go?")
+    monkeypatch.undo()
+    assert rt.redis.exists(f"wa:msg:{message_id}:commit:0")
+    assert real_wait_sent is WhatsAppWeb._wait_sent
+    rt.deliver("s1", 1, message_id, PEER, "did it go?", resume=True)
+    assert [m["text"] for m in sim.messages(PEER)].count("did it go?") == 1
+
+
+def test_preparing_a_send_is_retried_on_transient_page_errors():
+    import time as _time
+
+    from browser.whatsapp import TransientSendError, WhatsAppWeb
+
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise TransientSendError("the chat did not open")
+        return "box"
+
+    page = WhatsAppWeb.__new__(WhatsAppWeb)
+    assert page._prepared(flaky, _time.monotonic() + 10) == "box" and len(calls) == 3
+    calls.clear()
+
+    def hopeless():
+        calls.append(1)
+        raise TransientSendError("never")
+
+    with pytest.raises(TransientSendError):
+        page._prepared(hopeless, _time.monotonic() + 10)
+    assert len(calls) == 3
+    calls.clear()
+
+    def not_on_whatsapp():
+        calls.append(1)
+        raise NumberNotOnWhatsApp("no")
+
+    with pytest.raises(NumberNotOnWhatsApp):
+        page._prepared(not_on_whatsapp, _time.monotonic() + 10)
+    assert len(calls) == 1, "permanent errors are not retried"

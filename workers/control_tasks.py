@@ -13,11 +13,12 @@ from models import (
     IdempotencyKey, Message, MessageStatus, SessionStatus, WhatsAppSession, make_engine, make_sessionmaker, utcnow,
 )
 from models.recording import change_message_status, change_session_status
-from models.states import MESSAGE_UNSENT
+from models.states import LIVE_SESSION_STATES, MESSAGE_UNSENT
 from models.tables import placed_and_live
 from settings import Settings
 from workers import dispatch, slots
 from workers.app import celery
+from workers.recovery import recover, recoverable
 
 log = logging.getLogger("control")
 
@@ -98,8 +99,9 @@ def expire_idempotency_keys() -> int:
 
 @celery.task(name="wa.control.reap_lost_slots")
 def reap_lost_slots() -> int:
-    """Sessions placed on a slot that stopped heartbeating are DISCONNECTED (WORKER_LOST)."""
-    _, db, client = resources()
+    """Sessions placed on a slot that stopped heartbeating are DISCONNECTED (WORKER_LOST);
+    with AUTO_RECOVER (the default) they are placed on another slot at once."""
+    settings, db, client = resources()
     live = {slot.name for slot in slots.live_slots(client)}
     count = 0
     with db.begin() as s:
@@ -112,4 +114,66 @@ def reap_lost_slots() -> int:
                 count += 1
     if count:
         log.warning("%d sessions lost their slot", count)
+    if settings.auto_recover:
+        recover_sessions()
     return count
+
+
+@celery.task(name="wa.control.recover_sessions")
+def recover_sessions() -> int:
+    """Sessions whose worker died, restarted or stopped are placed again (failover, and
+    recovery after a redeploy); their login comes back from the profile store."""
+    settings, db, client = resources()
+    if not settings.auto_recover:
+        return 0
+    placed, failed = recover(db, client, celery, recoverable(), reason="FAILOVER")
+    for session_id, why in failed:
+        log.warning("session=%s not recovered: %s", session_id, why)
+    return len(placed)
+
+
+@celery.task(name="wa.control.clean_sessions")
+def clean_sessions() -> dict:
+    """Maintenance on beat: browsers nobody owns are stopped, sessions stuck logging in are
+    stopped, and (with IDLE_TIMEOUT_MINUTES) idle READY sessions are stopped to free their
+    slot, their login saved so that initialize brings them back without a QR."""
+    settings, db, client = resources()
+    now = utcnow()
+    live = slots.live_slots(client)
+    stops: list[tuple[str, str, int, bool]] = []  # (slot, session, epoch, forget)
+    counts = {"orphans": 0, "stuck": 0, "idle": 0}
+    with db.begin() as s:
+        rows = {r.session_id: r for r in s.execute(select(WhatsAppSession).where(
+            WhatsAppSession.session_id.in_([sid for slot in live for sid in slot.sessions]))).scalars()}
+        for slot in live:
+            for session_id in slot.sessions:
+                row = rows.get(session_id)
+                if row is None or row.slot != slot.name or row.status not in LIVE_STATUS_VALUES:
+                    # Any epoch it runs with is older than this one: the browser closes.
+                    stops.append((slot.name, session_id, ORPHAN_EPOCH, row is None))
+                    counts["orphans"] += 1
+        stuck_before = int((now.timestamp() - settings.stuck_timeout_seconds) * 1000)
+        for row in s.execute(select(WhatsAppSession).where(
+                WhatsAppSession.status.in_([SessionStatus.INITIALIZING.value, SessionStatus.QR_READY.value]),
+                WhatsAppSession.slot.is_not(None), WhatsAppSession.epoch < stuck_before)
+                .with_for_update(skip_locked=True)).scalars():
+            change_session_status(s, row, SessionStatus.DISCONNECTED, reason="STUCK", source="control")
+            stops.append((row.slot, row.session_id, row.epoch, False))
+            counts["stuck"] += 1
+        if settings.idle_timeout_minutes > 0:
+            idle_before = now - timedelta(minutes=settings.idle_timeout_minutes)
+            for row in s.execute(select(WhatsAppSession).where(
+                    WhatsAppSession.status == SessionStatus.READY.value, WhatsAppSession.slot.is_not(None),
+                    WhatsAppSession.last_activity < idle_before).with_for_update(skip_locked=True)).scalars():
+                change_session_status(s, row, SessionStatus.DISCONNECTED, reason="IDLE", source="control")
+                stops.append((row.slot, row.session_id, row.epoch, False))
+                counts["idle"] += 1
+    for slot, session_id, epoch, forget in stops:
+        dispatch.stop_session(celery, slot=slot, session_id=session_id, epoch=epoch, forget=forget)
+    if any(counts.values()):
+        log.info("cleanup: %s", counts)
+    return counts
+
+
+ORPHAN_EPOCH = 2**62  # newer than any placement: a stop with it closes whatever runs
+LIVE_STATUS_VALUES = frozenset(s.value for s in LIVE_SESSION_STATES) | {SessionStatus.DISCONNECTED.value}

@@ -59,6 +59,11 @@ class EventBus:
         """A slot worker started with no browsers (the recorder retires older placements)."""
         self._emit(slot_channel(slot), {"type": "slot_started", "slot": slot, "started_ms": started_ms})
 
+    def backup(self, session_id: str, epoch: int, key: str) -> None:
+        """A new good archive of the session's login (the row's s3_session_key)."""
+        self._emit(session_channel(session_id), {"type": "session_backup", "session_id": session_id,
+                                                 "epoch": epoch, "key": key})
+
     def notify_session(self, session_id: str, notice: dict) -> None:
         """A live-only notice (not a state change): published, not recorded."""
         self.redis.publish(session_channel(session_id), json.dumps(notice, separators=(",", ":")))

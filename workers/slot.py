@@ -24,12 +24,12 @@ from pathlib import Path
 import redis
 from selenium.common.exceptions import WebDriverException
 
-from browser.chrome import close_gracefully, kill_browser, kill_orphans, launch_chrome
+from browser.chrome import close_gracefully, kill_browser, kill_orphans, launch_chrome, process_tree_pss
 from browser.qr import qr_data_url
 from browser.whatsapp import PageSnapshot, PageState, SendError, WhatsAppWeb, ack_rank
 from models.states import NOT_READY_MESSAGE, MessageStatus, SessionStatus
 from settings import Settings
-from storage.profiles import LOGIN_PARTS, make_profile_store
+from storage.profiles import LOGIN_PARTS, make_profile_store, session_name
 from workers import slots
 from workers.events import EventBus
 from workers.media import Media, MediaError, MediaLimits, fetch_media, media_from_base64
@@ -42,6 +42,7 @@ DISCONNECTED = "Session is disconnected"
 OFFLINE = "WhatsApp is not connected (the phone or the network is offline)"
 DONE_TTL = 7 * 24 * 3600
 MAX_ACK_WATCHES = 1000  # per session; the oldest are dropped first
+FIRST_BACKUP_DELAY = 5.0  # seconds after READY
 LOGGED_IN = frozenset({PageState.CONNECTED, PageState.TIMEOUT, PageState.CONFLICT})
 
 
@@ -78,6 +79,9 @@ class BrowserSession:
     qr_reloads: int = 0
     takeovers: int = 0
     acks: dict[str, AckWatch] = field(default_factory=dict)
+    next_backup: float | None = None  # monotonic time of the next backup while READY
+    next_probe: float = 0.0  # monotonic time of the next look at the page
+    backing_up: bool = False
 
     @property
     def driver(self):
@@ -110,6 +114,7 @@ class SlotRuntime:
         self.boot_id = secrets.token_hex(4)
         # Page probes run here, so that a hung Chrome costs the monitor a timeout, not its life.
         self._probes = ThreadPoolExecutor(max_workers=settings.slot_capacity + 2, thread_name_prefix="probe")
+        self._backups = ThreadPoolExecutor(max_workers=1, thread_name_prefix="backup")
 
     # --- lifecycle --------------------------------------------------------------------
     def start(self, heartbeat: bool = True) -> None:
@@ -142,10 +147,38 @@ class SlotRuntime:
         for session_id in list(self.sessions):
             self._close(session_id, save=True)
         self._probes.shutdown(wait=False, cancel_futures=True)
+        self._backups.shutdown(wait=True)
 
     def _beat(self) -> None:
         slots.heartbeat(self.redis, self.settings.slot_name, self.settings.slot_capacity,
-                        self.settings.slot_heartbeat_ttl)
+                        self.settings.slot_heartbeat_ttl, host=self.settings.slot_host,
+                        sessions=self.memory())
+
+    def memory(self) -> dict[str, int]:
+        """Each running session's browser memory (its whole process tree, PSS bytes)."""
+        usage = {}
+        for bs in list(self.sessions.values()):
+            pid = getattr(bs.driver, "browser_pid", None)
+            usage[bs.session_id] = process_tree_pss(pid) if pid else 0
+        ceiling = self.settings.memory_ceiling_mb * 1024 * 1024
+        if ceiling:
+            for session_id, used in usage.items():
+                bs = self.sessions.get(session_id)
+                if used > ceiling and bs is not None and bs.state == PageState.CONNECTED and not bs.backing_up:
+                    bs.backing_up = True
+                    log.warning("session=%s browser uses %d MB, over %d MB: recycling it", session_id,
+                                used // 2**20, self.settings.memory_ceiling_mb)
+                    self._backups.submit(self._recycle, bs)
+        return usage
+
+    def _recycle(self, bs: BrowserSession) -> None:
+        """A fresh browser for the same placement: the login is saved, Chrome restarted, restored."""
+        try:
+            with bs.lock:
+                self._close(bs.session_id, save=True)
+            self.initialize(bs.session_id, bs.epoch)
+        except Exception:
+            log.exception("session=%s recycle failed", bs.session_id)
 
     def _heartbeat_loop(self) -> None:
         while not self._stop.wait(max(1.0, self.settings.slot_heartbeat_ttl / 3)):
@@ -161,12 +194,15 @@ class SlotRuntime:
             if current.epoch >= epoch and self._alive(current):
                 log.info("session=%s epoch=%s already running; initialize is a no-op", session_id, epoch)
                 return
-            self._close(session_id)
+            self._close(session_id, save=True)  # an older placement of it: its login is kept
         profile_dir = self._profile_dir(session_id)
         if not any((profile_dir / part).exists() for part in LOGIN_PARTS):
             # A new host or a wiped disk: bring the saved login back before Chrome starts.
-            if self.store.restore(session_id, profile_dir):
-                log.info("session=%s login restored from the profile store", session_id)
+            try:
+                if self.store.restore(session_id, profile_dir):
+                    log.info("session=%s login restored from the profile store", session_id)
+            except OSError as exc:  # the store is unreachable: start anyway; the page shows a QR
+                log.warning("session=%s login not restored (%s); it will need a QR scan", session_id, exc)
         try:
             driver = launch_chrome(
                 chromium_path=self.settings.chromium_path, chromedriver_path=self.settings.chromedriver_path,
@@ -301,6 +337,9 @@ class SlotRuntime:
     def _monitor_loop(self) -> None:
         while not self._stop.wait(self.settings.page_probe_interval):
             for bs in list(self.sessions.values()):
+                now = time.monotonic()
+                if now < bs.next_probe:
+                    continue
                 if not bs.lock.acquire(blocking=False):
                     continue  # a command is using the page; look next round
                 try:
@@ -309,6 +348,10 @@ class SlotRuntime:
                     log.exception("session=%s monitor error", bs.session_id)
                 finally:
                     bs.lock.release()
+                # A READY page changes slowly (acks, a banner): it is looked at less often, which
+                # leaves the CPU to the sends. Logging in is watched closely.
+                steady = bs.state == PageState.CONNECTED
+                bs.next_probe = now + (self.settings.ready_probe_interval if steady else 0)
 
     def observe(self, bs: BrowserSession) -> None:
         """Read the page once (bounded by PROBE_TIMEOUT) and publish what changed."""
@@ -359,6 +402,12 @@ class SlotRuntime:
             if bs.reported != SessionStatus.READY:
                 bs.qr, bs.pairing_code, bs.qr_reloads = None, None, 0
                 self._publish(bs, SessionStatus.READY, phone_number=snap.phone_number)
+                # A first backup soon (the page writes its login to disk meanwhile), then on the interval.
+                bs.next_backup = time.monotonic() + FIRST_BACKUP_DELAY
+            elif bs.next_backup is not None and time.monotonic() >= bs.next_backup and not bs.backing_up:
+                bs.backing_up = True
+                bs.next_backup = time.monotonic() + self.settings.backup_interval
+                self._backups.submit(self._backup, bs)
         elif snap.state == PageState.TIMEOUT:
             if bs.reported == SessionStatus.READY:
                 # The browser stays; READY follows when the page is back online.
@@ -379,6 +428,18 @@ class SlotRuntime:
             return
         if snap.state in LOGGED_IN and bs.acks:
             self._follow_acks(bs, snap)
+
+    def _backup(self, bs: BrowserSession) -> None:
+        """Save the login of a READY session to the profile store (a new version)."""
+        try:
+            key = self.store.save(bs.session_id, self._profile_dir(bs.session_id))
+            if key:
+                log.info("session=%s backed up (%s)", bs.session_id, key)
+                self.bus.backup(bs.session_id, bs.epoch, key)
+        except Exception as exc:  # the store is down: the last good version stays; try next time
+            log.warning("session=%s backup failed: %s", bs.session_id, exc)
+        finally:
+            bs.backing_up = False
 
     def _on_pairing_code(self, bs: BrowserSession, code: str) -> None:
         if code != bs.pairing_code:
@@ -423,7 +484,7 @@ class SlotRuntime:
             return False
 
     def _profile_dir(self, session_id: str) -> Path:
-        return Path(self.settings.browser_work_dir) / "profiles" / session_id
+        return Path(self.settings.browser_work_dir) / "profiles" / session_name(session_id)
 
     def _close(self, session_id: str, forget: bool = False, save: bool = False) -> None:
         """Quit the browser; then keep its login (save) or drop it everywhere (forget)."""
@@ -441,7 +502,9 @@ class SlotRuntime:
             try:
                 key = self.store.save(session_id, self._profile_dir(session_id))
                 log.info("session=%s login saved (%s)", session_id, key)
-            except OSError as exc:
+                if key:
+                    self.bus.backup(session_id, bs.epoch, key)
+            except Exception as exc:  # OSError, or the S3 store's errors
                 log.warning("session=%s login not saved: %s", session_id, exc)
 
 

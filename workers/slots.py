@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis
 
@@ -25,10 +25,14 @@ class SlotInfo:
     host: str
     capacity: int
     heartbeat: float
+    # What the slot runs now: session id -> memory of its browser's process tree (PSS, bytes).
+    sessions: dict[str, int] = field(default_factory=dict)
 
 
-def heartbeat(client: redis.Redis, name: str, capacity: int, ttl: int) -> None:
-    body = json.dumps({"host": socket.gethostname(), "capacity": capacity, "heartbeat": time.time()})
+def heartbeat(client: redis.Redis, name: str, capacity: int, ttl: int, *, host: str | None = None,
+              sessions: dict[str, int] | None = None) -> None:
+    body = json.dumps({"host": host or socket.gethostname(), "capacity": capacity, "heartbeat": time.time(),
+                       "sessions": sessions or {}})
     pipe = client.pipeline(transaction=True)
     pipe.sadd(SLOTS_SET, name)
     pipe.set(_key(name), body, ex=ttl)
@@ -51,7 +55,8 @@ def live_slots(client: redis.Redis) -> list[SlotInfo]:
         if raw is None:
             continue
         data = json.loads(raw)
-        slots.append(SlotInfo(name, data["host"], int(data["capacity"]), float(data["heartbeat"])))
+        slots.append(SlotInfo(name, data["host"], int(data["capacity"]), float(data["heartbeat"]),
+                              {k: int(v) for k, v in (data.get("sessions") or {}).items()}))
     return slots
 
 

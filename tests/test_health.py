@@ -1,0 +1,153 @@
+"""/webjs/health and /metrics on the real database and Redis, with a fake slot registered."""
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+import pytest
+import redis
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import delete
+
+from api.health import quantile
+from models import Job, Message, MessageStatus, SessionStatus, WhatsAppSession, utcnow
+from settings import slot_queue
+from tests.helpers import free_port
+from workers.slots import heartbeat, unregister
+
+SEED_FIELDS = {"status", "timestamp", "active_sessions", "total_sessions", "s3_connection",
+               "network_connectivity", "auth_folder_status", "memory_usage", "uptime"}
+
+
+@pytest.fixture
+def fake_slot(db, redis_client, user_id):
+    """A live slot running two browsers, one of them for a READY session placed on it, and
+    two tasks waiting in its queue."""
+    name = f"health-{secrets.token_hex(4)}"
+    other = f"other-{secrets.token_hex(4)}"
+    heartbeat(redis_client, name, 3, 60, host="health-host", sessions={user_id: 1000, other: 2000})
+    redis_client.rpush(slot_queue(name), "a", "b")
+    with db.begin() as s:
+        s.add(WhatsAppSession(user_id=user_id, session_id=user_id, status=SessionStatus.READY, slot=name, epoch=1))
+    yield name
+    unregister(redis_client, name)
+    redis_client.delete(slot_queue(name))
+    with db.begin() as s:
+        s.execute(delete(WhatsAppSession).where(WhatsAppSession.session_id == user_id))
+
+
+@pytest.fixture
+def redis_down(app, monkeypatch):
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    monkeypatch.setattr(app.extensions["wa"], "redis",
+                        redis.Redis.from_url(dead, socket_connect_timeout=1, socket_timeout=1))
+
+
+def test_health_has_the_seed_fields_slots_and_queues(anon_client, fake_slot):
+    r = anon_client.get("/webjs/health")  # public: no API key
+    assert r.status_code == 200, r.json
+    body = r.json
+    assert SEED_FIELDS <= set(body)
+    assert body["status"] == "healthy"
+    assert body["database"] is body["redis"] is body["s3_connection"] is body["auth_folder_status"] is True
+    assert body["network_connectivity"] is True
+    assert body["active_sessions"] >= 1 and body["total_sessions"] >= body["active_sessions"]
+    assert set(body["memory_usage"]) == {"rss", "heapTotal", "heapUsed", "external", "browsers"}
+    assert body["memory_usage"]["rss"] > 0 and body["memory_usage"]["browsers"] >= 3000
+    assert isinstance(body["uptime"], int) and body["uptime"] >= 0
+    assert body["timestamp"].endswith("Z")
+    slot = next(s for s in body["slots"] if s["name"] == fake_slot)
+    assert slot == {"name": fake_slot, "host": "health-host", "alive": True, "capacity": 3, "used": 1,
+                    "sessions_running": 2, "browser_memory_bytes": 3000}
+    assert body["queue_depth"][slot_queue(fake_slot)] == 2
+    assert "control" in body["queue_depth"]
+
+
+def test_health_is_in_the_openapi_spec(anon_client):
+    spec = anon_client.get("/api/openapi.json").json
+    get = spec["paths"]["/webjs/health"]["get"]
+    assert get["security"] == []
+    assert {"200", "503"} <= set(get["responses"])
+    assert "slots" in spec["components"]["schemas"]["Health"]["properties"]
+
+
+def test_health_with_redis_down_is_unhealthy_but_answers(anon_client, redis_down):
+    r = anon_client.get("/webjs/health")
+    assert r.status_code == 503
+    body = r.json
+    assert body["status"] == "unhealthy"
+    assert body["redis"] is False and body["network_connectivity"] is False
+    assert body["database"] is True and body["total_sessions"] is not None
+    assert body["queue_depth"] == {} and body["memory_usage"]["browsers"] is None
+
+
+def test_health_when_the_profile_store_fails(app, anon_client, monkeypatch):
+    probes = app.extensions["wa_health"]
+    monkeypatch.setattr(probes.profile_store(), "check", lambda: False)
+    monkeypatch.setattr(probes, "store_check_ttl", 0.0)
+    monkeypatch.setattr(probes, "_store_ok", None)  # the failed check's result goes with the test
+    r = anon_client.get("/webjs/health")
+    assert r.status_code == 503
+    assert r.json["status"] == "unhealthy"
+    assert r.json["s3_connection"] is False and r.json["auth_folder_status"] is False
+    assert r.json["database"] is True and r.json["redis"] is True
+
+
+def _scrape(client) -> dict[str, list]:
+    r = client.get("/metrics")
+    assert r.status_code == 200
+    assert r.content_type.startswith("text/plain")
+    return {f.name: f.samples for f in text_string_to_metric_families(r.get_data(as_text=True))}
+
+
+def _value(samples, **labels) -> float:
+    return next(s.value for s in samples if all(s.labels.get(k) == v for k, v in labels.items()))
+
+
+def test_metrics(anon_client, db, fake_slot, user_id):
+    now = utcnow()
+    with db.begin() as s:
+        job = Job(session_id=user_id, kind="bulk")
+        s.add(job)
+        for i, status in enumerate(("sent", "failed", "cancelled", "queued")):
+            sent = status == "sent"
+            s.add(Message(job=job, session_id=user_id, position=i, to="919876543210", to_input="919876543210",
+                          status=status, created_at=now - timedelta(seconds=3),
+                          sent_at=now - timedelta(seconds=1) if sent else None))
+    families = _scrape(anon_client)
+
+    assert {_value(families["wa_dependency_up"], dependency=d) for d in ("database", "redis", "profile_store")} == {1}
+    assert {s.labels["status"] for s in families["wa_sessions"]} >= {v.value for v in SessionStatus}
+    assert _value(families["wa_sessions"], status="READY") >= 1
+    assert {s.labels["status"] for s in families["wa_messages"]} >= {v.value for v in MessageStatus}
+    for status in ("sent", "failed", "cancelled", "queued"):
+        assert _value(families["wa_messages"], status=status) >= 1
+    outcome = families["wa_messages_outcome"]
+    assert {s.name for s in outcome} == {"wa_messages_outcome_total"}
+    assert all(_value(outcome, outcome=o) >= 1 for o in ("sent", "failed", "cancelled"))
+    latency = families["wa_send_latency_seconds"]
+    assert {s.labels["quantile"] for s in latency} == {"0.5", "0.95"}
+    assert all(s.value >= 0 for s in latency)
+    assert families["wa_send_latency_seconds_count"][0].value >= 1
+    assert _value(families["wa_queue_depth"], queue=slot_queue(fake_slot)) == 2
+    assert any(s.labels["queue"] == "control" for s in families["wa_queue_depth"])
+    assert _value(families["wa_slot_up"], slot=fake_slot, host="health-host") == 1
+    assert _value(families["wa_slot_capacity"], slot=fake_slot) == 3
+    assert _value(families["wa_browser_memory_bytes"], slot=fake_slot, session=user_id) == 1000
+    assert {s.labels["status"] for s in families["wa_webhook_deliveries"]} >= {"pending", "delivered", "failed"}
+    with db.begin() as s:
+        s.delete(s.get(Job, job.id))
+
+
+def test_metrics_with_redis_down_still_answers(anon_client, redis_down):
+    families = _scrape(anon_client)
+    assert _value(families["wa_dependency_up"], dependency="redis") == 0
+    assert "wa_sessions" in families and "wa_messages" in families
+    assert "wa_queue_depth" not in families and "wa_slot_up" not in families
+
+
+def test_quantile_is_nearest_rank():
+    values = [float(v) for v in range(1, 101)]
+    assert quantile(values, 0.5) == 50.0 and quantile(values, 0.95) == 95.0
+    assert quantile([7.0], 0.95) == 7.0
+    assert quantile([], 0.5) != quantile([], 0.5)  # NaN
