@@ -18,18 +18,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import psycopg  # noqa: E402
 import redis  # noqa: E402
 import requests  # noqa: E402
+
+from bench.common import World, fresh_world  # noqa: E402
 
 from browser.qr import read_qr_data_url  # noqa: E402
 from models import Job, make_engine, make_sessionmaker  # noqa: E402
@@ -64,25 +63,21 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=50)
     parser.add_argument("--gap-min", type=float, default=1.0)
     parser.add_argument("--gap-max", type=float, default=2.0)
+    parser.add_argument("--sim-poll-ms", type=int, default=200,
+                        help="how often each simulated page polls its server (the real page is pushed to)")
     args = parser.parse_args()
 
-    admin = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
-    redis.Redis.from_url(redis_url).flushdb()
-    name = f"wa_bench_{secrets.token_hex(3)}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    db_url = admin.rsplit("/", 1)[0] + "/" + name
-    work = Path(f"/tmp/wa-bench-bulk-{secrets.token_hex(3)}")
-    logs = work / "logs"
-    logs.mkdir(parents=True)
+    with fresh_world("bulk") as world:
+        run(args, world)
+
+
+def run(args, world: World) -> None:
+    logs, db_url, redis_url = world.logs, world.database_url, world.redis_url
     sim_port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": db_url, "REDIS_URL": redis_url,
-           "WA_WEB_URL": f"http://127.0.0.1:{sim_port}/", "BROWSER_WORK_DIR": str(work / "browsers"),
-           "PROFILE_DIR": str(work / "profiles"), "SLOT_CAPACITY": "1", "LOG_LEVEL": "WARNING",
-           "DISPATCH_GRACE_SECONDS": "10", "HOURLY_CAP": "1000"}
-    subprocess.run([sys.executable, "-m", "alembic", "upgrade", "head"], cwd=ROOT, env=env, check=True,
-                   capture_output=True)
+           "WA_WEB_URL": f"http://127.0.0.1:{sim_port}/", "BROWSER_WORK_DIR": str(world.work / "browsers"),
+           "PROFILE_DIR": str(world.work / "profiles"), "SLOT_CAPACITY": "1", "LOG_LEVEL": "WARNING",
+           "DISPATCH_GRACE_SECONDS": "10", "HOURLY_CAP": "1000", "SIM_POLL_MS": str(args.sim_poll_ms)}
     slot_names = [f"bench-{i}" for i in range(args.sessions)]
     procs = [Proc("simulator", ["-m", "simulator", "--port", str(sim_port), "--quiet"], env, logs),
              Proc("recorder", ["-m", "workers.recorder"], env, logs),
@@ -123,7 +118,8 @@ def main() -> None:
         mean_gap = (args.gap_min + args.gap_max) / 2
         target = args.messages * mean_gap * 1.10
         print(f"{args.sessions} slots, {args.messages} messages per bulk, gap uniform "
-              f"[{args.gap_min}, {args.gap_max}] s (mean {mean_gap} s)", flush=True)
+              f"[{args.gap_min}, {args.gap_max}] s (mean {mean_gap} s), simulator polling every "
+              f"{args.sim_poll_ms} ms", flush=True)
 
         (single,), _ = run_job(api, db, sessions[:1], args.messages, "alone")
         print(f"one session: {single:.1f} s for {args.messages} messages; target {args.messages} x {mean_gap} + 10 % "
@@ -138,8 +134,6 @@ def main() -> None:
         for p in reversed(procs):
             p.stop()
         subprocess.run(["pkill", "-f", "wa-owner=bench-"], check=False)
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

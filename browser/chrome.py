@@ -213,8 +213,13 @@ def kill_orphans(owner: str) -> int:
 
 
 def process_tree_pss(pid: int) -> int:
-    """Memory of a process and all its descendants (PSS, bytes; 0 when it is gone).
-    PSS shares the pages Chrome's processes have in common fairly among them."""
+    """Memory of a process and all its descendants (PSS, bytes; 0 when it is gone)."""
+    return process_trees_pss([pid]).get(pid, 0)
+
+
+def process_trees_pss(pids: list[int]) -> dict[int, int]:
+    """For each pid, the memory of it and all its descendants (PSS, bytes), from one scan
+    of /proc. PSS shares the pages Chrome's processes have in common fairly among them."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -225,15 +230,22 @@ def process_tree_pss(pid: int) -> int:
             continue
         parent = int(stat.rsplit(")", 1)[1].split()[1])
         children.setdefault(parent, []).append(int(entry.name))
-    total, todo = 0, [pid]
-    while todo:
-        current = todo.pop()
-        todo.extend(children.get(current, []))
-        try:
-            for line in Path(f"/proc/{current}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1]) * 1024
-                    break
-        except OSError:
-            continue
-    return total
+    totals = {}
+    for root in pids:
+        total, todo = 0, [root]
+        while todo:
+            current = todo.pop()
+            todo.extend(children.get(current, []))
+            total += _pss(current)
+        totals[root] = total
+    return totals
+
+
+def _pss(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0

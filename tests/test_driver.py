@@ -486,3 +486,19 @@ def test_preparing_a_send_is_retried_on_transient_page_errors():
     with pytest.raises(NumberNotOnWhatsApp):
         page._prepared(not_on_whatsapp, _time.monotonic() + 10)
     assert len(calls) == 1, "permanent errors are not retried"
+
+
+# --- memory -----------------------------------------------------------------------------
+
+def test_browser_memory_is_measured_and_a_browser_over_the_ceiling_is_recycled(make_runtime, sim):
+    rt = make_runtime(memory_ceiling_mb=1)  # every Chrome is over 1 MB
+    link(rt, sim)
+    first_pid = chrome_pid(rt)
+    rt.bus.events.clear()
+    usage = rt.memory()
+    assert usage["s1"] > 20 * 2**20, "a whole Chrome process tree, not one process"
+    # Recycled: a new Chrome, the login saved and restored, READY again without a QR.
+    wait_until(lambda: "s1" in rt.sessions and chrome_pid(rt) != first_pid, 30, what="a new browser")
+    rt.bus.wait("READY", timeout=30, status="READY")
+    assert "QR_READY" not in rt.bus.statuses()
+    assert rt.bus.wait("backup", status="backup")["key"]

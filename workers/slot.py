@@ -24,7 +24,7 @@ from pathlib import Path
 import redis
 from selenium.common.exceptions import WebDriverException
 
-from browser.chrome import close_gracefully, kill_browser, kill_orphans, launch_chrome, process_tree_pss
+from browser.chrome import close_gracefully, kill_browser, kill_orphans, launch_chrome, process_trees_pss
 from browser.qr import qr_data_url
 from browser.whatsapp import PageSnapshot, PageState, SendError, WhatsAppWeb, ack_rank
 from models.states import NOT_READY_MESSAGE, MessageStatus, SessionStatus
@@ -43,6 +43,7 @@ OFFLINE = "WhatsApp is not connected (the phone or the network is offline)"
 DONE_TTL = 7 * 24 * 3600
 MAX_ACK_WATCHES = 1000  # per session; the oldest are dropped first
 FIRST_BACKUP_DELAY = 5.0  # seconds after READY
+MEMORY_EVERY = 15.0  # seconds between measurements of the browsers' memory
 LOGGED_IN = frozenset({PageState.CONNECTED, PageState.TIMEOUT, PageState.CONFLICT})
 
 
@@ -110,6 +111,7 @@ class SlotRuntime:
         self._stop = threading.Event()
         # This life of the slot: placements older than it died with an earlier one, and
         # a send claim held by an earlier life of this slot is a dead one.
+        self._memory: dict[str, int] = {}  # the last measurement, sent with each heartbeat
         self.started_ms = time.time_ns() // 1_000_000
         self.boot_id = secrets.token_hex(4)
         # Page probes run here, so that a hung Chrome costs the monitor a timeout, not its life.
@@ -150,16 +152,18 @@ class SlotRuntime:
         self._backups.shutdown(wait=True)
 
     def _beat(self) -> None:
+        # The heartbeat goes first, with the last measurement: a busy machine must not
+        # make a live slot look dead.
+        sessions = {sid: self._memory.get(sid, 0) for sid in list(self.sessions)}
         slots.heartbeat(self.redis, self.settings.slot_name, self.settings.slot_capacity,
-                        self.settings.slot_heartbeat_ttl, host=self.settings.slot_host,
-                        sessions=self.memory())
+                        self.settings.slot_heartbeat_ttl, host=self.settings.slot_host, sessions=sessions)
 
     def memory(self) -> dict[str, int]:
         """Each running session's browser memory (its whole process tree, PSS bytes)."""
-        usage = {}
-        for bs in list(self.sessions.values()):
-            pid = getattr(bs.driver, "browser_pid", None)
-            usage[bs.session_id] = process_tree_pss(pid) if pid else 0
+        browsers = {bs.session_id: getattr(bs.driver, "browser_pid", None) for bs in list(self.sessions.values())}
+        trees = process_trees_pss([pid for pid in browsers.values() if pid])
+        usage = {sid: trees.get(pid, 0) if pid else 0 for sid, pid in browsers.items()}
+        self._memory = usage
         ceiling = self.settings.memory_ceiling_mb * 1024 * 1024
         if ceiling:
             for session_id, used in usage.items():
@@ -181,11 +185,18 @@ class SlotRuntime:
             log.exception("session=%s recycle failed", bs.session_id)
 
     def _heartbeat_loop(self) -> None:
+        last_measure = 0.0
         while not self._stop.wait(max(1.0, self.settings.slot_heartbeat_ttl / 3)):
             try:
                 self._beat()
             except redis.RedisError as exc:
                 log.warning("heartbeat failed: %s", exc)
+            if time.monotonic() - last_measure >= MEMORY_EVERY:
+                last_measure = time.monotonic()
+                try:
+                    self.memory()
+                except Exception:  # a measurement must never stop the heartbeat
+                    log.exception("memory measurement failed")
 
     # --- commands ---------------------------------------------------------------------
     def initialize(self, session_id: str, epoch: int) -> None:

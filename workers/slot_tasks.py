@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 
 from selenium.common.exceptions import WebDriverException
 
-from browser.whatsapp import PairingError, SendError
+from browser.whatsapp import PairingError, SendError, UnconfirmedSend
 from models.states import MessageStatus
 from workers.app import celery
 from settings import slot_queue
@@ -140,7 +140,9 @@ def send_message(self, message_id: str, job_id: str, session_id: str, epoch: int
         error = str(exc) if isinstance(exc, SendError) else f"Browser error: {exc.msg}"
         if not permanent:
             rt.breaker.failure(session_id)
-        if permanent or attempt >= settings.task_max_retries:
+        # An unconfirmed send may be out: one more attempt looks in the chat before giving up.
+        last = settings.task_max_retries + (1 if isinstance(exc, UnconfirmedSend) else 0)
+        if permanent or attempt >= last:
             return fail(error)
         log.info("message=%s attempt %d failed (%s); retrying", message_id, attempt, error)
         return later(time.time() + backoff_seconds(attempt), f"retrying after: {error}", attempt=attempt + 1)

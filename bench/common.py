@@ -1,0 +1,48 @@
+"""What the end-to-end benchmarks share: a fresh database, an empty Redis database and a
+work folder, on the local services (BENCH_DATABASE_URL, BENCH_REDIS_URL)."""
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class World:
+    database_url: str
+    redis_url: str
+    work: Path
+
+    @property
+    def logs(self) -> Path:
+        return self.work / "logs"
+
+
+@contextmanager
+def fresh_world(label: str):
+    """A new PostgreSQL database (migrated), a flushed Redis database and a work folder;
+    the database is dropped afterwards."""
+    admin = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+    redis.Redis.from_url(redis_url).flushdb()
+    name = f"wa_bench_{secrets.token_hex(3)}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    world = World(admin.rsplit("/", 1)[0] + "/" + name, redis_url, Path(f"/tmp/wa-bench-{label}-{secrets.token_hex(3)}"))
+    world.logs.mkdir(parents=True)
+    try:
+        subprocess.run([sys.executable, "-m", "alembic", "upgrade", "head"], cwd=ROOT, check=True, capture_output=True,
+                       env={**os.environ, "DATABASE_URL": world.database_url, "PYTHONPATH": str(ROOT)})
+        yield world
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
