@@ -163,7 +163,10 @@ def run(args, world: World) -> None:
             epoch = status(user)
             dispatch.stop_session(svc.celery, slot=slot, session_id=user, epoch=2**62, forget=False)
             wait_until(lambda u=user: u not in slots.live_slots(client)[0].sessions, 30, what="stopped")
-            shutil.rmtree(work / "browsers" / "profiles" / user)  # as on another host: only the archive
+            # As on another host: only the archive. (Chrome may still be writing as it exits.)
+            local = work / "browsers" / "profiles" / user
+            wait_until(lambda p=local: shutil.rmtree(p, ignore_errors=True) or not p.exists(), 30,
+                       what="the local profile removed")
             with svc.db.begin() as s:  # as after a redeploy
                 from models import WhatsAppSession
 

@@ -151,3 +151,31 @@ def test_quantile_is_nearest_rank():
     assert quantile(values, 0.5) == 50.0 and quantile(values, 0.95) == 95.0
     assert quantile([7.0], 0.95) == 7.0
     assert quantile([], 0.5) != quantile([], 0.5)  # NaN
+
+
+def test_health_turns_unhealthy_when_s3_stops(settings, monkeypatch):
+    """A real S3 endpoint (moto's server on loopback) that goes away."""
+    from dataclasses import replace
+
+    from moto.server import ThreadedMotoServer
+
+    from api import create_app
+    from tests.helpers import free_port
+
+    for name, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"),
+                        ("AWS_EC2_METADATA_DISABLED", "true")):
+        monkeypatch.setenv(name, value)
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    try:
+        app = create_app(replace(settings, s3_bucket="health-check", s3_endpoint_url=f"http://127.0.0.1:{port}",
+                                 s3_create_bucket=True))
+        app.extensions["wa_health"].store_check_ttl = 0  # look every time
+        client = app.test_client()
+        up = client.get("/webjs/health")
+        assert up.status_code == 200 and up.json["s3_connection"] is True
+    finally:
+        server.stop()
+    down = client.get("/webjs/health")
+    assert down.status_code == 503 and down.json["s3_connection"] is False and down.json["status"] == "unhealthy"
