@@ -19,7 +19,6 @@ import argparse
 import io
 import os
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,7 +26,6 @@ import tempfile
 import threading
 import time
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,6 +36,7 @@ import requests  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from settings import Settings  # noqa: E402
+from tests.helpers import free_port, serving  # noqa: E402
 from workers.slot import SlotRuntime  # noqa: E402
 
 PEER = "919876543210"
@@ -74,31 +73,10 @@ class TimedBus:
             return found()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def image_server() -> tuple[ThreadingHTTPServer, str, int]:
+def image_bytes() -> bytes:
     buf = io.BytesIO()
     Image.frombytes("RGB", (640, 480), secrets.token_bytes(640 * 480 * 3)).save(buf, "JPEG", quality=85)
-    body = buf.getvalue()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Type", "image/jpeg")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}/photo.jpg", len(body)
+    return buf.getvalue()
 
 
 def summary(name: str, samples: list[float]) -> str:
@@ -120,7 +98,16 @@ def main() -> None:
                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
-    server, image_url, image_size = image_server()
+    photo = image_bytes()
+    try:
+        with serving({"/photo.jpg": ("image/jpeg", photo)}) as files:
+            measure(args, work, base, files + "/photo.jpg", len(photo))
+    finally:
+        sim.terminate()
+        sim.wait(10)
+
+
+def measure(args, work: Path, base: str, image_url: str, image_size: int) -> None:
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/12")
     settings = replace(Settings.from_env(), wa_web_url=base + "/", redis_url=redis_url,
                        browser_work_dir=str(work / "browsers"), profile_dir=str(work / "profiles"),
@@ -164,9 +151,6 @@ def main() -> None:
                   flush=True)
     finally:
         rt.shutdown()
-        server.shutdown()
-        sim.terminate()
-        sim.wait(10)
     print()
     print(summary("initialize -> first QR", first_qr))
     print(summary("scan -> READY", ready))

@@ -160,7 +160,6 @@ def run(args, world: World) -> None:
 
         times = []
         for user in sessions[:args.restores]:
-            epoch = status(user)
             dispatch.stop_session(svc.celery, slot=slot, session_id=user, epoch=2**62, forget=False)
             wait_until(lambda u=user: u not in slots.live_slots(client)[0].sessions, 30, what="stopped")
             # As on another host: only the archive. (Chrome may still be writing as it exits.)
@@ -172,7 +171,6 @@ def run(args, world: World) -> None:
 
                 row = s.query(WhatsAppSession).filter_by(session_id=user).one()
                 row.status, row.status_reason = "DISCONNECTED", "BENCH"
-            del epoch
             t0 = time.monotonic()
             assert api.post(f"/webjs/sessions/{user}/initialize").status_code == 200
             wait_until(lambda u=user: status(u)["status"] == "READY", 60, interval=0.05, what="READY again")

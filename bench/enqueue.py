@@ -30,6 +30,7 @@ import psycopg  # noqa: E402
 import redis  # noqa: E402
 
 from models import WhatsAppSession, make_engine, make_sessionmaker  # noqa: E402
+from tests.helpers import free_port  # noqa: E402
 
 LUA = """
 wrk.method = "POST"
@@ -37,12 +38,6 @@ wrk.body = '{"to": "919876543210", "message": "Hello from the benchmark"}'
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["X-API-Key"] = "%s"
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port: int, timeout: float = 30) -> None:

@@ -212,11 +212,6 @@ def kill_orphans(owner: str) -> int:
     return killed
 
 
-def process_tree_pss(pid: int) -> int:
-    """Memory of a process and all its descendants (PSS, bytes; 0 when it is gone)."""
-    return process_trees_pss([pid]).get(pid, 0)
-
-
 def process_trees_pss(pids: list[int]) -> dict[int, int]:
     """For each pid, the memory of it and all its descendants (PSS, bytes), from one scan
     of /proc. PSS shares the pages Chrome's processes have in common fairly among them."""

@@ -1,4 +1,4 @@
-"""Test helpers: waiting on conditions, free ports, and the project's processes."""
+"""Test helpers: waiting on conditions, free ports, a file server, and the project's processes."""
 from __future__ import annotations
 
 import os
@@ -6,8 +6,13 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,6 +33,36 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextmanager
+def serving(files: dict[str, tuple[str, bytes]]) -> Iterator[str]:
+    """A file server on loopback: GET <path> (any query) answers ``files[path]``, a
+    (content type, body) pair, or 404. Yields its base URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            found = files.get(urlsplit(self.path).path)
+            if found is None:
+                self.send_error(404)
+                return
+            content_type, body = found
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

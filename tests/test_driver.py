@@ -12,7 +12,6 @@ import secrets
 import signal
 import threading
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,7 @@ from PIL import Image
 from browser.qr import read_qr_data_url
 from browser.whatsapp import MediaRejected, NumberNotOnWhatsApp
 from models.states import MessageStatus
-from tests.helpers import Proc, ROOT, free_port, port_open, wait_until
+from tests.helpers import Proc, ROOT, free_port, port_open, serving, wait_until
 from workers.media import MediaLimits
 from workers.slot import MediaUnavailable, SessionOffline, SlotRuntime
 
@@ -331,25 +330,8 @@ def media_server():
     files = {"/photo.png": ("image/png", _png_bytes()), "/agenda.pdf": ("application/pdf", b"%PDF-1.4\n" + b"x" * 5000),
              "/big.pdf": ("application/pdf", b"%PDF-1.4\n" + b"y" * 300_000)}
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            if self.path not in files:
-                self.send_error(404)
-                return
-            ctype, body = files[self.path]
-            self.send_response(200)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", files
-    server.shutdown()
+    with serving(files) as base:
+        yield base, files
 
 
 def test_image_and_document_go_through_the_right_inputs_with_caption(make_runtime, sim, media_server):

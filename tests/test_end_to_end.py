@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from browser.qr import read_qr_data_url
-from tests.helpers import wait_until
+from tests.helpers import serving, wait_until
 from tests.stack import link_session, network_log, running_stack
 from workers import slots
 
@@ -156,32 +156,13 @@ def test_pairing_code_links_a_session(client, stack, user_id):
 
 
 def test_media_url_is_sent_with_its_caption(client, stack, ready_session):
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
     body = b"%PDF-1.4\n" + secrets.token_bytes(2048)
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Type", "application/pdf")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        caption = f"Here's your document {secrets.token_hex(3)}"
-        url = f"http://127.0.0.1:{server.server_address[1]}/files/meeting-agenda.pdf?token=secret"
+    caption = f"Here's your document {secrets.token_hex(3)}"
+    with serving({"/files/meeting-agenda.pdf": ("application/pdf", body)}) as base:
+        url = f"{base}/files/meeting-agenda.pdf?token=secret"
         r = client.post(f"/webjs/sessions/{ready_session}/send-message?wait=30",
                         json={"to": "919876543210", "message": caption, "media_urls": [url]})
         assert r.status_code == 200 and r.json["status"] == "sent", r.json
-    finally:
-        server.shutdown()
     sent = [m for m in network_log(stack["sim"]) if m.get("caption") == caption]
     assert len(sent) == 1 and sent[0]["type"] == "document"
     assert sent[0]["media"]["name"] == "meeting-agenda.pdf" and sent[0]["media"]["size"] == len(body)

@@ -68,20 +68,13 @@ def cluster(settings, tmp_path_factory, redis_client, s3):
     finally:
         for p in reversed(list(procs.values())):
             p.stop()
-        subprocess.run(["pkill", "-f", f"wa-owner=fo-"], check=False)
+        subprocess.run(["pkill", "-f", "wa-owner=fo-"], check=False)
         for p in procs.values():
             print(f"---- {p.name} log tail ----\n{p.tail(25)}")
 
 
-@pytest.fixture
-def api(app, api_key):
-    c = app.test_client()
-    c.environ_base["HTTP_X_API_KEY"] = api_key
-    return c
-
-
-def status(api, session: str) -> dict:
-    return api.get(f"/webjs/sessions/{session}/status").json
+def status(client, session: str) -> dict:
+    return client.get(f"/webjs/sessions/{session}/status").json
 
 
 def history(db, session: str) -> list[str]:
@@ -93,22 +86,22 @@ def history(db, session: str) -> list[str]:
             .where(SessionTransition.session_id == session).order_by(SessionTransition.id)).all()]
 
 
-def linked(api, cluster) -> tuple[str, str]:
+def linked(client, cluster) -> tuple[str, str]:
     session, phone = f"fo_{secrets.token_hex(4)}", f"9196{secrets.randbelow(10**8):08d}"
-    link_session(api, cluster["sim"], session, phone, pacing=FAST)
+    link_session(client, cluster["sim"], session, phone, pacing=FAST)
     # Backed up to S3 a few seconds after READY.
-    wait_until(lambda: status(api, session)["s3_session_key"], 30, what="the first backup")
+    wait_until(lambda: status(client, session)["s3_session_key"], 30, what="the first backup")
     return session, phone
 
 
-def test_a_killed_slots_session_is_ready_on_the_other_slot_without_a_qr(api, cluster, db, redis_client):
-    session, phone = linked(api, cluster)
-    first = status(api, session)
+def test_a_killed_slots_session_is_ready_on_the_other_slot_without_a_qr(client, cluster, db, redis_client):
+    session, phone = linked(client, cluster)
+    first = status(client, session)
     victim = cluster["procs"][first["slot"]]
     victim.stop(signal.SIGKILL)  # the worker's whole group; its Chrome lives on, orphaned
-    r = api.post(f"/webjs/sessions/{session}/send-message", json={"to": "919876512345", "message": "meanwhile"})
+    r = client.post(f"/webjs/sessions/{session}/send-message", json={"to": "919876512345", "message": "meanwhile"})
     assert r.status_code == 202
-    again = wait_until(lambda: (s := status(api, session))["status"] == "READY" and s["slot"] != first["slot"] and s,
+    again = wait_until(lambda: (s := status(client, session))["status"] == "READY" and s["slot"] != first["slot"] and s,
                        60, what="READY on the other slot")
     log = history(db, session)
     after = log[log.index("DISCONNECTED/WORKER_LOST"):]
@@ -120,22 +113,22 @@ def test_a_killed_slots_session_is_ready_on_the_other_slot_without_a_qr(api, clu
     wait_until(lambda: first["slot"] in {s.name for s in slots.live_slots(redis_client)}, 60)
 
 
-def test_restart_comes_back_without_a_qr(api, cluster, db):
-    session, _ = linked(api, cluster)
-    r = api.post(f"/webjs/sessions/{session}/restart")
+def test_restart_comes_back_without_a_qr(client, cluster, db):
+    session, _ = linked(client, cluster)
+    r = client.post(f"/webjs/sessions/{session}/restart")
     assert r.status_code == 200, r.json
     wait_until(lambda: history(db, session)[-1] == "READY" and "INITIALIZING/RESTART" in history(db, session), 60)
     log = history(db, session)
     assert "QR_READY" not in " ".join(log[log.index("INITIALIZING/RESTART"):]), log
 
 
-def test_recovery_restores_from_s3_or_shows_a_qr(api, cluster, db, redis_client):
-    kept, _ = linked(api, cluster)
-    revoked, revoked_phone = linked(api, cluster)
+def test_recovery_restores_from_s3_or_shows_a_qr(client, cluster, db, redis_client):
+    kept, _ = linked(client, cluster)
+    revoked, revoked_phone = linked(client, cluster)
     from workers import dispatch
 
     for session in (kept, revoked):  # both browsers stop cleanly; their logins are saved
-        dispatch.stop_session(api.application.extensions["wa"].celery, slot=status(api, session)["slot"],
+        dispatch.stop_session(client.application.extensions["wa"].celery, slot=status(client, session)["slot"],
                               session_id=session, epoch=2**62, forget=False)
     wait_until(lambda: not any(x in s.sessions for s in slots.live_slots(redis_client) for x in (kept, revoked)),
                30, what="both browsers stopped")
@@ -145,7 +138,7 @@ def test_recovery_restores_from_s3_or_shows_a_qr(api, cluster, db, redis_client)
     with db.begin() as s:  # as after a redeploy that lost the browsers
         for row in s.execute(select(WhatsAppSession).where(WhatsAppSession.session_id.in_([kept, revoked]))).scalars():
             row.status, row.status_reason = "DISCONNECTED", "REDEPLOY"
-    r = api.post("/webjs/recovery/auth")
+    r = client.post("/webjs/recovery/auth")
     assert r.status_code == 200, r.json
     body = r.json
     by_id = {x["sessionId"]: x for x in body["results"]}
@@ -153,15 +146,15 @@ def test_recovery_restores_from_s3_or_shows_a_qr(api, cluster, db, redis_client)
     assert by_id[revoked]["recoveryMethod"] == "QR_REGENERATED" and by_id[revoked]["requiresQRScan"] is True
     assert body["s3Restored"] >= 1 and body["qrRegenerated"] >= 1 and body["totalSessions"] >= 2
     assert body["duration"].endswith("seconds")
-    wait_until(lambda: status(api, kept)["status"] == "READY", 30)
-    qr = api.get(f"/webjs/sessions/{revoked}/qr").json["qr_code"]
+    wait_until(lambda: status(client, kept)["status"] == "READY", 30)
+    qr = client.get(f"/webjs/sessions/{revoked}/qr").json["qr_code"]
     assert read_qr_data_url(qr)
 
 
-def test_delete_removes_every_archive(api, cluster):
+def test_delete_removes_every_archive(client, cluster):
     import boto3
 
-    session, _ = linked(api, cluster)
+    session, _ = linked(client, cluster)
     env = cluster["env"]
     s3 = boto3.client("s3", endpoint_url=env["S3_ENDPOINT_URL"], region_name="us-east-1",
                       aws_access_key_id="test", aws_secret_access_key="test")
@@ -171,5 +164,5 @@ def test_delete_removes_every_archive(api, cluster):
         return [o["Key"] for o in listed.get("Contents", [])]
 
     assert objects()
-    assert api.delete(f"/webjs/sessions/{session}").status_code == 200
+    assert client.delete(f"/webjs/sessions/{session}").status_code == 200
     wait_until(lambda: not objects(), 30, what="every object of the session deleted")

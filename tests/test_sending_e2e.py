@@ -16,7 +16,6 @@ import requests
 
 from tests.helpers import wait_until
 from tests.stack import link_session, network_log, running_stack
-from workers import slots
 from workers.webhooks import verify
 
 SECRET = "test-webhook-secret"
@@ -31,35 +30,28 @@ def stack(settings, tmp_path_factory, redis_client):
         yield running
 
 
-@pytest.fixture
-def api(app, api_key):
-    c = app.test_client()
-    c.environ_base["HTTP_X_API_KEY"] = api_key
-    return c
-
-
-def new_session(api, stack, **create) -> str:
+def new_session(client, stack, **create) -> str:
     user = f"user_{secrets.token_hex(4)}"
-    link_session(api, stack["sim"], user, f"9197{secrets.randbelow(10**8):08d}", **create)
+    link_session(client, stack["sim"], user, f"9197{secrets.randbelow(10**8):08d}", **create)
     return user
 
 
-def job_when(api, job_id: str, done, timeout: float, what: str) -> dict:
-    return wait_until(lambda: (j := api.get(f"/webjs/jobs/{job_id}").json) and done(j) and j, timeout, what=what)
+def job_when(client, job_id: str, done, timeout: float, what: str) -> dict:
+    return wait_until(lambda: (j := client.get(f"/webjs/jobs/{job_id}").json) and done(j) and j, timeout, what=what)
 
 
 def arrivals(stack, texts: set[str]) -> list[dict]:
     return sorted((m for m in network_log(stack["sim"]) if m.get("text") in texts), key=lambda m: m["timestamp"])
 
 
-def test_a_bulk_is_paced_and_keeps_each_recipients_order(api, stack):
-    session = new_session(api, stack, pacing=FAST)
+def test_a_bulk_is_paced_and_keeps_each_recipients_order(client, stack):
+    session = new_session(client, stack, pacing=FAST)
     tag = secrets.token_hex(3)
     items = [{"to": f"91987650{i:04d}", "message": f"paced {tag} {i}"} for i in range(4)]
     items += [{"to": "919876500777", "message": f"ordered {tag} {i}"} for i in range(3)]
-    r = api.post(f"/webjs/sessions/{session}/send-bulk-messages", json={"messages": items})
+    r = client.post(f"/webjs/sessions/{session}/send-bulk-messages", json={"messages": items})
     assert r.status_code == 202, r.json
-    job = job_when(api, r.json["job_id"], lambda j: j["status"] == "completed", 90, "the bulk to finish")
+    job = job_when(client, r.json["job_id"], lambda j: j["status"] == "completed", 90, "the bulk to finish")
     assert job["successful_sends"] == 7
     got = arrivals(stack, {m["message"] for m in items})
     assert len(got) == 7, "each message arrived once"
@@ -69,14 +61,14 @@ def test_a_bulk_is_paced_and_keeps_each_recipients_order(api, stack):
     assert ordered == [f"ordered {tag} {i}" for i in range(3)]
 
 
-def test_an_hourly_cap_makes_the_rest_wait_and_then_go(api, stack, db, redis_client):
+def test_an_hourly_cap_makes_the_rest_wait_and_then_go(client, stack, db, redis_client):
     from models import Message
 
-    session = new_session(api, stack, pacing={**FAST, "hourly_cap": 2})
+    session = new_session(client, stack, pacing={**FAST, "hourly_cap": 2})
     tag = secrets.token_hex(3)
     items = [{"to": f"91987651{i:04d}", "message": f"capped {tag} {i}"} for i in range(3)]
-    job_id = api.post(f"/webjs/sessions/{session}/send-bulk-messages", json={"messages": items}).json["job_id"]
-    job = job_when(api, job_id, lambda j: [x["message_status"] for x in j["results"]].count("scheduled") == 1
+    job_id = client.post(f"/webjs/sessions/{session}/send-bulk-messages", json={"messages": items}).json["job_id"]
+    job = job_when(client, job_id, lambda j: [x["message_status"] for x in j["results"]].count("scheduled") == 1
                    and j["successful_sends"] == 2, 60, "two sent, one scheduled")
     waiting = next(x for x in job["results"] if x["message_status"] == "scheduled")
     next_at = datetime.fromisoformat(waiting["next_attempt_at"])
@@ -91,7 +83,7 @@ def test_an_hourly_cap_makes_the_rest_wait_and_then_go(api, stack, db, redis_cli
     redis_client.hset(f"{base}:res", waiting["message_id"], f"{time.time():.3f}")
     with db.begin() as s:
         s.get(Message, waiting["message_id"]).dispatch_due_at = datetime.now(timezone.utc) - timedelta(seconds=1)
-    job_when(api, job_id, lambda j: j["status"] == "completed", 60, "the third sent")
+    job_when(client, job_id, lambda j: j["status"] == "completed", 60, "the third sent")
     assert len(arrivals(stack, {m["message"] for m in items})) == 3
 
 
@@ -124,15 +116,15 @@ class Receiver:
         return [c for c in self.calls if c["answered"] == 200 and json.loads(c["body"])["type"] == event_type]
 
 
-def test_webhooks_are_signed_and_retried_after_a_500(api, stack):
+def test_webhooks_are_signed_and_retried_after_a_500(client, stack):
     receiver = Receiver()
     try:
-        session = new_session(api, stack, pacing=FAST)
-        r = api.post(f"/webjs/sessions/{session}/send-message",
+        session = new_session(client, stack, pacing=FAST)
+        r = client.post(f"/webjs/sessions/{session}/send-message",
                      json={"to": "919876500888", "message": "hooked", "callback_url": receiver.url})
         job_id = r.json["job_id"]
         for event_type in ("message.sent", "job.finished", "message.read"):
-            wait_until(lambda: receiver.delivered(event_type), 60, what=f"{event_type} delivered")
+            wait_until(lambda kind=event_type: receiver.delivered(kind), 60, what=f"{event_type} delivered")
     finally:
         receiver.server.shutdown()
     for call in receiver.calls:
@@ -145,33 +137,37 @@ def test_webhooks_are_signed_and_retried_after_a_500(api, stack):
     assert data["job_id"] == job_id and data["status"] == "sent" and data["whatsapp_message_id"]
 
 
-def test_python_services_send_through_the_celery_task(app, api, stack):
-    session = new_session(api, stack, pacing=FAST)
+def test_python_services_send_through_the_celery_task(app, client, stack):
+    session = new_session(client, stack, pacing=FAST)
     text = f"from celery {secrets.token_hex(3)}"
     celery = app.extensions["wa"].celery
     for _ in range(2):  # the same idempotency key twice: one message
         celery.send_task("wa.api.send_message", kwargs={"session_id": session, "to": "+91 98765 00999",
-                                                        "message": text, "idempotency_key": f"k-{text}"})
-    wait_until(lambda: arrivals(stack, {text}), 60, what="the message")
-    time.sleep(3)
-    assert len(arrivals(stack, {text})) == 1
+                                                     "message": text, "idempotency_key": f"k-{text}"})
+    # A marker after them to the same number: the control worker takes tasks in order and the
+    # number's messages keep their order, so once the marker is there both copies were handled.
+    marker = f"marker {secrets.token_hex(3)}"
+    celery.send_task("wa.api.send_message", kwargs={"session_id": session, "to": "+91 98765 00999",
+                                                 "message": marker})
+    wait_until(lambda: arrivals(stack, {marker}), 60, what="the marker")
+    assert [m["text"] for m in arrivals(stack, {text, marker})] == [text, marker]
 
 
-def test_an_open_circuit_makes_messages_wait_not_fail(api, stack, redis_client):
-    session = new_session(api, stack, pacing=FAST)
+def test_an_open_circuit_makes_messages_wait_not_fail(client, stack, redis_client):
+    session = new_session(client, stack, pacing=FAST)
     opened_until = time.time() + 4
     redis_client.set(f"wa:cb:{session}:open_until", f"{opened_until:.3f}", ex=60)  # 5 failures just happened
-    r = api.post(f"/webjs/sessions/{session}/send-message", json={"to": "919876500555", "message": "patience"})
-    job = job_when(api, r.json["job_id"], lambda j: j["results"][0]["message_status"] == "scheduled", 20,
+    r = client.post(f"/webjs/sessions/{session}/send-message", json={"to": "919876500555", "message": "patience"})
+    job = job_when(client, r.json["job_id"], lambda j: j["results"][0]["message_status"] == "scheduled", 20,
                    "the message to wait")
     assert job["results"][0]["wait_reason"] == "circuit open: too many failures in a row"
     assert job["results"][0]["attempts"] <= 1
-    job = job_when(api, r.json["job_id"], lambda j: j["status"] == "completed", 30, "sent once the circuit closed")
+    job = job_when(client, r.json["job_id"], lambda j: j["status"] == "completed", 30, "sent once the circuit closed")
     sent = arrivals(stack, {"patience"})
     assert len(sent) == 1 and sent[0]["timestamp"] >= opened_until
 
 
-def test_bulk_accepted_while_redis_is_down_is_sent_when_it_is_back(app, api, stack, monkeypatch, settings):
+def test_bulk_accepted_while_redis_is_down_is_sent_when_it_is_back(app, client, stack, monkeypatch, settings):
     """The API's own Redis connection fails; the rows are durable and the sweeper sends them."""
     from dataclasses import replace
 
@@ -180,7 +176,7 @@ def test_bulk_accepted_while_redis_is_down_is_sent_when_it_is_back(app, api, sta
     from tests.helpers import free_port
     from workers.app import make_celery
 
-    session = new_session(api, stack, pacing=FAST)
+    session = new_session(client, stack, pacing=FAST)
     svc = app.extensions["wa"]
     dead = f"redis://127.0.0.1:{free_port()}/0"
     monkeypatch.setattr(svc, "redis", redis_lib.Redis.from_url(dead, socket_connect_timeout=1))
@@ -188,10 +184,10 @@ def test_bulk_accepted_while_redis_is_down_is_sent_when_it_is_back(app, api, sta
     monkeypatch.setattr(svc, "settings", replace(svc.settings, dispatch_grace_seconds=3))  # the sweeper's wait
     tag = secrets.token_hex(3)
     items = [{"to": f"91987653{i:04d}", "message": f"late {tag} {i}"} for i in range(3)]
-    r = api.post(f"/webjs/sessions/{session}/send-bulk-messages", json={"messages": items})
+    r = client.post(f"/webjs/sessions/{session}/send-bulk-messages", json={"messages": items})
     assert r.status_code == 202, r.json
     monkeypatch.undo()
-    job_when(api, r.json["job_id"], lambda j: j["status"] == "completed", 60, "the sweeper to send them")
+    job_when(client, r.json["job_id"], lambda j: j["status"] == "completed", 60, "the sweeper to send them")
     assert len(arrivals(stack, {m["message"] for m in items})) == 3
 
 
@@ -205,13 +201,13 @@ def transitions(db, session_id: str) -> list[str]:
                               .order_by(SessionTransition.id)).scalars())
 
 
-def test_a_slot_killed_mid_bulk_sends_each_message_exactly_once(api, stack, redis_client, db):
+def test_a_slot_killed_mid_bulk_sends_each_message_exactly_once(client, stack, redis_client, db):
     """Runs last in this module: it kills the slot worker (SIGKILL, its whole group)."""
-    session = new_session(api, stack, pacing={**FAST, "min_gap_seconds": 0.3, "max_gap_seconds": 0.5})
+    session = new_session(client, stack, pacing={**FAST, "min_gap_seconds": 0.3, "max_gap_seconds": 0.5})
     tag = secrets.token_hex(3)
     items = [{"to": f"91987652{i:04d}", "message": f"survivor {tag} {i}"} for i in range(20)]
     texts = {m["message"] for m in items}
-    job_id = api.post(f"/webjs/sessions/{session}/send-bulk-messages", json={"messages": items}).json["job_id"]
+    job_id = client.post(f"/webjs/sessions/{session}/send-bulk-messages", json={"messages": items}).json["job_id"]
     wait_until(lambda: len(arrivals(stack, texts)) >= 5, 60, what="five sent")
     slot = stack["procs"]["slot"]
     slot.stop(signal.SIGKILL)
@@ -220,21 +216,21 @@ def test_a_slot_killed_mid_bulk_sends_each_message_exactly_once(api, stack, redi
     slot.start()
     # The restarted slot retires its earlier life's placements; recovery places them again.
     wait_until(lambda: "WORKER_RESTARTED" in transitions(db, session), 60, what="WORKER_RESTARTED")
-    phone = api.get(f"/webjs/sessions/{session}/status").json["phone_number"]
+    phone = client.get(f"/webjs/sessions/{session}/status").json["phone_number"]
 
     def ready_or_scan():
-        s = api.get(f"/webjs/sessions/{session}/status").json
+        s = client.get(f"/webjs/sessions/{session}/status").json
         if s["status"] == "QR_READY":  # the login may not have reached the disk before the kill
             from browser.qr import read_qr_data_url
 
-            qr = api.get(f"/webjs/sessions/{session}/qr").json["qr_code"]
+            qr = client.get(f"/webjs/sessions/{session}/qr").json["qr_code"]
             if qr:
                 requests.post(f"{stack['sim']}/sim/phone/scan", json={"payload": read_qr_data_url(qr),
                                                                       "phone": phone}, timeout=5)
         return s["status"] == "READY"
 
     wait_until(ready_or_scan, 60, what="READY again")
-    job = job_when(api, job_id, lambda j: j["status"] == "completed", 120, "the bulk to finish")
+    job = job_when(client, job_id, lambda j: j["status"] == "completed", 120, "the bulk to finish")
     got = arrivals(stack, texts)
     counts = {t: sum(1 for m in got if m["text"] == t) for t in texts}
     assert set(counts.values()) == {1}, {t: c for t, c in counts.items() if c != 1}
