@@ -484,3 +484,20 @@ def test_browser_memory_is_measured_and_a_browser_over_the_ceiling_is_recycled(m
     rt.bus.wait("READY", timeout=30, status="READY")
     assert "QR_READY" not in rt.bus.statuses()
     assert rt.bus.wait("backup", status="backup")["key"]
+
+
+def test_an_ack_seen_only_as_read_is_reported_delivered_then_read(settings, redis_client):
+    """The page may show a message read at its first look (the chat list, after a reload)."""
+    from browser.whatsapp import PageSnapshot, PageState
+    from workers.slot import BrowserSession
+
+    rt = SlotRuntime(settings, client=redis_client, bus=ListBus())
+    bs = BrowserSession("s1", 1, page=None)
+    rt.sessions["s1"] = bs
+    rt.watch_acks("s1", "true_older", "m1", "j1", PEER)
+    rt.watch_acks("s1", "true_newer", "m2", "j1", PEER)
+    rt._follow_acks(bs, PageSnapshot(PageState.CONNECTED, chat_acks={PEER: "read"}))
+    got = [(e["message_id"], e["status"]) for e in rt.bus.events]
+    assert sorted(got) == sorted([("m1", "delivered"), ("m1", "read"), ("m2", "delivered"), ("m2", "read")])
+    assert got.index(("m1", "delivered")) < got.index(("m1", "read"))
+    assert not bs.acks, "read messages are no longer followed"

@@ -26,7 +26,7 @@ from selenium.common.exceptions import WebDriverException
 
 from browser.chrome import close_gracefully, kill_browser, kill_orphans, launch_chrome, process_trees_pss
 from browser.qr import qr_data_url
-from browser.whatsapp import PageSnapshot, PageState, SendError, WhatsAppWeb, ack_rank
+from browser.whatsapp import ACK_LEVELS, PageSnapshot, PageState, SendError, WhatsAppWeb, ack_rank
 from models.states import NOT_READY_MESSAGE, MessageStatus, SessionStatus
 from settings import Settings
 from storage.profiles import LOGIN_PARTS, make_profile_store, session_name
@@ -45,6 +45,7 @@ MAX_ACK_WATCHES = 1000  # per session; the oldest are dropped first
 FIRST_BACKUP_DELAY = 5.0  # seconds after READY
 MEMORY_EVERY = 15.0  # seconds between measurements of the browsers' memory
 LOGGED_IN = frozenset({PageState.CONNECTED, PageState.TIMEOUT, PageState.CONFLICT})
+ACK_STATUS = {"delivered": MessageStatus.DELIVERED, "read": MessageStatus.READ}
 
 
 class SessionOffline(Exception):
@@ -471,11 +472,11 @@ class SlotRuntime:
                 seen = ack_rank(snap.chat_acks.get(watch.peer))
             rank = max(seen, ack_rank(snap.acks.get(wa_id)), ack_rank(watch.level))
             floor[watch.peer] = rank
-            if rank <= ack_rank(watch.level):
-                continue
-            watch.level = "read" if rank >= ack_rank("read") else "delivered"
-            status = MessageStatus.READ if watch.level == "read" else MessageStatus.DELIVERED
-            self.bus.message(watch.message_id, watch.job_id, bs.session_id, status.value)
+            # Each step is reported, also when the page showed only the last one (read
+            # implies delivered): job polling and webhooks see both.
+            for level in ACK_LEVELS[ack_rank(watch.level) + 1:rank + 1]:
+                watch.level = level
+                self.bus.message(watch.message_id, watch.job_id, bs.session_id, ACK_STATUS[level].value)
             if watch.level == "read":
                 del bs.acks[wa_id]
 
