@@ -75,6 +75,9 @@ class Settings:
     auto_recover: bool = True  # sessions of a dead, restarted or stopped slot are placed again
     idle_timeout_minutes: float = 0.0  # stop READY sessions idle this long (0: never)
     stuck_timeout_seconds: float = 600.0  # stop sessions INITIALIZING / QR_READY this long
+    # A page the driver cannot classify this long is reported (UNKNOWN_PAGE); after
+    # stuck_timeout_seconds its browser is recycled with the login saved.
+    unknown_page_grace: float = 15.0
     memory_ceiling_mb: int = 0  # recycle a browser whose process tree uses more (0: never)
 
     # Pacing per session (defaults; a session can set its own), circuit breaker, bulk.
@@ -156,6 +159,7 @@ class Settings:
             auto_recover=_bool(env.get("AUTO_RECOVER"), d.auto_recover),
             idle_timeout_minutes=float(get("IDLE_TIMEOUT_MINUTES", d.idle_timeout_minutes)),
             stuck_timeout_seconds=float(get("STUCK_TIMEOUT_SECONDS", d.stuck_timeout_seconds)),
+            unknown_page_grace=float(get("UNKNOWN_PAGE_GRACE", d.unknown_page_grace)),
             memory_ceiling_mb=int(get("MEMORY_CEILING_MB", d.memory_ceiling_mb)),
             pacing_min_gap=float(get("PACING_MIN_GAP", d.pacing_min_gap)),
             pacing_max_gap=float(get("PACING_MAX_GAP", d.pacing_max_gap)),

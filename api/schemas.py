@@ -74,8 +74,10 @@ class SessionStatusSchema(Schema):
     is_authenticated = fields.Boolean()
     is_ready = fields.Boolean()
     status = fields.String()
-    reason = fields.String(attribute="status_reason", allow_none=True,
-                           metadata={"description": "Why the session is in its state (e.g. LOGOUT, QR_TIMEOUT)."})
+    reason = fields.String(attribute="status_reason", allow_none=True, metadata={
+        "description": "Why the session is in its state: LOGOUT, QR_TIMEOUT, CONNECTION_LOST, CONFLICT, "
+                       "TEMP_BANNED, TOS_BLOCKED, NEEDS_UPDATE, UNSUPPORTED_BROWSER, APP_LOCKED, UNKNOWN_PAGE, "
+                       "BROWSER_CRASHED, WORKER_LOST, ..."})
     pairing_code = fields.String(allow_none=True, metadata={
         "description": "While linking with a phone number: the code on screen (ABCD-EFGH)."})
     callback_url = fields.String(allow_none=True)
@@ -84,6 +86,8 @@ class SessionStatusSchema(Schema):
     s3_session_key = fields.String(allow_none=True, metadata={"description": "Its newest saved login."})
     browser_memory_bytes = fields.Integer(allow_none=True, metadata={
         "description": "Memory of its browser's whole process tree (PSS), as its slot last measured it."})
+    web_version = fields.String(allow_none=True, metadata={
+        "description": "The WhatsApp Web build its page runs (the page's window.Debug.VERSION), when known."})
     last_activity = fields.DateTime(allow_none=True)
     created_at = fields.DateTime()
 

@@ -34,7 +34,7 @@ from models.recording import change_session_status
 from models.placement import NoSlot, Placement, place
 from models.tables import placed_and_live
 from models.sends import Recipient
-from models.states import CONNECTION_LOST, LIVE_SESSION_STATES, MESSAGE_DONE
+from models.states import BROWSER_KEPT_REASONS, LIVE_SESSION_STATES, MESSAGE_DONE
 from workers import dispatch, slots
 from workers.events import message_channel, session_channel
 
@@ -235,7 +235,7 @@ class PairingCode(MethodView):
             with svc.db() as s:
                 row = get_session(s, session_id)
             status = SessionStatus(row.status)
-            if status in (SessionStatus.AUTHENTICATED, SessionStatus.READY) or row.status_reason == CONNECTION_LOST:
+            if status in (SessionStatus.AUTHENTICATED, SessionStatus.READY) or row.status_reason in BROWSER_KEPT_REASONS:
                 abort(400, message=ALREADY_LINKED)
             if not row.slot or status not in (SessionStatus.INITIALIZING, SessionStatus.QR_READY):
                 abort(400, message=NOT_INITIALIZED)
@@ -267,11 +267,13 @@ class PairingCode(MethodView):
 class Status(MethodView):
     @blp.response(200, SessionStatusSchema)
     def get(self, session_id):
-        """The session's state as the recorder last wrote it, and its browser's memory."""
+        """The session's state as the recorder last wrote it, its browser's memory and the
+        WhatsApp Web build its page runs."""
         svc = services()
         with svc.db() as s:
             row = get_session(s, session_id)
         row.browser_memory_bytes = None
+        row.web_version = None
         if row.slot:
             try:
                 running = next((x for x in slots.live_slots(svc.redis) if x.name == row.slot), None)
@@ -279,6 +281,7 @@ class Status(MethodView):
                 running = None
             if running is not None:
                 row.browser_memory_bytes = running.sessions.get(session_id)
+                row.web_version = running.web_versions.get(session_id)
         return row
 
 

@@ -39,6 +39,13 @@ CHROME_FLAGS = (
     "--disable-features=Translate,MediaRouter,OptimizationHints",
     "--window-size=1280,900",
 )
+# WhatsApp Web follows the browser's language, and every text the driver matches is
+# English: pin it by flag, by the accept-language preference and by the environment of
+# the Chrome process (the flag alone was reported not to change navigator.language;
+# puppeteer/puppeteer#8912, puppeteer-extra PR #606; WHATSAPP_WEB.md section 10).
+BROWSER_LANGUAGE = "en-US"
+LANGUAGE_PREFS = {"intl.accept_languages": "en-US,en"}
+LANGUAGE_ENV = {"LANGUAGE": "en_US:en", "LANG": "en_US.UTF-8"}
 
 _copy_lock = threading.Lock()
 OWNER_FLAG = "--wa-owner="
@@ -64,14 +71,14 @@ def _writable_driver(driver_path: str, work_dir: Path) -> str:
 
 def _own_session_launcher(chromium_path: str, work_dir: Path) -> str:
     """A launcher that runs Chrome in a session of its own (setsid execs in place, so the
-    pid stays the one undetected-chromedriver knows). A supervisor's signal to the
-    worker's process group (honcho stops processes that way) must not kill Chrome before
-    the worker closes it gracefully and saves the login."""
-    setsid = shutil.which("setsid")
-    if not setsid:
-        return chromium_path
+    pid stays the one undetected-chromedriver knows), with the pinned language in its
+    environment. A supervisor's signal to the worker's process group (honcho stops
+    processes that way) must not kill Chrome before the worker closes it gracefully and
+    saves the login."""
+    setsid = shutil.which("setsid") or ""
     target = work_dir / "chromium-own-session"
-    script = f'#!/bin/sh\nexec {setsid} "{chromium_path}" "$@"\n'
+    env = " ".join(f"{k}={v}" for k, v in LANGUAGE_ENV.items())
+    script = f'#!/bin/sh\nexport {env}\nexec {setsid} "{chromium_path}" "$@"\n'
     with _copy_lock:
         work_dir.mkdir(parents=True, exist_ok=True)
         if not target.exists() or target.read_text() != script:
@@ -99,6 +106,8 @@ def launch_chrome(*, chromium_path: str, chromedriver_path: str, profile_dir: Pa
         options.add_argument(flag)
     # A HeadlessChrome user agent gets an "update your browser" page instead of the QR.
     options.add_argument(f"--user-agent={user_agent}")
+    options.add_argument(f"--lang={BROWSER_LANGUAGE}")
+    options.add_experimental_option("prefs", dict(LANGUAGE_PREFS))
     if owner:
         options.add_argument(f"{OWNER_FLAG}{owner}")
     return uc.Chrome(

@@ -1,178 +1,273 @@
-"""Every selector the driver uses on WhatsApp Web, in one place.
+"""Every selector, text and module name the driver uses on WhatsApp Web, in one place.
 
 Each name maps to an ordered tuple of alternatives: the first that matches wins, so a
 repair the day WhatsApp changes its page is one new line here.  The comment on each
-names where the selector was observed on the real page (see docs/whatsapp-web.md and
-shared WHATSAPP_WEB.md for the short names: WWJ, WAJS, WPP, ALR, WWW, OWA).
+alternative names where and when it was observed (short names as in docs/whatsapp-web.md:
+WWJ = whatsapp-web.js, WAJS = wppconnect-team/wa-js, WPP = wppconnect, OWA = open-wa,
+ALR = Kalebu/alright, WWW = WebWhatsapp-Wrapper; "module X" = WhatsApp Web's own module
+X from public dumps of its 2025-26 bundle; "field code" = a public automation script).
 """
 from __future__ import annotations
 
-# Login with a QR code. The QR canvas sits inside div[data-ref]; data-ref is the payload.
+# --- The page's own modules (read first; the DOM below is the fallback) ---------------
+# The build string; defined once the app's loader runs. WWJ waits for it before anything.
+VERSION_GLOBAL = "Debug.VERSION"  # WWJ getWWebVersion (2026-03); WAJS getBuildConstants (2026-08)
+# Socket state (UNPAIRED, PAIRING, CONNECTED, TIMEOUT, CONFLICT, TOS_BLOCK, ...) and takeover().
+MODULE_SOCKET = (
+    "WAWebSocketModel",  # WWJ src/Client.js (2026-03); WAJS SOCKET_STATE.ts (2026-08)
+)
+# Stream.needsUpdate: the build is refused (DEPRECATED_VERSION).
+MODULE_STREAM = (
+    "WAWebStreamModel",  # module WAWebStartup.react; WAJS needsUpdate.ts (2026-08)
+)
+# Msg and Chat collections: Msg.get(<serialized id>).ack, a message's body and caption.
+MODULE_COLLECTIONS = (
+    "WAWebCollections",  # WWJ src/util/Injected/Utils.js (2026-03)
+)
+# Our own ids: getMaybeMePnUser() (phone number), getMaybeMeLidUser() (LID).
+MODULE_ME = (
+    "WAWebUserPrefsMeUser",  # WWJ and WAJS (2026)
+)
+# getPhoneNumber(lidWid): the number behind a LID chat.
+MODULE_CONTACT = (
+    "WAWebApiContact",  # WWJ enforceLidAndPnRetrieval (2026-03)
+)
+
+# --- Login with a QR code ---------------------------------------------------------------
+# The QR canvas sits inside div[data-ref]; data-ref is the whole payload (copied verbatim:
+# 5 fields since 2025, 4 before).
 QR_CONTAINER = (
-    "div[data-ref]",  # WWW webwhatsapi/__init__.py; WPP src/api/helpers/scrape-img-qr.ts
+    "div[data-ref]",  # WPP src/api/helpers/scrape-img-qr.ts (2026-08); WWW (2019)
 )
 QR_CANVAS = (
-    "canvas[aria-label='Scan this QR code to link a device!']",  # OWA
-    "div[data-ref] canvas",  # WPP scrape-img-qr.ts
+    "canvas[aria-label='Scan this QR code to link a device!']",  # OWA (2026-06), English only
+    "div[data-ref] canvas",  # WPP scrape-img-qr.ts (2026-08), any locale
 )
-# After about six codes the page stops rotating and shows a reload button in div[data-ref].
+# After a few codes the page stops rotating and shows a reload button in div[data-ref].
 QR_RELOAD_BUTTON = (
-    "div[data-ref] button",  # WWJ src/Client.js (qr retry), WHATSAPP_WEB.md section 1
-    "span[data-icon='refresh-large']",  # older pages (WWW)
+    "div[data-ref] button",  # WPP clicks div[data-ref] [role=button] (2026-08)
+    "div[data-ref] [role='button']",  # WPP (2026-08)
+    "span[data-icon='refresh-large']",  # WWW (2019-2021 page)
 )
-# "Link with phone number": a phone-number input, then an 8-character code on screen.
-# Observed on the real page by public Selenium login scripts (GitHub searches for
-# "Type your phone number." and "data-link-code"); WWJ pairWithPhoneNumber does the same
-# through the page's modules.
+# "Log in with phone number": a plain div's text (2024-25), "Link with phone number" before.
 LINK_WITH_PHONE_TEXTS = (
-    "Link with phone number",  # span text (public Selenium scripts, 2024)
-    "Log in with phone number",  # newer wording (public Selenium scripts, 2025)
-)
-LINK_BUTTONS = (
-    "div[role='button']",  # the landing page's text buttons
-    "span[role='button']",  # fallback, unconfirmed
-    "span",  # the span holding the text itself
+    "Log in with phone number",  # field code read_file id 24912157719 (2024-25)
+    "Link with phone number",  # public Selenium scripts (2023-24)
 )
 PHONE_NUMBER_INPUT = (
-    "input[aria-label='Type your phone number.']",  # public Selenium scripts
-    "input[aria-label*='phone number']",  # public Selenium scripts (contains 'phone number')
+    "input[aria-label='Type your phone number.']",  # page dump read_file id 58039786517
+    "input[aria-label*='phone number']",  # field code read_file id 24912157719 (2024-25)
+    "input[type='tel']",  # structural fallback, any locale: unconfirmed
 )
-PHONE_NUMBER_NEXT = (
-    "button.btn-next",  # simulator only
-    "div[role='button'][aria-label='Next']",  # fallback, unconfirmed
+# "Next" is a <button> whose inner div holds the text.
+PHONE_NUMBER_NEXT_TEXTS = (
+    "Next",  # field code read_file id 24912157719 (2024-25)
 )
-PHONE_NUMBER_NEXT_TEXT = "Next"  # //button//div[text()="Next"] in public Selenium scripts
 # The code: data-link-code holds its characters joined with commas ("A,B,C,D,E,F,G,H").
 PAIRING_CODE = (
-    "div[data-link-code]",  # WhatsApp Web's own bundle (WAWebLinkDeviceCode); public scripts
-    "div[aria-details='link-device-phone-number-code-screen-instructions']",  # public scripts
+    "div[data-link-code]",  # module WAWebLinkDevicePhoneNumberCodeCells.react (read_file id 54114213323)
+    "div[aria-details='link-device-phone-number-code-screen-instructions']",  # same module; field code
 )
 PHONE_NUMBER_ERROR = (
     ".phone-error",  # simulator only; on the real page the code simply does not appear
 )
-LANDING = (
-    ".landing-wrapper",  # WPP DOM fallback: landing plus canvas means "needs scan"
-)
 
-# Logged in: the chat list is present.
+# --- Logged in: the main UI (only this screen has #pane-side) ---------------------------
 LOGGED_IN = (
-    "#pane-side",  # WWJ, WPP
-    "[aria-label='Chat list']",  # WPP
-    "[aria-label='Search or start a new chat']",  # WPP, ALR
+    "#pane-side",  # module WAWebAppUI (MAIN only); OWA (2026-06); field code read_file id 71042067677 (2026-09)
+    "[aria-label='Chat list']",  # WPP; English only
 )
-# Scanned, history syncing (socket state PAIRING): a progress bar instead of the QR.
+# Loading screen (start-up and the sync after a scan): a progress bar; since 2025 its only
+# text is "WhatsApp" (before: "Loading your chats").
 SYNCING = (
-    "progress",  # WPP (loading screen)
-    "[data-testid='progress-bar']",  # fallback, unconfirmed
+    "progress",  # WPP DOM fallback; module WAWebDebouncedLoadingScreen.react
+    "[role='progressbar']",  # ARIA equivalent: unconfirmed
 )
-# The start-up screen has a progress bar too; the sync screen says this (WWJ waits on it).
-SYNCING_TEXT = "Loading your chats"  # the real page's sync screen (WHATSAPP_WEB.md section 2)
+SYNCING_TEXT = "Loading your chats"  # the 2021-23 sync screen (WWJ waited on it)
 
-# Phone or computer offline (socket state TIMEOUT): a banner above the chat list.
+# Phone or computer offline, 2021-23 page: a banner above the chat list.
 OFFLINE_BANNER = (
-    "[data-testid='alert-phone']",  # WHATSAPP_WEB.md section 2 (TIMEOUT); older pages
-    "span[data-icon='alert-phone']",  # icon names: unconfirmed
-    "[data-testid='alert-computer']",  # WHATSAPP_WEB.md section 2 (TIMEOUT)
-    "span[data-icon='alert-computer']",  # icon names: unconfirmed
+    "[data-testid='alert-phone']",  # 2021-23 page (WWJ, WPP)
+    "span[data-icon='alert-phone']",  # 2021-23 page: unconfirmed
+    "[data-testid='alert-computer']",  # 2021-23 page
+    "span[data-icon='alert-computer']",  # 2021-23 page: unconfirmed
 )
-# Opened in another window (socket state CONFLICT): a modal whose second button is "Use here".
-CONFLICT_TEXT = "WhatsApp is open in another window"  # WWW webwhatsapi/__init__.py
-CONFLICT_MODAL = (
-    "div[data-animate-modal-body='true']",  # WWW
-    "div[role='dialog']",
-)
-CONFLICT_BUTTONS = (
-    "div[data-animate-modal-body='true'] div[role='button']",  # WWW: second one is "Use here"
-    "div[role='dialog'] div[role='button']",
-)
-USE_HERE_TEXT = "Use here"  # WHATSAPP_WEB.md section 2; WWW
 
-# Sending text through /send?phone=&text= (ALR alright/__init__.py).
+# --- Whole screens that replace the main UI (module WAWebAppUI, read_file id 60281460002) --
+# Matched case-insensitively in the page's text when the modules do not answer. Each tuple
+# is one screen; the driver never presses a Log out on any of them.
+SCREEN_ANOTHER_WINDOW = (
+    "open in another window",  # module WAWebAppUI ANOTHER_SESSION; WWW (2019-23 modal)
+)
+SCREEN_CONFLICT = (
+    "open on another computer or browser",  # module WAWebAppUI CONFLICT (2025-26)
+)
+SCREEN_TEMP_BAN = (
+    "able to use whatsapp again in",  # module WAWebTempBanScreen.react (read_file id 61158246366)
+    "temporarily banned",  # simulator title: unconfirmed
+)
+SCREEN_TOS_BLOCK = (
+    'click "log in" to continue',  # module WAWebAppUI TOS_BLOCK (2025-26)
+    'click \u201clog in\u201d to continue',  # curly quotes; older bundle "LOG IN" (read_file id 36374890003)
+)
+SCREEN_NEEDS_UPDATE = (
+    "needs to be updated",  # simulator text: unconfirmed
+    "update whatsapp",  # older bundle CLIENT_EXPIRED_DIALOG (read_file id 36374890003): unconfirmed
+)
+SCREEN_UNSUPPORTED_BROWSER = (
+    "works with google chrome",  # field code read_file id 70784641075 (2026-10); pmrt/whatshidden#42
+)
+SCREEN_APP_LOCKED = (
+    "whatsapp is locked",  # module WAWebAppUI SCREEN_LOCK; text unconfirmed
+)
+# The start-up popup while the socket is stuck: its only button is Log out.
+SCREEN_CONNECTING = (
+    "connecting to whatsapp",  # module WAWebStartup.react (read_file id 54370605617)
+)
+SCREEN_OFFLINE = (
+    "computer not connected",  # module WAWebOffline.react: text unconfirmed; 2021-23 banner
+    "phone not connected",  # 2021-23 banner
+)
+# An app-lock screen has a passcode field and no chat list.
+APP_LOCK_INPUT = (
+    "input[type='password']",  # module WAWebAppUI SCREEN_LOCK: unconfirmed
+)
+# "Use here" answers both conflict screens (older bundle: "Use Here").
+USE_HERE_TEXTS = (
+    "Use here",  # module WAWebAppUI (2025-26)
+    "Use Here",  # older bundle (read_file id 36374890003)
+)
+
+# --- Dialogs ------------------------------------------------------------------------------
+# Modal markup: [data-animate-modal-backdrop] > [role=dialog][aria-modal=true] >
+# div[data-animate-modal-popup] > div[data-animate-modal-body] (h1, text, <button>s).
+DIALOG = (
+    "[role='dialog'][aria-modal='true']",  # module WAWebModal.react (read_file id 53967915151)
+    "div[data-animate-modal-popup='true']",  # 2019-23 page (WWW, ALR)
+)
+DIALOG_BUTTONS = (
+    "button",  # module WAWebModal.react (2025-26)
+    "[role='button']",  # 2019-23 page (WWW)
+)
+# The only dialog buttons the driver ever presses by itself (exact label, any case).
+DIALOG_ALLOWED_ACTIONS = (
+    "Continue",  # "What's new" / "A fresh look": wwebjs/whatsapp-web.js#3550 (2025-05); OpenWA#982 (2026-07)
+    "OK",  # invalid-number and notice dialogs (ALR; older bundle)
+    "Got it",  # notice dialogs (WHATSAPP_WEB.md section 5 rule)
+    "Accept",  # cookie dialog (wwebjs/whatsapp-web.js#927, 2021-10)
+    "Accept cookies",  # cookie dialog wording: unconfirmed
+    "Continuar",  # pt-BR "Continue" (simulator locale table)
+    "Entendi",  # pt-BR "Got it": unconfirmed
+    "Aceitar",  # pt-BR "Accept" (simulator locale table)
+)
+
+# --- Sending ------------------------------------------------------------------------------
+# The chat's header: its title is the number (unsaved contact) or a saved name.
+CHAT_HEADER_TITLE = (
+    "#main header span[title]",  # field code read_file id 71042067677 (2026-09)
+    "#main header [title]",  # fallback
+)
+# The composer: a Lexical editor since 2024 (writing its DOM does not change what is sent).
 COMPOSE_BOX = (
-    "#main footer div[contenteditable='true'][role='textbox']",  # ALR
-    "#main footer div[contenteditable='true'][data-tab='10']",  # ALR, older builds
-    "footer div[contenteditable='true']",  # WWW
+    "#main footer div[contenteditable='true'][role='textbox']",  # field code read_file ids 55928010405, 52621497484
+    "#main footer div[contenteditable='true'][data-lexical-editor='true']",  # field code read_file id 58793321516
+    "#main footer div[contenteditable='true'][data-tab='10']",  # ALR (2021-23)
+    "footer div[contenteditable='true']",  # WWW (2019-21)
 )
 SEND_BUTTON = (
-    "#main footer button[aria-label='Send']",  # ALR
-    "#main footer span[data-icon='send']",  # ALR, WWW
+    "#main footer button[aria-label='Send']",  # field code read_file ids 12985095295, 23129674030
+    "#main footer span[data-icon='wds-ic-send-filled']",  # field code read_file id 12985095295 (2025-26)
+    "#main footer span[data-icon='send']",  # ALR, WWW (2019-23)
 )
-INVALID_NUMBER_DIALOG = (
-    "div[data-animate-modal-popup='true']",  # ALR
-    "div[role='dialog']",
-)
-INVALID_NUMBER_TEXT = "Phone number shared via url is invalid."  # ALR
+INVALID_NUMBER_DIALOG = DIALOG
+INVALID_NUMBER_TEXT = "Phone number shared via url is invalid."  # ALR; WWW; 2022 reports (WHATSAPP_WEB.md s9)
 DIALOG_OK_BUTTON = (
+    "[role='dialog'] button",  # module WAWebModal.react (2025-26)
     "div[data-animate-modal-popup='true'] button",  # ALR
-    "div[role='dialog'] div[role='button']",
-    "div[role='dialog'] button",
+    "div[role='dialog'] div[role='button']",  # 2019-23 page
 )
 
-# Sending media (ALR alright/__init__.py send_picture / send_file).
+# Sending media: the attach button, then the exact input of the menu item.
 ATTACH_BUTTON = (
-    "#main footer span[data-icon='attach-menu-plus']",  # ALR (2023+)
-    "#main footer span[data-icon='plus']",  # fallback, unconfirmed
+    "#main footer span[data-icon='plus-rounded']",  # field code read_file id 58210437121 (2025-26)
+    "#main footer button[aria-label='Attach']",  # page dump read_file id 58039786517
+    "#main footer button[title='Attach']",  # page dump read_file id 58039786517
+    "#main footer span[data-icon='attach-menu-plus']",  # ALR (2023)
     "#main footer span[data-icon='clip']",  # ALR, older builds
-    "#main footer div[title='Attach']",  # fallback, unconfirmed
+    "#main footer div[title='Attach']",  # 2021-23 page: unconfirmed
 )
+# Exactly this accept: a sticker-maker item has its own accept="image/*" input (files
+# sent through it arrive as stickers), so never match a prefix of it.
 MEDIA_INPUT = (
-    "input[type='file'][accept='image/*,video/mp4,video/3gpp,video/quicktime']",  # ALR, WHATSAPP_WEB.md s5
-    "input[type='file'][accept^='image/']",  # fallback
+    "input[type='file'][accept='image/*,video/mp4,video/3gpp,video/quicktime']",  # many 2024-26 scripts; ALR
 )
 DOCUMENT_INPUT = (
-    "input[type='file'][accept='*']",  # ALR send_file
+    "input[type='file'][accept='*']",  # page dump read_file id 58039786517; ALR send_file
 )
+# The media editor's own caption box (the chat composer behind it must not be used).
 CAPTION_BOX = (
-    "div[contenteditable='true'][role='textbox'][aria-label='Add a caption']",  # public Selenium scripts
+    "div[contenteditable='true'][role='textbox'][aria-placeholder='Add a caption']",  # read_file id 58039786517
+    "div[contenteditable='true'][role='textbox'][aria-label='Add a caption']",  # read_file id 24912157719
+    "div[contenteditable='true'][data-lexical-editor='true']:not(footer *)",  # structural, any locale: unconfirmed
     "div[contenteditable='true'][data-tab='undefined']",  # ALR, older builds
-)
-MEDIA_SEND_BUTTON = (
-    "div[role='button'][aria-label='Send']",  # ALR
-    "span[data-icon='send']",  # ALR, WWW
 )
 TOAST = (
     "div[role='alert']",  # error toasts, e.g. the file-size limit
     "[data-testid='toast']",  # simulator only
 )
 
-# Message rows: div[data-id="true_<digits>@c.us_<ID>"]; web-client ids start with 3EB0.
-OUTGOING_ROW_PREFIX = "true_{jid}_"  # WWJ message id serialization, WHATSAPP_WEB.md section 4
-MESSAGE_ROW = (
-    "div[data-id]",  # WWJ, WPP
+# --- Message rows and acks -------------------------------------------------------------
+# Rows: div[data-id="<fromMe>_<chat>_<id>"]; the chat is <digits>@c.us or, for chats keyed
+# by a hidden contact id since 2025, <lid>@lid. Only the last segment identifies the message.
+OUTGOING_ROW_PREFIX = "true_"  # WWJ message id serialization; IndexedDB dump read_file id 62814259607
+OPEN_CHAT_ROWS = (
+    "#main div[data-id]",  # rows of the open chat only (WWJ, WPP)
 )
 MESSAGE_TEXT = (
+    "[data-pre-plain-text] .selectable-text",  # field code read_file id 68946295161
     "span.selectable-text",  # ALR, WWW (the text, or a media message's caption)
     ".copyable-text",
 )
-OPEN_CHAT_ROWS = (
-    "#main div[data-id]",  # rows of the open chat only
-)
-# The chat list: one row per chat, its title (the number for a contact not saved) and,
-# when the last message is ours, that message's status icon.
+# The chat list: one row per chat, its title (the number for a contact not saved) and, when
+# the last message is ours, that message's status icon.
 CHAT_LIST_ROWS = (
-    "[aria-label='Chat list'] [role='row']",  # WPP (chat list grid)
-    "#pane-side [role='row']",  # fallback
+    "#pane-side [role='row']",  # field code read_file ids 71042067677, 69590871611 (2026-09), any locale
+    "[aria-label='Chat list'] [role='row']",  # WPP, English only
 )
 CHAT_TITLE = (
-    "span[title]",  # WWW (chat title span)
+    "span[title]",  # field code read_file id 71042067677 (2026-09)
 )
-# Status icon of an outgoing row: pending -> server -> delivered -> read. In the chat list
-# the same icons are named status-* on some builds.
+# Status icons since 2025: a WDS <svg> named in its <title>, no data-icon, names shifted by
+# one against the acks: pending, then ONE tick named "delivered" for sent, then "read" in
+# grey for delivered and in blue for read.
+TICK_TITLE_PENDING = (
+    "wds-ic-status-pending",  # module WAWebMessageStatus (read_file id 61077076142)
+    "ic-schedule",  # module WAWebChatMsgAck.react (chat list, read_file id 61308081826)
+)
+TICK_TITLE_SENT = (
+    "wds-ic-delivered",  # module WAWebMessageStatus: the single tick is SENT
+)
+TICK_TITLE_DELIVERED_OR_READ = (
+    "wds-ic-read",  # module WAWebMessageStatus: grey = delivered, blue = read
+)
+# In the open chat the icon's aria-label also names the ack (localized); in the chat list
+# only the colour tells read from delivered: "blue channel dominates" (read_file id 69590871611).
+READ_ARIA_LABEL = " Read "  # module WAWebMessageStatus; 2021-23 page (English only)
+# 2021-23 page: span[data-icon] icons.
 STATUS_ICON = (
-    "[data-icon^='msg-']",  # WHATSAPP_WEB.md section 4
-    "[data-icon^='status-']",  # chat-list icons on some builds: unconfirmed
+    "[data-icon^='msg-']",  # module WAWebSvgComponentBase (read_file id 60985160282), 2021-23 page
+    "[data-icon^='status-']",  # chat-list icons on some 2021-23 builds: unconfirmed
 )
-ICON_PENDING = "msg-time"  # WHATSAPP_WEB.md section 4 (ALR waits for it to disappear)
-ICON_SENT = "msg-check"  # WHATSAPP_WEB.md section 4
-ICON_DELIVERED = "msg-dblcheck"  # WHATSAPP_WEB.md section 4
-ICON_FAILED = "msg-error"  # simulator; unconfirmed
-READ_ARIA_LABEL = " Read "  # WHATSAPP_WEB.md section 4
+ICON_PENDING = "msg-time"  # 2021-23 page (ALR waits for it to disappear)
+ICON_SENT = "msg-check"  # 2021-23 page
+ICON_DELIVERED = "msg-dblcheck"  # 2021-23 page
+ICON_FAILED = "msg-error"  # simulator legacy profile: unconfirmed
 
 # Own number: localStorage holds a JSON-quoted wid such as "919876543210:12@c.us".
 OWN_WID_KEYS = (
-    "last-wid-md",  # WPP src/api/model/enum/definitions.ts (multi-device)
+    "last-wid-md",  # OWA (2026-06); WPP definitions.ts (multi-device)
     "last-wid",  # OWA, pre multi-device
 )
 
 # Logged out from the phone: the page navigates to a URL with this mark.
-LOGOUT_URL_MARK = "post_logout=1"  # WHATSAPP_WEB.md section 2
+LOGOUT_URL_MARK = "post_logout=1"  # WWJ framenavigated handler (2026-03); OWA (2026-06)

@@ -1,15 +1,21 @@
 """A page object for WhatsApp Web.
 
 It knows the page and nothing about queues or databases: it reads the page's state,
-and sends.  Every selector comes from ``browser.selectors``; waits are explicit.
+and sends.  Every selector, text and module name comes from ``browser.selectors``;
+waits are explicit.
+
+Two routes read the page, as mature libraries do on the 2025-26 page: first the page's
+own modules (``window.require('WAWeb…')``: socket state, own ids, message acks), then
+the DOM, for whatever the modules do not answer (WhatsApp renames them now and then).
+Each snapshot says which route answered (``PageSnapshot.route``).
 """
 from __future__ import annotations
 
 import json
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from enum import StrEnum
+from pathlib import Path
 from urllib.parse import quote, urljoin
 
 from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
@@ -22,22 +28,84 @@ from browser import selectors as sel
 
 
 class PageState(StrEnum):
-    OPENING = "OPENING"
+    OPENING = "OPENING"  # loading screen, or the login page between two codes
     UNPAIRED = "UNPAIRED"  # a QR (or a pairing code) is on screen
     UNPAIRED_IDLE = "UNPAIRED_IDLE"  # the QR expired; reload button shown
     PAIRING = "PAIRING"  # scanned, syncing
     CONNECTED = "CONNECTED"  # chat list usable
     TIMEOUT = "TIMEOUT"  # logged in, but the phone or the computer is offline
-    CONFLICT = "CONFLICT"  # logged in, but open in another window
+    CONNECTING = "CONNECTING"  # the start-up popup "Connecting to WhatsApp": the socket is stuck
+    CONFLICT = "CONFLICT"  # open in another window, or on another computer or browser
+    TEMP_BANNED = "TEMP_BANNED"  # the temporary-ban screen
+    TOS_BLOCKED = "TOS_BLOCKED"  # the terms-of-service block screen
+    NEEDS_UPDATE = "NEEDS_UPDATE"  # this build is refused (Stream.needsUpdate, DEPRECATED_VERSION)
+    UNSUPPORTED_BROWSER = "UNSUPPORTED_BROWSER"  # "WhatsApp works with Google Chrome …" instead of the app
+    APP_LOCKED = "APP_LOCKED"  # the app-lock passcode screen
     LOGGED_OUT = "LOGGED_OUT"  # logged out from the phone
+    UNKNOWN = "UNKNOWN"  # none of the above: reported as UNKNOWN_PAGE if it lasts
 
 
-# Ack levels of an outgoing message, as its status icon shows them (WWJ MessageAck order).
+# Screens recognised from the page's text (section 4 of the research notes) -> state.
+_SCREENS = {
+    "ANOTHER_SESSION": (sel.SCREEN_ANOTHER_WINDOW, PageState.CONFLICT),
+    "CONFLICT": (sel.SCREEN_CONFLICT, PageState.CONFLICT),
+    "TEMP_BAN": (sel.SCREEN_TEMP_BAN, PageState.TEMP_BANNED),
+    "TOS_BLOCK": (sel.SCREEN_TOS_BLOCK, PageState.TOS_BLOCKED),
+    "NEEDS_UPDATE": (sel.SCREEN_NEEDS_UPDATE, PageState.NEEDS_UPDATE),
+    "UNSUPPORTED_BROWSER": (sel.SCREEN_UNSUPPORTED_BROWSER, PageState.UNSUPPORTED_BROWSER),
+    "APP_LOCKED": (sel.SCREEN_APP_LOCKED, PageState.APP_LOCKED),
+    "CONNECTING": (sel.SCREEN_CONNECTING, PageState.CONNECTING),
+    "OFFLINE": (sel.SCREEN_OFFLINE, PageState.TIMEOUT),
+}
+# Socket.state values (WAJS SOCKET_STATE.ts) that name a screen by themselves.
+_SOCKET_SCREENS = {
+    "CONFLICT": PageState.CONFLICT,
+    "TOS_BLOCK": PageState.TOS_BLOCKED,
+    "SMB_TOS_BLOCK": PageState.TOS_BLOCKED,
+    "DEPRECATED_VERSION": PageState.NEEDS_UPDATE,
+}
+# Socket states on the way to a usable page.
+_SOCKET_STARTING = frozenset({"UNLAUNCHED", "OPENING", "PAIRING", "UNPAIRED", "UNPAIRED_IDLE"})
+
+# Ack levels of an outgoing message (WWJ MessageAck order).
 ACK_LEVELS = ("pending", "sent", "delivered", "read")
 
 
 def ack_rank(level: str | None) -> int:
     return ACK_LEVELS.index(level) if level in ACK_LEVELS else -1
+
+
+def ack_level(ack: int | None) -> str | None:
+    """A model's ``ack`` number (WAWebAck: -1 failed, 0 clock, 1 sent, 2 received, 3 read,
+    4 played) -> our level name."""
+    if not isinstance(ack, int):
+        return None
+    if ack < 0:
+        return "failed"
+    return ACK_LEVELS[min(ack, 3)]
+
+
+def message_key(serialized: str) -> str:
+    """The part of a serialized message id that names the message in every address form:
+    ``true_<lid>@lid_3EB0AB`` and ``true_<digits>@c.us_3EB0AB`` -> ``3EB0AB`` (the chat
+    part differs between a send result and its ack; read_file id 67175400273)."""
+    parts = (serialized or "").split("_")
+    return parts[2] if len(parts) >= 3 else serialized
+
+
+@dataclass(frozen=True)
+class Dialog:
+    """A modal dialog on the page: its text and its buttons' labels."""
+
+    text: str
+    buttons: tuple[str, ...]
+
+
+def is_screen_dialog(dialog: Dialog) -> bool:
+    """Whether a dialog is one of the page states (the 2021-23 conflict modal, the
+    "Connecting to WhatsApp" popup): the state machine answers those, not the dialog rule."""
+    text = dialog.text.lower()
+    return any(needle.lower() in text for needles, _state in _SCREENS.values() for needle in needles)
 
 
 @dataclass(frozen=True)
@@ -46,10 +114,15 @@ class PageSnapshot:
     qr: str | None = None
     wid: str | None = None
     pairing_code: str | None = None
-    # Outgoing rows of the open chat: data-id -> ack level.
+    # Outgoing rows: message key (see message_key) -> ack level, from the models or the open chat.
     acks: dict[str, str] = field(default_factory=dict)
     # Chats whose last message is ours: the peer's digits -> that message's ack level.
     chat_acks: dict[str, str] = field(default_factory=dict)
+    dialogs: tuple[Dialog, ...] = ()
+    version: str | None = None  # window.Debug.VERSION, the page's build
+    route: str = "dom"  # "modules" when the page's own modules answered
+    url: str = ""
+    title: str = ""
 
     @property
     def phone_number(self) -> str | None:
@@ -96,7 +169,7 @@ class stop_before_deadline(stop_base):  # noqa: N801 - tenacity's naming
 
 
 def wid_to_phone(wid: str | None) -> str | None:
-    """'"919876543210:12@c.us"' -> '919876543210'."""
+    """'"919876543210:12@c.us"' or '919876543210@c.us' -> '919876543210'."""
     if not wid:
         return None
     try:
@@ -115,95 +188,268 @@ def format_pairing_code(code: str) -> str:
     return f"{code[:4]}-{code[4:]}" if len(code) == 8 else code
 
 
-_LEVEL_JS = """
-const firstIn = (root, list) => { for (const s of list) { const el = root.querySelector(s); if (el) return el; } return null; };
-const level = (icon) => {
+# --- JavaScript read in the page ----------------------------------------------------------
+# Shared helpers: S is the dictionary of selectors (_PAGE_ARGS).
+_HELPERS_JS = """
+const S = arguments[0];
+const firstIn = (root, list) => { for (const s of list) { try { const el = root.querySelector(s); if (el) return el; } catch (e) {} } return null; };
+const allIn = (root, list) => { for (const s of list) { try { const els = root.querySelectorAll(s); if (els.length) return Array.from(els); } catch (e) {} } return []; };
+const mod = (names) => {
+  if (typeof window.require !== 'function') return null;
+  for (const n of names) { try { const m = window.require(n); if (m) return m; } catch (e) {} }
+  return null;
+};
+const digits = (t) => (t || '').replace(/\\D/g, '');
+const blue = (el) => {
+  for (const prop of ['color', 'fill']) {
+    try {
+      const c = (getComputedStyle(el)[prop] || '').match(/[\\d.]+/g);
+      if (c && c.length >= 3 && Number(c[2]) - Math.max(Number(c[0]), Number(c[1])) > 60) return true;
+    } catch (e) {}
+  }
+  return false;
+};
+// The ack level an icon inside root shows: WDS <svg><title> names first (2025-26, shifted by
+// one: the single tick is "delivered"), then the 2021-23 data-icon names.
+const level = (root) => {
+  for (const t of root.querySelectorAll('svg title')) {
+    const name = (t.textContent || '').trim();
+    if (S.t_pending.includes(name)) return 'pending';
+    if (S.t_sent.includes(name)) return 'sent';
+    if (S.t_read.includes(name)) {
+      const svg = t.closest('svg');
+      const labelled = svg.closest('[aria-label]');
+      if (labelled && labelled.getAttribute('aria-label') === S.read_label) return 'read';
+      return (blue(svg) || blue(svg.parentElement)) ? 'read' : 'delivered';
+    }
+  }
+  const icon = firstIn(root, S.status_icon);
   if (!icon) return null;
   if ((icon.getAttribute('aria-label') || '').trim() === S.read_label.trim()) return 'read';
   const name = (icon.getAttribute('data-icon') || '').replace(/^status-/, 'msg-');
   return S.levels[name] || null;
 };
+// The open chat's number, or '' when its title is a saved name; null when no chat is open.
+const openChatNumber = () => {
+  const head = firstIn(document, S.header);
+  return head ? digits(head.getAttribute('title') || head.textContent) : null;
+};
 """
 
-# One round trip reads everything the state machine needs.
-_PROBE_JS = """
-const S = arguments[0];
-""" + _LEVEL_JS + """
-const first = (list) => firstIn(document, list);
-const all = (list) => { for (const s of list) { const els = document.querySelectorAll(s); if (els.length) return els; } return []; };
-let wid = null;
-for (const k of S.wid_keys) { try { const v = localStorage.getItem(k); if (v) { wid = v; break; } } catch (e) {} }
-const bar = first(S.syncing);
-const syncing = !!bar && (!!wid || (document.body.textContent || '').includes(S.syncing_text));
-const out = {url: location.href, wid: wid, loggedIn: !!first(S.logged_in), syncing: syncing,
-             qr: null, reload: false, code: null, offline: false, conflict: false, acks: {}, chats: {}};
-const box = first(S.qr_container);
-if (box) {
-  out.reload = !!first(S.qr_reload);
-  if (!out.reload && first(S.qr_canvas)) out.qr = box.getAttribute('data-ref');
+# One round trip reads everything the state machine needs. arguments[1]: the serialized
+# ids of the messages whose acks are followed.
+_PROBE_JS = _HELPERS_JS + """
+const watch = arguments[1] || [];
+const out = {url: location.href, title: document.title, ready: document.readyState, wid: null, me: null,
+             version: null, socket: null, needsUpdate: false, route: 'dom', loggedIn: false, syncing: false,
+             qr: null, reload: false, code: null, phoneInput: false, offline: false, screen: null,
+             dialogs: [], acks: {}, chats: {}, text: ''};
+for (const k of S.wid_keys) { try { const v = localStorage.getItem(k); if (v) { out.wid = v; break; } } catch (e) {} }
+try { out.version = (window.Debug && window.Debug.VERSION) ? String(window.Debug.VERSION) : null; } catch (e) {}
+const sock = mod(S.m_socket);
+if (sock && sock.Socket && sock.Socket.state) { out.socket = String(sock.Socket.state); out.route = 'modules'; }
+const stream = mod(S.m_stream);
+if (stream && stream.Stream) out.needsUpdate = !!stream.Stream.needsUpdate;
+const me = mod(S.m_me);
+if (me && typeof me.getMaybeMePnUser === 'function') {
+  try { const w = me.getMaybeMePnUser(); if (w) out.me = String(w.user || String(w._serialized || w).split('@')[0]); } catch (e) {}
 }
-const code = first(S.pairing_code);
+const coll = mod(S.m_collections);
+if (coll && coll.Msg && typeof coll.Msg.get === 'function') {
+  for (const id of watch) {
+    try { const m = coll.Msg.get(id); if (m && typeof m.ack === 'number') out.acks[id] = {ack: m.ack}; } catch (e) {}
+  }
+}
+out.loggedIn = !!firstIn(document, S.logged_in);
+const bar = firstIn(document, S.syncing);
+out.syncing = !!bar;
+const box = firstIn(document, S.qr_container);
+if (box) {
+  out.reload = !!firstIn(document, S.qr_reload);
+  if (!out.reload && firstIn(document, S.qr_canvas)) out.qr = box.getAttribute('data-ref');
+}
+const code = firstIn(document, S.pairing_code);
 if (code) out.code = code.getAttribute('data-link-code');
+out.phoneInput = !!firstIn(document, S.phone_input);
+for (const d of allIn(document, S.dialog)) {
+  out.dialogs.push({text: (d.innerText || d.textContent || '').trim().slice(0, 500),
+                    buttons: allIn(d, S.dialog_buttons).map(b => (b.innerText || b.textContent || '').trim()).filter(Boolean)});
+}
+// Whole screens replace the main UI; with the main UI only dialogs (the 2021-23 conflict
+// modal) and banners can say more.
+let text = out.dialogs.map(d => d.text).join(' ');
+if (!out.loggedIn && document.body) text += ' ' + (document.body.innerText || '');
+text = text.toLowerCase();
+for (const [name, needles] of S.screens) { if (needles.some(n => text.includes(n))) { out.screen = name; break; } }
+if (!out.screen && !out.loggedIn && firstIn(document, S.app_lock)) out.screen = 'APP_LOCKED';
+out.text = text.slice(0, 200);
 if (out.loggedIn) {
-  out.offline = !!first(S.offline);
-  for (const modal of all(S.conflict_modal)) {
-    if ((modal.textContent || '').includes(S.conflict_text)) { out.conflict = true; break; }
-  }
-  for (const row of all(S.open_rows)) {
+  out.offline = !!firstIn(document, S.offline);
+  const number = openChatNumber();
+  for (const row of allIn(document, S.open_rows)) {
     const id = row.getAttribute('data-id');
-    if (id && id.startsWith('true_')) out.acks[id] = level(firstIn(row, S.status_icon));
+    if (id && id.startsWith(S.own_prefix) && !(id in out.acks)) out.acks[id] = {level: level(row)};
   }
-  for (const row of all(S.chat_rows)) {
+  for (const row of allIn(document, S.chat_rows)) {
     const title = firstIn(row, S.chat_title);
-    const digits = title ? (title.getAttribute('title') || '').replace(/\\D/g, '') : '';
-    const icon = firstIn(row, S.status_icon);
-    if (digits && icon) out.chats[digits] = level(icon);
+    const n = title ? digits(title.getAttribute('title')) : '';
+    const l = level(row);
+    if (n && l) out.chats[n] = l;
   }
 }
 return out;
 """
 
-_ROWS_JS = """
-const prefix = arguments[0];
-return Array.from(document.querySelectorAll(arguments[1]))
-  .map(r => r.getAttribute('data-id')).filter(id => id && id.startsWith(prefix));
-"""
-
-_ROW_STATUS_JS = """
-const S = arguments[1];
-""" + _LEVEL_JS + """
-const row = document.querySelector('[data-id="' + arguments[0] + '"]');
-return row ? level(firstIn(row, S.status_icon)) : null;
-"""
-
-_ROW_TEXTS_JS = """
-const prefix = arguments[0];
-const firstIn = (root, list) => { for (const s of list) { const el = root.querySelector(s); if (el) return el; } return null; };
-for (const s of arguments[1]) {
-  const rows = Array.from(document.querySelectorAll(s)).filter(r => (r.getAttribute('data-id') || '').startsWith(prefix));
-  if (rows.length) return rows.map(r => { const t = firstIn(r, arguments[2]); return {id: r.getAttribute('data-id'), text: t ? t.innerText : ''}; });
+# Our own messages in the chat with arguments[1] (digits), oldest first, as {id, text}:
+# from the Msg collection (any address form: a LID chat is matched through the number
+# behind it), else from the open chat's rows once its header names that number.
+_OWN_MESSAGES_JS = _HELPERS_JS + """
+const phone = arguments[1];
+const coll = mod(S.m_collections), contact = mod(S.m_contact);
+if (coll && coll.Msg && typeof coll.Msg.getModelsArray === 'function') {
+  try {
+    const numberOf = (wid) => {
+      if (!wid) return '';
+      const ser = String(wid._serialized || wid);
+      if (!ser.endsWith('@lid')) return ser.split('@')[0];
+      try { const pn = contact && contact.getPhoneNumber(wid); return pn ? String(pn.user || String(pn._serialized || pn).split('@')[0]) : ''; }
+      catch (e) { return ''; }
+    };
+    const mine = coll.Msg.getModelsArray().filter(m => m.id && m.id.fromMe && numberOf(m.id.remote) === phone);
+    return {route: 'modules', rows: mine.map(m => ({id: m.id._serialized, text: String(m.body || m.caption || '')}))};
+  } catch (e) {}
 }
-return [];
+const number = openChatNumber();
+if (number === null || (number && number !== phone)) return {route: 'dom', rows: null};
+return {route: 'dom', rows: allIn(document, S.open_rows)
+  .filter(r => (r.getAttribute('data-id') || '').startsWith(S.own_prefix))
+  .map(r => { const t = firstIn(r, S.message_text); return {id: r.getAttribute('data-id'), text: t ? t.innerText : ''}; })};
+"""
+
+# The ack of one message: the model's number, else the level its row shows.
+_MESSAGE_ACK_JS = _HELPERS_JS + """
+const id = arguments[1];
+const coll = mod(S.m_collections);
+if (coll && coll.Msg && typeof coll.Msg.get === 'function') {
+  try { const m = coll.Msg.get(id); if (m && typeof m.ack === 'number') return {ack: m.ack}; } catch (e) {}
+}
+for (const row of allIn(document, S.open_rows)) { if (row.getAttribute('data-id') === id) return {level: level(row)}; }
+return null;
 """
 
 _FIRST_JS = """
-for (const s of arguments[0]) { const el = document.querySelector(s); if (el) return el; }
+for (const s of arguments[0]) { try { const el = document.querySelector(s); if (el) return el; } catch (e) {} }
 return null;
 """
 
-# The first element (of the first alternative that matches any) whose text holds a word.
-_WITH_TEXT_JS = """
-for (const s of arguments[0]) {
-  for (const el of document.querySelectorAll(s)) { if ((el.textContent || '').includes(arguments[1])) return el; }
+# The deepest element whose whole text is one of arguments[0] (inside arguments[1] if
+# given), or its button when it sits in one: "Next" is a <button> around a <div>.
+_BY_TEXT_JS = """
+const scopes = arguments[1] ? Array.from(document.querySelectorAll(arguments[1])) : [document.body];
+for (const text of arguments[0]) {
+  for (const scope of scopes) {
+    if (!scope) continue;
+    let found = null;
+    for (const el of scope.querySelectorAll('*')) {
+      if ((el.textContent || '').trim() === text && el.getClientRects().length > 0) found = el;
+    }
+    if (found) return found.closest('button, [role="button"]') || found;
+  }
 }
 return null;
 """
 
-_STATUS_ARGS = {
-    "read_label": sel.READ_ARIA_LABEL, "status_icon": list(sel.STATUS_ICON),
+# Press the button labelled arguments[1] inside the dialog whose text starts as arguments[2].
+_PRESS_DIALOG_JS = """
+const S = arguments[0];
+for (const s of S.dialog) {
+  for (const d of document.querySelectorAll(s)) {
+    if (!(d.innerText || d.textContent || '').trim().startsWith(arguments[2])) continue;
+    for (const bs of S.dialog_buttons) {
+      for (const b of d.querySelectorAll(bs)) {
+        if ((b.innerText || b.textContent || '').trim() === arguments[1]) { b.click(); return true; }
+      }
+    }
+  }
+}
+return false;
+"""
+
+_TAKEOVER_JS = """
+const names = arguments[0];
+for (const n of names) {
+  try { const m = window.require(n); if (m && m.Socket && typeof m.Socket.takeover === 'function') { m.Socket.takeover(); return true; } }
+  catch (e) {}
+}
+return false;
+"""
+
+_PAGE_ARGS = {
+    "m_socket": list(sel.MODULE_SOCKET), "m_stream": list(sel.MODULE_STREAM),
+    "m_collections": list(sel.MODULE_COLLECTIONS), "m_me": list(sel.MODULE_ME), "m_contact": list(sel.MODULE_CONTACT),
+    "wid_keys": list(sel.OWN_WID_KEYS), "logged_in": list(sel.LOGGED_IN), "syncing": list(sel.SYNCING),
+    "qr_container": list(sel.QR_CONTAINER), "qr_canvas": list(sel.QR_CANVAS), "qr_reload": list(sel.QR_RELOAD_BUTTON),
+    "pairing_code": list(sel.PAIRING_CODE), "phone_input": list(sel.PHONE_NUMBER_INPUT),
+    "offline": list(sel.OFFLINE_BANNER), "app_lock": list(sel.APP_LOCK_INPUT),
+    "dialog": list(sel.DIALOG), "dialog_buttons": list(sel.DIALOG_BUTTONS),
+    "screens": [[name, [n.lower() for n in needles]] for name, (needles, _state) in _SCREENS.items()],
+    "header": list(sel.CHAT_HEADER_TITLE), "open_rows": list(sel.OPEN_CHAT_ROWS), "own_prefix": sel.OUTGOING_ROW_PREFIX,
+    "message_text": list(sel.MESSAGE_TEXT), "chat_rows": list(sel.CHAT_LIST_ROWS), "chat_title": list(sel.CHAT_TITLE),
+    "t_pending": list(sel.TICK_TITLE_PENDING), "t_sent": list(sel.TICK_TITLE_SENT),
+    "t_read": list(sel.TICK_TITLE_DELIVERED_OR_READ), "read_label": sel.READ_ARIA_LABEL,
+    "status_icon": list(sel.STATUS_ICON),
     "levels": {sel.ICON_PENDING: "pending", sel.ICON_SENT: "sent", sel.ICON_DELIVERED: "delivered",
                sel.ICON_FAILED: "failed"},
 }
+
+
+def _read_ack(entry: dict | None) -> str | None:
+    if not entry:
+        return None
+    if "ack" in entry:
+        return ack_level(entry["ack"])
+    return entry.get("level")
+
+
+def classify(raw: dict) -> PageState:
+    """The page state from one probe's raw reading (see _PROBE_JS). The socket state of
+    the page's modules wins where it names a state; whole screens are told apart by their
+    text; a page matching nothing is UNKNOWN, never silently OPENING."""
+    if sel.LOGOUT_URL_MARK in (raw.get("url") or ""):
+        return PageState.LOGGED_OUT
+    socket, screen = raw.get("socket"), raw.get("screen")
+    screen_state = _SCREENS[screen][1] if screen in _SCREENS else None
+    if raw.get("loggedIn"):
+        if socket == "CONFLICT" or screen_state == PageState.CONFLICT:
+            return PageState.CONFLICT
+        if raw.get("offline") or socket == "TIMEOUT" or screen_state == PageState.TIMEOUT:
+            return PageState.TIMEOUT
+        return PageState.CONNECTED
+    if screen_state is not None:
+        return screen_state
+    if socket in _SOCKET_SCREENS:
+        return _SOCKET_SCREENS[socket]
+    if raw.get("needsUpdate"):
+        return PageState.NEEDS_UPDATE
+    if socket == "TIMEOUT":
+        return PageState.TIMEOUT if raw.get("wid") else PageState.CONNECTING
+    if raw.get("qr") or raw.get("code"):
+        return PageState.UNPAIRED
+    if raw.get("reload"):
+        return PageState.UNPAIRED_IDLE
+    if raw.get("syncing"):
+        # A progress bar alone is also the start-up screen; it means "scanned, syncing"
+        # once the socket says so, with the 2021-23 sync text, or once the page holds a login.
+        text = raw.get("text") or ""
+        if socket == "PAIRING" or raw.get("wid") or sel.SYNCING_TEXT.lower() in text:
+            return PageState.PAIRING
+        return PageState.OPENING
+    if raw.get("phoneInput"):
+        return PageState.OPENING  # the phone-number path before its code shows
+    if socket in _SOCKET_STARTING or raw.get("ready") != "complete":
+        return PageState.OPENING  # on its way (or a document still loading)
+    # Nothing known: a blank or foreign page, or the socket CONNECTED without the main UI.
+    return PageState.UNKNOWN
 
 
 class WhatsAppWeb:
@@ -215,37 +461,26 @@ class WhatsAppWeb:
     def open(self) -> None:
         self.driver.get(self.base_url)
 
-    def snapshot(self) -> PageSnapshot:
-        raw = self.driver.execute_script(_PROBE_JS, {
-            **_STATUS_ARGS,
-            "wid_keys": list(sel.OWN_WID_KEYS), "logged_in": list(sel.LOGGED_IN),
-            "syncing": list(sel.SYNCING), "syncing_text": sel.SYNCING_TEXT, "qr_container": list(sel.QR_CONTAINER),
-            "qr_canvas": list(sel.QR_CANVAS), "qr_reload": list(sel.QR_RELOAD_BUTTON),
-            "pairing_code": list(sel.PAIRING_CODE), "offline": list(sel.OFFLINE_BANNER),
-            "conflict_modal": list(sel.CONFLICT_MODAL), "conflict_text": sel.CONFLICT_TEXT,
-            "open_rows": list(sel.OPEN_CHAT_ROWS), "chat_rows": list(sel.CHAT_LIST_ROWS),
-            "chat_title": list(sel.CHAT_TITLE),
-        })
+    def snapshot(self, watch: list[str] | tuple[str, ...] = ()) -> PageSnapshot:
+        """Read the page once. ``watch``: serialized ids of messages whose acks to read."""
+        raw = self.driver.execute_script(_PROBE_JS, _PAGE_ARGS, list(watch))
+        state = classify(raw)
         wid = raw.get("wid")
-        if sel.LOGOUT_URL_MARK in (raw.get("url") or ""):
-            return PageSnapshot(PageState.LOGGED_OUT)
-        if raw.get("loggedIn"):
-            acks = {k: v for k, v in (raw.get("acks") or {}).items() if v}
+        if raw.get("me"):
+            wid = f"{raw['me']}@c.us"  # getMaybeMePnUser() beats the localStorage guess
+        common = {"version": raw.get("version"), "route": raw.get("route") or "dom",
+                  "url": raw.get("url") or "", "title": raw.get("title") or "",
+                  "dialogs": tuple(Dialog(d.get("text") or "", tuple(d.get("buttons") or ()))
+                                   for d in raw.get("dialogs") or ())}
+        if state in (PageState.CONNECTED, PageState.TIMEOUT, PageState.CONFLICT):
+            acks = {message_key(k): level for k, v in (raw.get("acks") or {}).items() if (level := _read_ack(v))}
             chats = {k: v for k, v in (raw.get("chats") or {}).items() if v}
-            state = (PageState.CONFLICT if raw.get("conflict")
-                     else PageState.TIMEOUT if raw.get("offline") else PageState.CONNECTED)
-            return PageSnapshot(state, wid=wid, acks=acks, chat_acks=chats)
-        if raw.get("qr"):
-            return PageSnapshot(PageState.UNPAIRED, qr=raw["qr"])
-        if raw.get("code"):
-            return PageSnapshot(PageState.UNPAIRED, pairing_code=format_pairing_code(raw["code"]))
-        if raw.get("reload"):
-            return PageSnapshot(PageState.UNPAIRED_IDLE)
-        if raw.get("syncing"):
-            # A progress bar alone is also the start-up screen; it means "scanned, syncing"
-            # only with the sync screen's text or once the page holds a login (own wid).
-            return PageSnapshot(PageState.PAIRING, wid=wid)
-        return PageSnapshot(PageState.OPENING, wid=wid)
+            return PageSnapshot(state, wid=wid, acks=acks, chat_acks=chats, **common)
+        if state == PageState.UNPAIRED:
+            if raw.get("qr"):
+                return PageSnapshot(state, qr=raw["qr"], **common)
+            return PageSnapshot(state, pairing_code=format_pairing_code(raw["code"]), **common)
+        return PageSnapshot(state, wid=wid, **common)
 
     def reload_qr(self) -> bool:
         button = self._first(sel.QR_RELOAD_BUTTON)
@@ -255,38 +490,61 @@ class WhatsAppWeb:
         return True
 
     def take_over(self) -> bool:
-        """Answer the conflict modal with "Use here"; False if there is none."""
-        button = self.driver.execute_script(_WITH_TEXT_JS, list(sel.CONFLICT_BUTTONS), sel.USE_HERE_TEXT)
-        if button is None:
-            return False
-        button.click()
-        return True
+        """Answer a conflict screen with "Use here" (the page's button, else the socket
+        model's takeover()); False if neither is there. Never presses anything else."""
+        button = self.driver.execute_script(_BY_TEXT_JS, list(sel.USE_HERE_TEXTS), None)
+        if button is not None:
+            button.click()
+            return True
+        return bool(self.driver.execute_script(_TAKEOVER_JS, list(sel.MODULE_SOCKET)))
+
+    def press_dialog_action(self, dialog: Dialog, label: str) -> bool:
+        """Press the button ``label`` of ``dialog``; only allow-listed labels are pressed."""
+        if label.strip().lower() not in {a.lower() for a in sel.DIALOG_ALLOWED_ACTIONS}:
+            raise ValueError(f"{label!r} is not an action the driver may press")
+        return bool(self.driver.execute_script(_PRESS_DIALOG_JS, _PAGE_ARGS, label, dialog.text[:40]))
+
+    def dismiss_dialogs(self, dialogs: tuple[Dialog, ...]) -> list[Dialog]:
+        """Press the allow-listed action (Continue, OK, Got it, Accept) of every dialog that
+        has one; return the dialogs that have none (left alone: never a Log out)."""
+        allowed = {a.lower(): a for a in sel.DIALOG_ALLOWED_ACTIONS}
+        unknown = []
+        for dialog in dialogs:
+            label = next((b for b in dialog.buttons if b.strip().lower() in allowed), None)
+            if label is None:
+                unknown.append(dialog)
+            else:
+                try:
+                    self.press_dialog_action(dialog, label)
+                except WebDriverException:
+                    pass  # gone meanwhile
+        return unknown
 
     # --- linking with a phone number ---------------------------------------------------
     def request_pairing_code(self, phone: str, timeout: float = 20.0) -> str:
-        """Ask the page for a pairing code for ``phone`` (digits); return it as shown (ABCD-EFGH)."""
+        """Ask the page for a pairing code for ``phone`` (digits); return it as shown (ABCD-EFGH).
+
+        The number is typed as ``+<digits>`` over whatever the country picker prefilled.
+        Raises PairingError when the page offers no code (already linked, bad number, ...).
+        """
         deadline = time.monotonic() + timeout
         if self.snapshot().state in (PageState.CONNECTED, PageState.TIMEOUT, PageState.CONFLICT):
             raise PairingError("The session is already logged in")
         if self._first(sel.PAIRING_CODE) is not None or self._first(sel.PHONE_NUMBER_INPUT) is None:
             self.open()  # a fresh login page; a code for another number would be stale
 
-            def link_button():
-                for text in sel.LINK_WITH_PHONE_TEXTS:
-                    found = self.driver.execute_script(_WITH_TEXT_JS, list(sel.LINK_BUTTONS), text)
-                    if found is not None:
-                        return found
-                return None
+            def link_entry():
+                self.dismiss_dialogs(self.snapshot().dialogs)  # a cookie dialog may cover the page
+                return self.driver.execute_script(_BY_TEXT_JS, list(sel.LINK_WITH_PHONE_TEXTS), None)
 
-            self._wait(deadline, link_button, "the login page offered no 'Link with phone number'",
+            self._wait(deadline, link_entry, "the login page offered no 'Log in with phone number'",
                        error=PairingError).click()
         box = self._wait(deadline, lambda: self._first(sel.PHONE_NUMBER_INPUT),
                          "the phone number input did not appear", error=PairingError)
         box.send_keys(Keys.CONTROL, "a")
         box.send_keys(Keys.DELETE)
         box.send_keys(f"+{phone}")
-        button = self._first(sel.PHONE_NUMBER_NEXT) or self.driver.execute_script(
-            _WITH_TEXT_JS, ["button"], sel.PHONE_NUMBER_NEXT_TEXT)
+        button = self.driver.execute_script(_BY_TEXT_JS, list(sel.PHONE_NUMBER_NEXT_TEXTS), None)
         if button is not None:
             button.click()
         else:
@@ -305,16 +563,17 @@ class WhatsAppWeb:
 
     # --- sending ----------------------------------------------------------------------
     # A send has three steps. Preparing (open the chat, type, attach) touches nothing the
-    # recipient sees, so tenacity retries it on transient page errors. Committing (Enter,
-    # or the preview's Send) is done once; ``on_commit`` learns the newest row before it,
-    # so that a later attempt can look for this one instead of sending blindly again.
-    # Confirming waits for the new row and the server's ack; a failure there is
+    # recipient sees, so tenacity retries it on transient page errors. Committing (Enter
+    # in the composer or the caption) is done once; ``on_commit`` learns the newest row
+    # before it, so that a later attempt can look for this one instead of sending blindly
+    # again. Confirming waits for the new row and the server's ack; a failure there is
     # ``UnconfirmedSend``: the message may be out.
 
     def send_text(self, phone: str, text: str, timeout: float = 20.0, on_commit=None) -> str:
-        """Send ``text`` to ``phone`` (E.164 digits); return the WhatsApp message id.
+        """Send ``text`` to ``phone`` (E.164 digits); return the WhatsApp message id
+        (serialized, in the chat's address form: ``true_<digits>@c.us_…`` or ``true_<lid>@lid_…``).
 
-        Returns once the server accepted the message (the pending clock icon is gone).
+        Returns once the server accepted the message (ack 1: the pending clock is gone).
         """
         deadline = time.monotonic() + timeout
 
@@ -351,25 +610,26 @@ class WhatsAppWeb:
             box = self._wait(deadline, preview, "the media preview did not open")
             if caption:
                 self._type(box, caption)
-            return self._wait(deadline, lambda: self._first(sel.MEDIA_SEND_BUTTON), "no send button")
+            return box
 
-        send = self._prepared(prepare, deadline)
+        box = self._prepared(prepare, deadline)
         before = self._commit_point(phone, on_commit)
-        send.click()
+        box.send_keys(Keys.ENTER)  # the editor's Enter sends, in any language
         return self._wait_sent(phone, before, deadline)
 
     def find_sent(self, phone: str, *, text: str = "", after_row: str | None = None,
                   timeout: float = 20.0) -> str | None:
-        """The id of an outgoing row in the chat with ``phone`` that a crashed attempt may
-        have sent: newer than ``after_row`` (the newest row when that attempt committed)
-        and carrying ``text`` (the text, or the caption of a media message)."""
+        """The id of an outgoing message in the chat with ``phone`` that a crashed attempt
+        may have sent: newer than ``after_row`` (the newest when that attempt committed)
+        and carrying ``text`` (the text, or the caption of a media message). Works in
+        chats addressed by number or by LID: messages are compared by their key."""
         deadline = time.monotonic() + timeout
         self._prepared(lambda: (self.driver.get(urljoin(self.base_url, f"send?phone={phone}")),
                                 self._wait_for_chat(phone, deadline)), deadline)
         rows = self._settled_rows(phone, deadline)
-        ids = [r["id"] for r in rows]
-        if after_row in ids:
-            rows = rows[ids.index(after_row) + 1:]
+        keys = [message_key(r["id"]) for r in rows]
+        if after_row and message_key(after_row) in keys:
+            rows = rows[keys.index(message_key(after_row)) + 1:]
         wanted = self._normalized(text)
         matches = [r["id"] for r in rows if self._normalized(r.get("text") or "") == wanted]
         return matches[-1] if matches else None
@@ -384,18 +644,22 @@ class WhatsAppWeb:
         return retrying(step)
 
     def _commit_point(self, phone: str, on_commit) -> set[str]:
-        before = self._row_ids(phone)
+        before = self.own_messages(phone) or []
         if on_commit is not None:
-            on_commit(before[-1] if before else None)
-        return set(before)
+            on_commit(before[-1]["id"] if before else None)
+        return {message_key(r["id"]) for r in before}
+
+    def own_messages(self, phone: str) -> list[dict] | None:
+        """Our messages to ``phone`` that the page holds, oldest first, as ``{id, text}``;
+        None while the open chat is another one (DOM route)."""
+        found = self.driver.execute_script(_OWN_MESSAGES_JS, _PAGE_ARGS, phone) or {}
+        return found.get("rows")
 
     def _settled_rows(self, phone: str, deadline: float, quiet: float = 0.6) -> list[dict]:
-        """The chat's outgoing rows (id, text) once its history stopped loading."""
-        prefix = sel.OUTGOING_ROW_PREFIX.format(jid=f"{phone}@c.us")
+        """Our messages in the chat once its history stopped loading."""
         last, stable_since = None, time.monotonic()
         while True:
-            rows = self.driver.execute_script(_ROW_TEXTS_JS, prefix, list(sel.OPEN_CHAT_ROWS),
-                                              list(sel.MESSAGE_TEXT)) or []
+            rows = self.own_messages(phone) or []
             now = time.monotonic()
             if rows != last:
                 last, stable_since = rows, now
@@ -403,14 +667,15 @@ class WhatsAppWeb:
                 return rows
             time.sleep(0.1)
 
-    def message_status(self, row_id: str) -> str | None:
-        """The ack level of an outgoing row on screen: pending, sent, delivered, read, failed."""
-        return self.driver.execute_script(_ROW_STATUS_JS, row_id, _STATUS_ARGS)
+    def message_status(self, wa_id: str) -> str | None:
+        """The ack level of one of our messages: pending, sent, delivered, read, failed."""
+        return _read_ack(self.driver.execute_script(_MESSAGE_ACK_JS, _PAGE_ARGS, wa_id))
 
     def _wait_sent(self, phone: str, before: set[str], deadline: float) -> str:
         def new_row():
             self._raise_on_toast()
-            return next(iter(set(self._row_ids(phone)) - before), None)
+            rows = self.own_messages(phone) or []
+            return next((r["id"] for r in reversed(rows) if message_key(r["id"]) not in before), None)
 
         wa_id = self._wait(deadline, new_row, "the sent message did not appear in the chat", error=UnconfirmedSend)
 
@@ -430,19 +695,30 @@ class WhatsAppWeb:
             raise MediaRejected(toast.text.strip())
 
     def _wait_for_chat(self, phone: str, deadline: float):
+        """The composer of the chat with ``phone``, once that chat is open. Allow-listed
+        dialogs on the way (a "What's new" after linking) are answered."""
         def ready():
+            snap_dialogs = self.snapshot().dialogs
+            for dialog in snap_dialogs:
+                if sel.INVALID_NUMBER_TEXT in dialog.text:
+                    self.dismiss_dialogs((dialog,))
+                    raise NumberNotOnWhatsApp(f"The number {phone} is not on WhatsApp")
+            if snap_dialogs:
+                self.dismiss_dialogs(snap_dialogs)
+                return None
             box = self._first(sel.COMPOSE_BOX)
-            if box is not None:
-                return box
-            dialog = self._first(sel.INVALID_NUMBER_DIALOG)
-            if dialog is not None and sel.INVALID_NUMBER_TEXT in dialog.text:
-                ok = self._first(sel.DIALOG_OK_BUTTON)
-                if ok is not None:
-                    ok.click()
-                raise NumberNotOnWhatsApp(f"The number {phone} is not on WhatsApp")
-            return None
+            if box is None:
+                return None
+            number = self._chat_number()
+            return box if number in ("", phone) else None  # "" = a saved name: cannot tell
 
         return self._wait(deadline, ready, "the chat did not open")
+
+    def _chat_number(self) -> str | None:
+        head = self._first(sel.CHAT_HEADER_TITLE)
+        if head is None:
+            return None
+        return "".join(ch for ch in (head.get_attribute("title") or head.text or "") if ch.isdigit())
 
     def _type(self, box, text: str) -> None:
         if box.text:
@@ -453,10 +729,6 @@ class WhatsAppWeb:
             if i:
                 box.send_keys(Keys.SHIFT, Keys.ENTER)  # Enter alone would send
             box.send_keys(line)
-
-    def _row_ids(self, phone: str) -> list[str]:
-        prefix = sel.OUTGOING_ROW_PREFIX.format(jid=f"{phone}@c.us")
-        return self.driver.execute_script(_ROWS_JS, prefix, sel.MESSAGE_ROW[0]) or []
 
     def _first(self, alternatives):
         return self.driver.execute_script(_FIRST_JS, list(alternatives))

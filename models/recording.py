@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from models.states import (
-    CONNECTION_LOST,
+    BROWSER_KEPT_REASONS,
     LIVE_SESSION_STATES,
     MESSAGE_DONE,
     MESSAGE_SUCCESS,
@@ -240,7 +240,7 @@ def apply_slot_started(db: Session, event_id: str, event: dict) -> Outcome:
         WhatsAppSession.status.in_([s.value for s in LIVE_SESSION_STATES] + [SessionStatus.DISCONNECTED.value]),
     ).with_for_update()).scalars().all()
     for row in rows:
-        if row.status != SessionStatus.DISCONNECTED or row.status_reason == CONNECTION_LOST:
+        if row.status != SessionStatus.DISCONNECTED or row.status_reason in BROWSER_KEPT_REASONS:
             change_session_status(db, row, SessionStatus.DISCONNECTED, reason="WORKER_RESTARTED", source="worker",
                                   at=_parse_time(event.get("at")))
     return Outcome(True)
@@ -255,6 +255,22 @@ def apply_backup(db: Session, event: dict) -> Outcome:
     return Outcome(True)
 
 
+def apply_notice(db: Session, event: dict) -> Outcome:
+    """Something on the session's page worth a person's look (an unknown dialog left open):
+    nothing changes state; the session's webhook hears of it (``session.notice``)."""
+    row = db.execute(select(WhatsAppSession).where(WhatsAppSession.session_id == event["session_id"])
+                     ).scalar_one_or_none()
+    if row is None:
+        return Outcome(False, "session no longer exists")
+    log.info("session=%s page notice %s", row.session_id, event.get("kind"))
+    if row.callback_url:
+        enqueue_webhook(db, row.callback_url, "session.notice", {
+            "session_id": row.session_id, "user_id": row.user_id, "kind": event.get("kind"),
+            "text": event.get("text"), "buttons": event.get("buttons") or [],
+        }, at=_parse_time(event.get("at")))
+    return Outcome(True)
+
+
 def apply_event(db: Session, event_id: str, event: dict) -> Outcome:
     kind = event.get("type")
     if kind == "session":
@@ -265,4 +281,6 @@ def apply_event(db: Session, event_id: str, event: dict) -> Outcome:
         return apply_slot_started(db, event_id, event)
     if kind == "session_backup":
         return apply_backup(db, event)
+    if kind == "session_notice":
+        return apply_notice(db, event)
     return Outcome(False, f"unknown event type {kind!r}")

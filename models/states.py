@@ -34,6 +34,29 @@ NOT_READY_MESSAGE = "Client is not ready. Please ensure the session is authentic
 # The reason of a DISCONNECTED session whose browser is still running, offline for now.
 CONNECTION_LOST = "CONNECTION_LOST"
 
+
+class DisconnectReason(StrEnum):
+    """Why a session is DISCONNECTED (``status_reason``), as the slot's driver reports it."""
+
+    CONNECTION_LOST = CONNECTION_LOST  # the phone or the computer is offline; READY again by itself
+    TEMP_BANNED = "TEMP_BANNED"  # WhatsApp's temporary-ban screen; READY again when it lifts
+    APP_LOCKED = "APP_LOCKED"  # the app-lock passcode screen; READY again once unlocked
+    UNKNOWN_PAGE = "UNKNOWN_PAGE"  # a page the driver cannot classify; recycled after STUCK_TIMEOUT_SECONDS
+    TOS_BLOCKED = "TOS_BLOCKED"  # the terms-of-service block screen (needs a person)
+    NEEDS_UPDATE = "NEEDS_UPDATE"  # the page refuses this build even after a reload
+    UNSUPPORTED_BROWSER = "UNSUPPORTED_BROWSER"  # "WhatsApp works with Google Chrome ..." (user agent)
+    CONFLICT = "CONFLICT"  # open elsewhere, and not taken over (CONFLICT_POLICY)
+    LOGOUT = "LOGOUT"  # logged out from the phone
+    QR_TIMEOUT = "QR_TIMEOUT"
+    BROWSER_CRASHED = "BROWSER_CRASHED"
+    BROWSER_FAILED = "BROWSER_FAILED"
+
+
+# DISCONNECTED for these reasons keeps the browser running: the page may come back to
+# READY by itself, and the session keeps its place on the slot meanwhile.
+BROWSER_KEPT_REASONS = frozenset({DisconnectReason.CONNECTION_LOST, DisconnectReason.TEMP_BANNED,
+                                  DisconnectReason.APP_LOCKED, DisconnectReason.UNKNOWN_PAGE})
+
 # States in which a browser is (or is about to be) running for the session.
 LIVE_SESSION_STATES = frozenset({S.INITIALIZING, S.QR_READY, S.AUTHENTICATED, S.READY})
 
@@ -42,8 +65,9 @@ def session_transition_allowed(current: SessionStatus | str, new: SessionStatus 
                                current_reason: str | None = None) -> bool:
     current, new = SessionStatus(current), SessionStatus(new)
     if current == S.DISCONNECTED and new == S.READY:
-        # Only a page that lost its connection (its browser kept running) comes back by itself.
-        return current_reason == CONNECTION_LOST
+        # Only a page whose browser kept running (offline, banned for a while, locked,
+        # unknown for a moment) comes back by itself.
+        return current_reason in BROWSER_KEPT_REASONS
     return new in SESSION_TRANSITIONS[current]
 
 

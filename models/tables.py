@@ -8,7 +8,7 @@ from sqlalchemy import JSON, ColumnElement, BigInteger, Boolean, DateTime, Forei
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from models.states import CONNECTION_LOST, LIVE_SESSION_STATES, JobStatus, MessageStatus, SessionStatus
+from models.states import BROWSER_KEPT_REASONS, LIVE_SESSION_STATES, JobStatus, MessageStatus, SessionStatus
 
 
 def utcnow() -> datetime:
@@ -67,9 +67,10 @@ class WhatsAppSession(Base):
 
 def placed_and_live() -> ColumnElement[bool]:
     """Sessions that hold a place on a slot: a browser is running or starting for them
-    (also while its page is offline: DISCONNECTED for CONNECTION_LOST keeps the browser)."""
+    (also while its page is offline, banned for a while or locked: DISCONNECTED for one of
+    BROWSER_KEPT_REASONS keeps the browser)."""
     offline = ((WhatsAppSession.status == SessionStatus.DISCONNECTED.value)
-               & (WhatsAppSession.status_reason == CONNECTION_LOST))
+               & WhatsAppSession.status_reason.in_([r.value for r in BROWSER_KEPT_REASONS]))
     return WhatsAppSession.slot.is_not(None) & (
         WhatsAppSession.status.in_([s.value for s in LIVE_SESSION_STATES]) | offline)
 

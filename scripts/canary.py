@@ -59,6 +59,9 @@ class PrintBus:
     def notify_session(self, session_id, notice):
         print(f"notice: {notice}", flush=True)
 
+    def page_notice(self, session_id, epoch, kind, **fields):
+        print(f"page notice: {kind} {fields}", flush=True)
+
     def wait(self, statuses: set[str], timeout: float) -> dict | None:
         def found():
             return next((e for e in self.seen if e["status"] in statuses), None)

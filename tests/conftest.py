@@ -23,6 +23,10 @@ from tests.helpers import ROOT
 
 pytest_plugins = ["tests.netguard"]  # the loopback_only fixture
 
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "profiles(*names): the simulator page profiles a driver test runs on")
+
 ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
 

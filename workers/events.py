@@ -64,6 +64,13 @@ class EventBus:
         self._emit(session_channel(session_id), {"type": "session_backup", "session_id": session_id,
                                                  "epoch": epoch, "key": key})
 
+    def page_notice(self, session_id: str, epoch: int, kind: str, **fields) -> None:
+        """Something on the session's page a person should look at (``kind``: e.g.
+        ``unknown_dialog`` with its ``text`` and ``buttons``); recorded, and sent as a
+        ``session.notice`` webhook."""
+        self._emit(session_channel(session_id), {"type": "session_notice", "session_id": session_id,
+                                                 "epoch": epoch, "kind": kind, **fields})
+
     def notify_session(self, session_id: str, notice: dict) -> None:
         """A live-only notice (not a state change): published, not recorded."""
         self.redis.publish(session_channel(session_id), json.dumps(notice, separators=(",", ":")))

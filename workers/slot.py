@@ -10,6 +10,7 @@ Run: ``SLOT_NAME=slot-1 python -m workers.slot``
 """
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import shutil
@@ -26,8 +27,17 @@ from selenium.common.exceptions import WebDriverException
 
 from browser.chrome import close_gracefully, kill_browser, kill_orphans, launch_chrome, process_trees_pss
 from browser.qr import qr_data_url
-from browser.whatsapp import ACK_LEVELS, PageSnapshot, PageState, SendError, WhatsAppWeb, ack_rank
-from models.states import NOT_READY_MESSAGE, MessageStatus, SessionStatus
+from browser.whatsapp import (
+    ACK_LEVELS,
+    PageSnapshot,
+    PageState,
+    SendError,
+    WhatsAppWeb,
+    ack_rank,
+    is_screen_dialog,
+    message_key,
+)
+from models.states import NOT_READY_MESSAGE, DisconnectReason, MessageStatus, SessionStatus
 from settings import Settings
 from storage.profiles import LOGIN_PARTS, make_profile_store, session_name
 from workers import slots
@@ -46,6 +56,19 @@ FIRST_BACKUP_DELAY = 5.0  # seconds after READY
 MEMORY_EVERY = 15.0  # seconds between measurements of the browsers' memory
 LOGGED_IN = frozenset({PageState.CONNECTED, PageState.TIMEOUT, PageState.CONFLICT})
 ACK_STATUS = {"delivered": MessageStatus.DELIVERED, "read": MessageStatus.READ}
+MAX_FAILED_PROBES = 20  # probes failing in a row on a browser that still answers (navigations)
+# Screens the session waits out with its browser running (READY again when they go).
+WAIT_OUT = {PageState.TEMP_BANNED: DisconnectReason.TEMP_BANNED, PageState.APP_LOCKED: DisconnectReason.APP_LOCKED}
+# Screens that need a person or another browser: the session stops, its login is kept.
+GIVE_UP = {PageState.TOS_BLOCKED: DisconnectReason.TOS_BLOCKED,
+           PageState.UNSUPPORTED_BROWSER: DisconnectReason.UNSUPPORTED_BROWSER,
+           PageState.NEEDS_UPDATE: DisconnectReason.NEEDS_UPDATE}
+
+
+def acks_key(session_id: str) -> str:
+    """Redis hash of a session's sent messages whose delivered / read acks are still to
+    come (serialized WhatsApp id -> AckWatch as JSON): they outlive the slot's process."""
+    return f"wa:acks:{session_id}"
 
 
 class SessionOffline(Exception):
@@ -66,6 +89,7 @@ class AckWatch:
     job_id: str
     peer: str
     level: str = "sent"
+    at: float = 0.0  # when it was sent (epoch seconds): the order of a session's watches
 
 
 @dataclass
@@ -84,6 +108,13 @@ class BrowserSession:
     next_backup: float | None = None  # monotonic time of the next backup while READY
     next_probe: float = 0.0  # monotonic time of the next look at the page
     backing_up: bool = False
+    reason: str | None = None  # the reason last published with DISCONNECTED
+    web_version: str | None = None  # the page's build (window.Debug.VERSION)
+    had_login: bool = False  # the page was READY once: its profile holds a login worth saving
+    unknown_since: float | None = None  # monotonic time the page stopped matching any known state
+    failed_probes: int = 0  # probes failing in a row while the browser still answers
+    update_reloads: int = 0  # reloads tried on NEEDS_UPDATE
+    reported_dialogs: set[str] = field(default_factory=set)  # unknown dialogs already reported
 
     @property
     def driver(self):
@@ -155,9 +186,12 @@ class SlotRuntime:
     def _beat(self) -> None:
         # The heartbeat goes first, with the last measurement: a busy machine must not
         # make a live slot look dead.
-        sessions = {sid: self._memory.get(sid, 0) for sid in list(self.sessions)}
+        running = list(self.sessions.values())
+        sessions = {bs.session_id: self._memory.get(bs.session_id, 0) for bs in running}
+        versions = {bs.session_id: bs.web_version for bs in running if bs.web_version}
         slots.heartbeat(self.redis, self.settings.slot_name, self.settings.slot_capacity,
-                        self.settings.slot_heartbeat_ttl, host=self.settings.slot_host, sessions=sessions)
+                        self.settings.slot_heartbeat_ttl, host=self.settings.slot_host, sessions=sessions,
+                        web_versions=versions)
 
     def memory(self) -> dict[str, int]:
         """Each running session's browser memory (its whole process tree, PSS bytes)."""
@@ -229,6 +263,7 @@ class SlotRuntime:
             return
         page = WhatsAppWeb(driver, self.settings.wa_web_url)
         bs = BrowserSession(session_id, epoch, page)
+        bs.acks = self._saved_ack_watches(session_id)
         with bs.lock:
             with self._lock:
                 self.sessions[session_id] = bs
@@ -326,14 +361,45 @@ class SlotRuntime:
         return slot == self.settings.slot_name and bool(boot) and boot != self.boot_id
 
     def watch_acks(self, session_id: str, wa_id: str, message_id: str, job_id: str, peer: str) -> None:
-        """Follow a sent message's acks; the monitor reports delivered and read."""
+        """Follow a sent message's acks; the monitor reports delivered and read. The watch
+        is kept in Redis too, so a restarted slot (or another one after a failover) goes on
+        following it."""
+        watch = AckWatch(message_id, job_id, peer, at=time.time())
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(acks_key(session_id), wa_id, json.dumps(vars(watch)))
+        pipe.expire(acks_key(session_id), DONE_TTL)
+        pipe.execute()
         bs = self.sessions.get(session_id)
         if bs is None:
             return
         with bs.lock:
-            bs.acks[wa_id] = AckWatch(message_id, job_id, peer)
+            bs.acks[wa_id] = watch
             while len(bs.acks) > MAX_ACK_WATCHES:
-                bs.acks.pop(next(iter(bs.acks)))
+                self._unwatch(bs, next(iter(bs.acks)))
+
+    def _saved_ack_watches(self, session_id: str) -> dict[str, AckWatch]:
+        """The watches an earlier browser of the session left, oldest first (newest
+        MAX_ACK_WATCHES kept)."""
+        try:
+            saved = self.redis.hgetall(acks_key(session_id))
+        except redis.RedisError as exc:
+            log.warning("session=%s ack watches not read: %s", session_id, exc)
+            return {}
+        watches = []
+        for wa_id, body in saved.items():
+            try:
+                watches.append(((wa_id.decode() if isinstance(wa_id, bytes) else wa_id), AckWatch(**json.loads(body))))
+            except (TypeError, ValueError):
+                continue
+        watches.sort(key=lambda item: item[1].at)
+        return dict(watches[-MAX_ACK_WATCHES:])
+
+    def _unwatch(self, bs: BrowserSession, wa_id: str) -> None:
+        bs.acks.pop(wa_id, None)
+        try:
+            self.redis.hdel(acks_key(bs.session_id), wa_id)
+        except redis.RedisError as exc:  # the watch comes back after a restart, and is done again
+            log.warning("session=%s ack watch not dropped: %s", bs.session_id, exc)
 
     def request_pairing_code(self, session_id: str, epoch: int, phone: str) -> str:
         """Switch the login page to "link with phone number"; the code also goes out as an event."""
@@ -367,7 +433,7 @@ class SlotRuntime:
 
     def observe(self, bs: BrowserSession) -> None:
         """Read the page once (bounded by PROBE_TIMEOUT) and publish what changed."""
-        probe = self._probes.submit(bs.page.snapshot)
+        probe = self._probes.submit(bs.page.snapshot, list(bs.acks))
         try:
             snap = probe.result(timeout=self.settings.probe_timeout)
         except ProbeTimeout:
@@ -377,12 +443,29 @@ class SlotRuntime:
                 self._crashed(bs)
             return
         except Exception as exc:  # WebDriverException, or chromedriver itself gone (urllib3 errors)
-            if not self._stop.is_set():
-                log.warning("session=%s browser unreachable: %s", bs.session_id,
-                            (str(exc).splitlines() or [""])[0][:200])
-                self._crashed(bs)
+            if self._stop.is_set():
+                return
+            # A page that reloads itself (an update, the scheduled reload after linking)
+            # fails a probe or two while the browser answers: followed, not a crash.
+            bs.failed_probes += 1
+            if bs.failed_probes < MAX_FAILED_PROBES and self._answers(bs):
+                log.debug("session=%s probe failed during a navigation: %s", bs.session_id,
+                          (str(exc).splitlines() or [""])[0][:200])
+                return
+            log.warning("session=%s browser unreachable: %s", bs.session_id,
+                        (str(exc).splitlines() or [""])[0][:200])
+            self._crashed(bs)
             return
+        bs.failed_probes = 0
         self._on_snapshot(bs, snap)
+
+    def _answers(self, bs: BrowserSession) -> bool:
+        """Whether the browser itself still answers (a cheap round trip, bounded)."""
+        try:
+            self._probes.submit(lambda: bs.driver.current_url).result(timeout=self.settings.probe_timeout)
+            return True
+        except Exception:  # gone, hung, or chromedriver gone
+            return False
 
     def _crashed(self, bs: BrowserSession) -> None:
         self._publish(bs, SessionStatus.DISCONNECTED, reason="BROWSER_CRASHED")
@@ -393,6 +476,14 @@ class SlotRuntime:
 
     def _on_snapshot(self, bs: BrowserSession, snap: PageSnapshot) -> None:
         bs.state = snap.state
+        if snap.version:
+            bs.web_version = snap.version
+        if snap.dialogs:
+            self._answer_dialogs(bs, snap)
+        if snap.state == PageState.UNKNOWN:
+            self._on_unknown_page(bs, snap)
+            return
+        bs.unknown_since = None
         if snap.state == PageState.UNPAIRED:
             if snap.qr and snap.qr != bs.qr:
                 bs.qr, bs.pairing_code = snap.qr, None
@@ -411,6 +502,7 @@ class SlotRuntime:
             if bs.reported not in (SessionStatus.AUTHENTICATED, SessionStatus.READY):
                 self._publish(bs, SessionStatus.AUTHENTICATED)
         elif snap.state == PageState.CONNECTED:
+            bs.had_login = True
             if bs.reported != SessionStatus.READY:
                 bs.qr, bs.pairing_code, bs.qr_reloads = None, None, 0
                 self._publish(bs, SessionStatus.READY, phone_number=snap.phone_number)
@@ -420,10 +512,26 @@ class SlotRuntime:
                 bs.backing_up = True
                 bs.next_backup = time.monotonic() + self.settings.backup_interval
                 self._backups.submit(self._backup, bs)
-        elif snap.state == PageState.TIMEOUT:
+        elif snap.state in (PageState.TIMEOUT, PageState.CONNECTING):
             if bs.reported == SessionStatus.READY:
                 # The browser stays; READY follows when the page is back online.
-                self._publish(bs, SessionStatus.DISCONNECTED, reason="CONNECTION_LOST")
+                self._publish(bs, SessionStatus.DISCONNECTED, reason=DisconnectReason.CONNECTION_LOST)
+        elif snap.state in WAIT_OUT:
+            # Never answered from here: these screens offer "Log out". The browser stays;
+            # READY follows when the screen goes.
+            if bs.reason != WAIT_OUT[snap.state]:
+                log.warning("session=%s page shows %s", bs.session_id, snap.state.value)
+                self._publish(bs, SessionStatus.DISCONNECTED, reason=WAIT_OUT[snap.state])
+        elif snap.state == PageState.NEEDS_UPDATE and bs.update_reloads < 1:
+            bs.update_reloads += 1
+            log.info("session=%s the page asks for an update; reloading it once", bs.session_id)
+            bs.driver.refresh()
+        elif snap.state in GIVE_UP:
+            log.warning("session=%s page shows %s; stopping the session (login kept)", bs.session_id,
+                        snap.state.value)
+            self._publish(bs, SessionStatus.DISCONNECTED, reason=GIVE_UP[snap.state])
+            self._close(bs.session_id, save=True)
+            return
         elif snap.state == PageState.CONFLICT:
             if self.settings.conflict_policy == "takeover" and bs.takeovers < self.settings.max_takeovers:
                 bs.takeovers += 1
@@ -431,7 +539,7 @@ class SlotRuntime:
                          bs.takeovers, self.settings.max_takeovers)
                 bs.page.take_over()
             else:
-                self._publish(bs, SessionStatus.DISCONNECTED, reason="CONFLICT")
+                self._publish(bs, SessionStatus.DISCONNECTED, reason=DisconnectReason.CONFLICT)
                 self._close(bs.session_id, save=True)
                 return
         elif snap.state == PageState.LOGGED_OUT:
@@ -440,6 +548,39 @@ class SlotRuntime:
             return
         if snap.state in LOGGED_IN and bs.acks:
             self._follow_acks(bs, snap)
+
+    def _answer_dialogs(self, bs: BrowserSession, snap: PageSnapshot) -> None:
+        """Press the allow-listed action of every dialog (Continue, OK, Got it, Accept): an
+        unanswered "What's new" after linking precedes an unlink (rmyndharis/OpenWA#982).
+        A dialog without one is left open, logged and reported once; the dialogs that are
+        page states (a conflict, the connecting popup) are the state machine's."""
+        dialogs = tuple(d for d in snap.dialogs if not is_screen_dialog(d))
+        for dialog in bs.page.dismiss_dialogs(dialogs):
+            mark = dialog.text[:120]
+            if mark in bs.reported_dialogs:
+                continue
+            bs.reported_dialogs.add(mark)
+            log.warning("session=%s a dialog with no allowed action is open (buttons %s)", bs.session_id,
+                        list(dialog.buttons))
+            self.bus.page_notice(bs.session_id, bs.epoch, "unknown_dialog", text=dialog.text[:500],
+                                 buttons=list(dialog.buttons))
+
+    def _on_unknown_page(self, bs: BrowserSession, snap: PageSnapshot) -> None:
+        """A page matching no known state: reported after UNKNOWN_PAGE_GRACE (never taken
+        for OPENING), recycled with its login saved after STUCK_TIMEOUT_SECONDS."""
+        now = time.monotonic()
+        if bs.unknown_since is None:
+            bs.unknown_since = now
+        unknown_for = now - bs.unknown_since
+        if unknown_for >= self.settings.unknown_page_grace and bs.reason != DisconnectReason.UNKNOWN_PAGE:
+            # The URL without its query: a /send?text= URL holds a message.
+            log.warning("session=%s unknown page: title %r, url %s", bs.session_id, snap.title[:100],
+                        snap.url.split("?", 1)[0][:200])
+            self._publish(bs, SessionStatus.DISCONNECTED, reason=DisconnectReason.UNKNOWN_PAGE)
+        if unknown_for >= self.settings.stuck_timeout_seconds and not bs.backing_up:
+            log.warning("session=%s unknown page for %.0f s: recycling its browser", bs.session_id, unknown_for)
+            bs.backing_up = True
+            self._backups.submit(self._recycle, bs)
 
     def _backup(self, bs: BrowserSession) -> None:
         """Save the login of a READY session to the profile store (a new version)."""
@@ -470,7 +611,7 @@ class SlotRuntime:
             seen = floor.get(watch.peer)
             if seen is None:  # the newest watched message of this chat
                 seen = ack_rank(snap.chat_acks.get(watch.peer))
-            rank = max(seen, ack_rank(snap.acks.get(wa_id)), ack_rank(watch.level))
+            rank = max(seen, ack_rank(snap.acks.get(message_key(wa_id))), ack_rank(watch.level))
             floor[watch.peer] = rank
             # Each step is reported, also when the page showed only the last one (read
             # implies delivered): job polling and webhooks see both.
@@ -478,10 +619,11 @@ class SlotRuntime:
                 watch.level = level
                 self.bus.message(watch.message_id, watch.job_id, bs.session_id, ACK_STATUS[level].value)
             if watch.level == "read":
-                del bs.acks[wa_id]
+                self._unwatch(bs, wa_id)
 
     def _publish(self, bs: BrowserSession, status: SessionStatus, **fields) -> None:
         bs.reported = status
+        bs.reason = fields.get("reason")
         log.info("session=%s epoch=%s -> %s %s", bs.session_id, bs.epoch, status.value,
                  fields.get("reason") or "")
         self.bus.session(bs.session_id, bs.epoch, status.value, **fields)
@@ -510,7 +652,8 @@ class SlotRuntime:
         if forget:
             shutil.rmtree(self._profile_dir(session_id), ignore_errors=True)
             self.store.delete(session_id)
-        elif save and bs is not None and bs.state in LOGGED_IN:
+            self.redis.delete(acks_key(session_id))
+        elif save and bs is not None and (bs.state in LOGGED_IN or bs.had_login):
             try:
                 key = self.store.save(session_id, self._profile_dir(session_id))
                 log.info("session=%s login saved (%s)", session_id, key)

@@ -27,12 +27,14 @@ class SlotInfo:
     heartbeat: float
     # What the slot runs now: session id -> memory of its browser's process tree (PSS, bytes).
     sessions: dict[str, int] = field(default_factory=dict)
+    # Session id -> the build of WhatsApp Web its page runs (window.Debug.VERSION), when known.
+    web_versions: dict[str, str] = field(default_factory=dict)
 
 
 def heartbeat(client: redis.Redis, name: str, capacity: int, ttl: int, *, host: str | None = None,
-              sessions: dict[str, int] | None = None) -> None:
+              sessions: dict[str, int] | None = None, web_versions: dict[str, str] | None = None) -> None:
     body = json.dumps({"host": host or socket.gethostname(), "capacity": capacity, "heartbeat": time.time(),
-                       "sessions": sessions or {}})
+                       "sessions": sessions or {}, "web_versions": web_versions or {}})
     pipe = client.pipeline(transaction=True)
     pipe.sadd(SLOTS_SET, name)
     pipe.set(_key(name), body, ex=ttl)
@@ -56,7 +58,8 @@ def live_slots(client: redis.Redis) -> list[SlotInfo]:
             continue
         data = json.loads(raw)
         slots.append(SlotInfo(name, data["host"], int(data["capacity"]), float(data["heartbeat"]),
-                              {k: int(v) for k, v in (data.get("sessions") or {}).items()}))
+                              {k: int(v) for k, v in (data.get("sessions") or {}).items()},
+                              {k: str(v) for k, v in (data.get("web_versions") or {}).items()}))
     return slots
 
 
