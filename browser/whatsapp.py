@@ -240,7 +240,8 @@ const openChatNumber = () => {
 # ids of the messages whose acks are followed.
 _PROBE_JS = _HELPERS_JS + """
 const watch = arguments[1] || [];
-const out = {url: location.href, title: document.title, ready: document.readyState, wid: null, me: null,
+const out = {url: location.href, title: document.title, ready: document.readyState, origin: performance.timeOrigin,
+             wid: null, me: null,
              version: null, socket: null, needsUpdate: false, route: 'dom', loggedIn: false, syncing: false,
              qr: null, reload: false, code: null, phoneInput: false, offline: false, screen: null,
              dialogs: [], acks: {}, chats: {}, text: ''};
@@ -439,9 +440,10 @@ def classify(raw: dict) -> PageState:
         return PageState.UNPAIRED_IDLE
     if raw.get("syncing"):
         # A progress bar alone is also the start-up screen; it means "scanned, syncing"
-        # once the socket says so, with the 2021-23 sync text, or once the page holds a login.
+        # once the socket says so, with the 2021-23 sync text, once the page holds a login,
+        # or when this same document showed a code before (``scanned``, see snapshot()).
         text = raw.get("text") or ""
-        if socket == "PAIRING" or raw.get("wid") or sel.SYNCING_TEXT.lower() in text:
+        if socket == "PAIRING" or raw.get("wid") or raw.get("scanned") or sel.SYNCING_TEXT.lower() in text:
             return PageState.PAIRING
         return PageState.OPENING
     if raw.get("phoneInput"):
@@ -456,6 +458,9 @@ class WhatsAppWeb:
     def __init__(self, driver: WebDriver, base_url: str):
         self.driver = driver
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
+        # The document (performance.timeOrigin) that last showed a QR or pairing code: a
+        # loading bar in that same document follows a scan; after a reload it is a start-up.
+        self._code_document: float | None = None
 
     # --- reading the page -------------------------------------------------------------
     def open(self) -> None:
@@ -464,6 +469,9 @@ class WhatsAppWeb:
     def snapshot(self, watch: list[str] | tuple[str, ...] = ()) -> PageSnapshot:
         """Read the page once. ``watch``: serialized ids of messages whose acks to read."""
         raw = self.driver.execute_script(_PROBE_JS, _PAGE_ARGS, list(watch))
+        if raw.get("qr") or raw.get("code"):
+            self._code_document = raw.get("origin")
+        raw["scanned"] = raw.get("origin") is not None and raw.get("origin") == self._code_document
         state = classify(raw)
         wid = raw.get("wid")
         if raw.get("me"):

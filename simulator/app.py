@@ -1,7 +1,8 @@
 """Flask app of the WhatsApp Web simulator.
 
 Routes:
-  /, /send                 the page (templates/index.html + static/app.js)
+  /, /send                 the page (templates/index.html + static/app.js), or in the 2026 profile
+                           the plain "WhatsApp works with Google Chrome N+" page for refused user agents
   /sim/api/...             JSON API used by the page (connection, polling, sending)
   /sim/phone/...           actions of the simulated phone (scan, pair, logout)
   /sim/control/...         test control and read-only views
@@ -10,6 +11,8 @@ See docs/simulator.md for the full reference.
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import mimetypes
 import os
 import time
@@ -17,6 +20,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request, send_from_directory
 
+from .addressing import unsupported_html
 from .config import SimConfig
 from .state import SimError, SimState
 
@@ -30,6 +34,12 @@ def _body() -> dict[str, Any]:
     if not isinstance(data, dict):
         raise SimError(400, "bad_body", "body must be a JSON object")
     return data
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def create_app(config: SimConfig | None = None) -> Flask:
@@ -59,7 +69,13 @@ def create_app(config: SimConfig | None = None) -> Flask:
 
     # ------------------------------------------------------------------ page
     def _page():
-        html = render_template("index.html", poll_ms=state.config.poll_ms)
+        user_agent = request.headers.get("User-Agent", "")
+        page_config = state.page_config(user_agent, request.headers.get("Accept-Language"))
+        if page_config["unsupported"]:
+            state.count_unsupported_page(request.full_path.rstrip("?"), user_agent)
+            html = unsupported_html(page_config["unsupported"]["min_chrome"], page_config["locale"])
+        else:
+            html = render_template("index.html", poll_ms=page_config["poll_ms"], page_config=page_config)
         resp = Response(html, mimetype="text/html")
         resp.headers["Cache-Control"] = "no-store"
         return resp
@@ -81,7 +97,9 @@ def create_app(config: SimConfig | None = None) -> Flask:
         b = _body()
         token = b.get("token")
         return jsonify(state.connect(token if isinstance(token, str) else None, str(b.get("path") or ""),
-                                     request.headers.get("User-Agent", "")))
+                                     request.headers.get("User-Agent", ""), load_cause=b.get("load_cause"),
+                                     language=b.get("language"),
+                                     accept_language=request.headers.get("Accept-Language")))
 
     @app.post("/sim/api/poll")
     def _poll():
@@ -110,7 +128,8 @@ def create_app(config: SimConfig | None = None) -> Flask:
 
     @app.post("/sim/api/logout")
     def _web_logout():
-        return jsonify(state.web_logout(_body().get("cid")))
+        b = _body()
+        return jsonify(state.web_logout(b.get("cid"), b.get("from")))
 
     @app.post("/sim/api/takeover")
     def _takeover():
@@ -119,16 +138,46 @@ def create_app(config: SimConfig | None = None) -> Flask:
     @app.post("/sim/api/chat/open")
     def _chat_open():
         b = _body()
-        return jsonify(state.open_chat(b.get("cid"), b.get("phone")))
+        return jsonify(state.open_chat(b.get("cid"), b.get("phone"), b.get("wid"), b.get("in_app")))
 
     @app.post("/sim/api/chat/seen")
     def _chat_seen():
         b = _body()
-        return jsonify(state.chat_seen(b.get("cid"), b.get("phone")))
+        return jsonify(state.chat_seen(b.get("cid"), b.get("phone") or b.get("wid")))
+
+    @app.post("/sim/api/exists")
+    def _exists():
+        b = _body()
+        return jsonify(state.exists(b.get("cid"), b.get("phone") or b.get("wid")))
+
+    @app.post("/sim/api/onboarding/ack")
+    def _onboarding_ack():
+        return jsonify(state.onboarding_ack(_body().get("cid")))
+
+    @app.post("/sim/api/cookies/accept")
+    def _cookies():
+        b = _body()
+        return jsonify(state.cookie_choice(b.get("cid"), b.get("accepted", True)))
+
+    @app.post("/sim/api/screen/action")
+    def _screen_action():
+        b = _body()
+        return jsonify(state.screen_action(b.get("cid"), b.get("action")))
 
     @app.post("/sim/api/send")
     def _send():
         b = _body()
+        if _truthy(b.get("sticker")):  # a sticker made by a model route: {sticker, data (base64), name, mimetype}
+            try:
+                data = base64.b64decode(str(b.get("data") or ""), validate=True)
+            except (binascii.Error, ValueError):
+                raise SimError(400, "bad_data", "data must be base64") from None
+            if not data:
+                raise SimError(400, "no_file", "a sticker needs data (base64)")
+            name = os.path.basename(str(b.get("name") or "sticker.webp"))
+            mimetype = str(b.get("mimetype") or mimetypes.guess_type(name)[0] or "image/webp")
+            return jsonify(state.send_media(b.get("cid"), b.get("to"), b.get("id"), "media", None, name,
+                                            mimetype, data, sticker=True))
         return jsonify(state.send_text(b.get("cid"), b.get("to"), b.get("id"), b.get("text")))
 
     @app.post("/sim/api/send-media")
@@ -137,8 +186,11 @@ def create_app(config: SimConfig | None = None) -> Flask:
         if f is None:
             raise SimError(400, "no_file", "multipart field 'file' is missing")
         kind = request.form.get("kind", "document")
-        if kind not in ("document", "media"):
-            raise SimError(400, "bad_kind", "kind must be 'document' or 'media'")
+        if kind not in ("document", "media", "sticker"):
+            raise SimError(400, "bad_kind", "kind must be 'document', 'media' or 'sticker'")
+        sticker = kind == "sticker" or _truthy(request.form.get("sticker"))
+        if kind == "sticker":
+            kind = "media"
         name = os.path.basename(f.filename or "file")
         mimetype = f.mimetype or ""
         if not mimetype or mimetype == "application/octet-stream":
@@ -146,7 +198,7 @@ def create_app(config: SimConfig | None = None) -> Flask:
         data = f.read()
         return jsonify(state.send_media(request.form.get("cid"), request.form.get("to"),
                                         request.form.get("id"), kind, request.form.get("caption"),
-                                        name, mimetype, data))
+                                        name, mimetype, data, sticker=sticker))
 
     def _media_response(msg_id: str):
         found = state.media(msg_id)
@@ -217,5 +269,21 @@ def create_app(config: SimConfig | None = None) -> Flask:
     @app.post("/sim/control/ack")
     def _ack():
         return jsonify(state.force_ack(_body()))
+
+    @app.post("/sim/control/screen")
+    def _screen():
+        return jsonify(state.set_screen(_body()))
+
+    @app.post("/sim/control/reload")
+    def _reload():
+        return jsonify(state.control_reload(_body()))
+
+    @app.get("/sim/control/counters")
+    def _counters():
+        return jsonify(state.counters())
+
+    @app.post("/sim/control/counters/reset")
+    def _counters_reset():
+        return jsonify(state.reset_counters())
 
     return app

@@ -3,19 +3,30 @@
 Every field of :class:`SimConfig` can be set from an environment variable named ``SIM_`` plus the
 field name in upper case (``qr_first_ttl`` -> ``SIM_QR_FIRST_TTL``) and changed at run time with
 ``POST /sim/control/config`` (JSON object keyed by field name).
+
+Two page profiles: ``"2026"`` (default; the 2025-2026 page) and ``"legacy"`` (the 2021-2023 page
+the simulator reproduced first). The knobs after ``state_file`` apply to the 2026 profile only.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
+import re
 from typing import Any, Callable, Mapping
+
+PROFILES = ("2026", "legacy")
+LOCALES = ("auto", "en", "pt-BR")
 
 
 def _to_float(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a number")
-    return float(value)
+    out = float(value)
+    if math.isnan(out):
+        raise ValueError("expected a number")
+    return out
 
 
 def _to_int(value: Any) -> int:
@@ -37,6 +48,58 @@ def _to_opt_str(value: Any) -> str | None:
         return None
     text = str(value).strip()
     return text or None
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _to_profile(value: Any) -> str:
+    text = str(value).strip().lower()
+    if text in PROFILES:
+        return text
+    raise ValueError(f"expected one of {', '.join(PROFILES)}")
+
+
+def _to_locale(value: Any) -> str:
+    text = str(value).strip()
+    low = text.lower().replace("_", "-")
+    if low == "auto":
+        return "auto"
+    if low == "en" or low.startswith("en-"):
+        return "en"
+    if low in ("pt", "pt-br"):
+        return "pt-BR"
+    raise ValueError("expected auto, en or pt-BR")
+
+
+def _to_choice(*choices: str) -> Callable[[Any], str]:
+    def convert(value: Any) -> str:
+        text = str(value).strip().lower()
+        if text not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}")
+        return text
+    return convert
+
+
+def _to_version(value: Any) -> str:
+    text = str(value).strip()
+    if not re.fullmatch(r"[0-9A-Za-z][0-9A-Za-z.\-]{0,63}", text):
+        raise ValueError("expected a build string like 2.3000.1030472176")
+    return text
 
 
 def _to_list(value: Any) -> list[str]:
@@ -81,6 +144,29 @@ class SimConfig:
     poll_ms: int = 200  # page polling interval
     # persistence of linked devices (None = memory only)
     state_file: str | None = None
+    # ---- page profile; everything below applies to the 2026 profile only
+    profile: str = "2026"  # "2026" | "legacy"; applies to page loads after a change
+    locale: str = "auto"  # auto (browser language: pt* -> pt-BR, else en) | en | pt-BR
+    boot_seconds: float = 4.0  # loading screen of every full page load before the page connects
+    # LID addressing of peers: pn_numbers wins over lid_numbers, which wins over lid_share
+    lid_share: float = 0.5  # share of numbers addressed by LID (chosen by a hash of the number)
+    lid_numbers: list[str] = field(default_factory=list)  # always by LID
+    pn_numbers: list[str] = field(default_factory=list)  # never by LID
+    # page modules (window.require) and build
+    modules: bool = True  # false: window.require('WAWeb...') throws (renamed modules)
+    open_chat_args: str = "object"  # Cmd.openChatBottom signature: "object" | "positional"
+    version: str = "2.3000.1030472176"  # window.Debug.VERSION
+    # dialogs and reloads after a fresh link
+    onboarding: bool = True  # "What's new on WhatsApp Web" after a fresh link
+    onboarding_delay: float = 1.0  # first MAIN of a fresh link -> dialog
+    onboarding_timeout: float = 300.0  # dialog shown and not acknowledged -> device revoked
+    cookie_banner: bool = True  # cookie dialog on the login page until answered
+    first_reload_after_link: float = 300.0  # fresh link -> the page reloads itself once; < 0 never
+    # browser gate
+    ua_gate: bool = True  # unsupported-browser page for HeadlessChrome, Electron/, WhatsApp/..., old Chrome
+    min_chrome: int = 100
+    # page memory
+    page_heap_mb: float = 0.0  # MiB of live JS objects the page keeps and touches
 
     @staticmethod
     def env_name(name: str) -> str:
@@ -134,10 +220,29 @@ class SimConfig:
             raise ValueError("poll_ms must be >= 20")
         if not 0 <= self.port <= 65535:
             raise ValueError("port out of range")
+        if self.profile not in PROFILES:
+            raise ValueError("profile must be '2026' or 'legacy'")
+        if self.locale not in LOCALES:
+            raise ValueError("locale must be auto, en or pt-BR")
+        if self.boot_seconds < 0 or self.boot_seconds > 600:
+            raise ValueError("boot_seconds must be between 0 and 600")
+        if not 0.0 <= self.lid_share <= 1.0:
+            raise ValueError("lid_share must be between 0 and 1")
+        if self.open_chat_args not in ("object", "positional"):
+            raise ValueError("open_chat_args must be 'object' or 'positional'")
+        if self.onboarding_delay < 0:
+            raise ValueError("onboarding_delay must be >= 0")
+        if self.onboarding_timeout <= 0:
+            raise ValueError("onboarding_timeout must be > 0")
+        if self.min_chrome < 1:
+            raise ValueError("min_chrome must be >= 1")
+        if not 0 <= self.page_heap_mb <= 4096:
+            raise ValueError("page_heap_mb must be between 0 and 4096")
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        data["unregistered"] = list(self.unregistered)
+        for name in ("unregistered", "lid_numbers", "pn_numbers"):
+            data[name] = list(getattr(self, name))
         return data
 
 
@@ -157,4 +262,21 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "latency_ms": _to_float,
     "poll_ms": _to_int,
     "state_file": _to_opt_str,
+    "profile": _to_profile,
+    "locale": _to_locale,
+    "boot_seconds": _to_float,
+    "lid_share": _to_float,
+    "lid_numbers": _to_list,
+    "pn_numbers": _to_list,
+    "modules": _to_bool,
+    "open_chat_args": _to_choice("object", "positional"),
+    "version": _to_version,
+    "onboarding": _to_bool,
+    "onboarding_delay": _to_float,
+    "onboarding_timeout": _to_float,
+    "cookie_banner": _to_bool,
+    "first_reload_after_link": _to_float,
+    "ua_gate": _to_bool,
+    "min_chrome": _to_int,
+    "page_heap_mb": _to_float,
 }

@@ -1,12 +1,16 @@
 """In-memory model of the simulated WhatsApp network, phones and browser connections.
 
 Everything lives in one :class:`SimState` guarded by one lock. Time-driven changes (QR rotation,
-pairing code re-issue, end of the history sync, acks) are evaluated lazily from timestamps each
-time the state is touched, so no background threads are needed.
+pairing code re-issue, end of the history sync, acks, and in the 2026 profile the onboarding
+dialog, its revocation and the scheduled reload) are evaluated lazily from timestamps each time
+the state is touched, so no background threads are needed.
+
+The records are in :mod:`simulator.model`, LIDs / titles / browser checks in
+:mod:`simulator.addressing`, and what only the 2026 profile does (whole screens, socket state,
+onboarding, self reloads, counters) in :mod:`simulator.modern`.
 """
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -14,260 +18,35 @@ import re
 import secrets
 import threading
 import time
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Iterable
 
-import segno
-
+from .addressing import boot_stages, format_title, lid_for, lid_fraction, lid_wid, pn_wid, resolve_locale, \
+    split_wid, ua_refused
 from .config import SimConfig
+from .model import (ACK_NAMES, LOGGED_IN_STATES, MSG_ID_RE, PAIR_ALPHABET, STALE_AFTER, Connection, Device,
+                    Message, PairCode, QrCode, SimError, as_int, b64, iso, normalize_phone, qr_matrix,
+                    size_limit_text)
+from .modern import LOAD_CAUSES, ModernMixin
 
-# a connection that has not polled for this long no longer counts as a page on screen
-STALE_AFTER = 10.0
-PAIR_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTVWXYZ"
-ACK_NAMES = {-1: "error", 0: "pending", 1: "server", 2: "delivered", 3: "read"}
-MSG_ID_RE = re.compile(r"^[0-9A-Za-z]{8,64}$")
-LOGGED_IN_STATES = ("PAIRING", "CONNECTED", "TIMEOUT", "CONFLICT")
+__all__ = ["SimState", "SimError", "normalize_phone", "size_limit_text", "iso", "ACK_NAMES", "STALE_AFTER",
+           "Connection", "Device", "Message", "QrCode", "PairCode"]
 
-
-class SimError(Exception):
-    """An error answered as JSON ``{"error": code, "message": message}`` with ``status``."""
-
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
+QR_PLATFORM = "WEB"  # 5th field of the 2026 QR payload [unverified value]
 
 
-def _b64(nbytes: int) -> str:
-    return base64.b64encode(secrets.token_bytes(nbytes)).decode("ascii")
+def qr_key(payload: str) -> str:
+    """The part of a QR payload that identifies it: ref and the three keys (the platform is extra)."""
+    return ",".join(payload.split(",")[:4])
 
 
-def iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds")
-
-
-def normalize_phone(raw: Any, *, strict: bool = False) -> str | None:
-    """Digits of a phone number or None. strict: only a leading '+' and spaces may be dropped."""
-    if raw is None:
-        return None
-    text = str(raw).strip()
-    if text.startswith("+"):
-        text = text[1:]
-    if strict:
-        text = text.replace(" ", "")
-    else:
-        text = re.sub(r"[\s\-().]", "", text)
-    if not text.isdigit() or not 7 <= len(text) <= 15:
-        return None
-    return text
-
-
-def qr_matrix(payload: str) -> list[str]:
-    qr = segno.make(payload, error="L", micro=False)
-    return ["".join("1" if cell else "0" for cell in row) for row in qr.matrix]
-
-
-@dataclass
-class QrCode:
-    serial: int
-    ref: str
-    payload: str
-    shown_at: float
-    expires_at: float
-    matrix: list[str]
-    ended_at: float | None = None
-    end_reason: str | None = None  # expired | scanned | mode | reload | closed
-
-    def public(self) -> dict[str, Any]:
-        return {
-            "serial": self.serial,
-            "ref": self.ref,
-            "payload": self.payload,
-            "shown_at": iso(self.shown_at),
-            "shown_ts": self.shown_at,
-            "expires_at": iso(self.expires_at),
-            "expires_ts": self.expires_at,
-            "ended_at": iso(self.ended_at),
-            "end_reason": self.end_reason,
-        }
-
-
-@dataclass
-class PairCode:
-    code: str
-    phone: str
-    shown_at: float
-    expires_at: float
-    ended_at: float | None = None
-    end_reason: str | None = None
-
-    def public(self) -> dict[str, Any]:
-        return {
-            "code": self.code,
-            "display": f"{self.code[:4]}-{self.code[4:]}",
-            "phone": self.phone,
-            "shown_at": iso(self.shown_at),
-            "expires_at": iso(self.expires_at),
-            "expires_ts": self.expires_at,
-            "ended_at": iso(self.ended_at),
-            "end_reason": self.end_reason,
-        }
-
-
-@dataclass
-class Device:
-    token: str
-    phone: str
-    device: int
-    wid: str
-    created: float
-    via: str
-    noise_info: dict[str, Any]
-    revoked_at: float | None = None
-    revoke_reason: str | None = None
-
-    def public(self) -> dict[str, Any]:
-        return {
-            "token": self.token,
-            "phone": self.phone,
-            "device": self.device,
-            "wid": self.wid,
-            "via": self.via,
-            "created": iso(self.created),
-            "revoked": self.revoked_at is not None,
-            "revoked_at": iso(self.revoked_at),
-            "revoke_reason": self.revoke_reason,
-        }
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "token": self.token, "phone": self.phone, "device": self.device, "wid": self.wid,
-            "created": self.created, "via": self.via, "noise_info": self.noise_info,
-            "revoked_at": self.revoked_at, "revoke_reason": self.revoke_reason,
-        }
-
-
-@dataclass
-class Connection:
-    cid: str
-    created: float
-    user_agent: str
-    path: str
-    noise_key: str
-    identity_key: str
-    adv_secret: str
-    state: str = "UNPAIRED"
-    mode: str = "qr"  # qr | phone_input | code | app | logged_out
-    qr: QrCode | None = None
-    qr_serial: int = 0
-    qr_in_series: int = 0
-    payloads: list[QrCode] = field(default_factory=list)
-    pair: PairCode | None = None
-    pair_phone: str | None = None
-    pair_codes: list[PairCode] = field(default_factory=list)
-    token: str | None = None
-    phone: str | None = None
-    wid: str | None = None
-    sync_until: float | None = None
-    conflict: bool = False
-    logged_out: bool = False
-    last_seen: float = 0.0
-    closed_at: float | None = None
-    rev: int = 0
-
-    def alive(self, now: float) -> bool:
-        return self.closed_at is None and now - self.last_seen < STALE_AFTER
-
-    def last_payload(self) -> str | None:
-        return self.payloads[-1].payload if self.payloads else None
-
-
-@dataclass
-class Message:
-    id: str
-    own: str  # the linked account (own phone number)
-    peer: str  # the other party
-    from_me: bool
-    type: str  # chat | image | video | document
-    text: str | None
-    caption: str | None
-    media: dict[str, Any] | None
-    created: float
-    server_at: float | None = None
-    delivered_at: float | None = None
-    read_at: float | None = None
-    token: str | None = None
-    cid: str | None = None
-    wid: str | None = None
-    forced_ack: int | None = None
-
-    def ack(self, now: float) -> int:
-        if self.server_at is None:
-            return 0
-        if self.read_at is not None and now >= self.read_at:
-            return 3
-        if self.delivered_at is not None and now >= self.delivered_at:
-            return 2
-        return 1
-
-    @property
-    def serialized(self) -> str:
-        return f"{'true' if self.from_me else 'false'}_{self.peer}@c.us_{self.id}"
-
-    def for_page(self, now: float) -> dict[str, Any]:
-        media = None
-        if self.media:
-            media = {k: self.media[k] for k in ("name", "size", "mimetype")}
-            media["url"] = f"/sim/api/media/{self.id}"
-        return {
-            "id": self.id,
-            "data_id": self.serialized,
-            "from_me": self.from_me,
-            "peer": self.peer,
-            "type": self.type,
-            "text": self.text,
-            "caption": self.caption,
-            "media": media,
-            "ack": self.ack(now) if self.from_me else None,
-            "t": self.server_at or self.created,
-        }
-
-    def public(self, now: float) -> dict[str, Any]:
-        ts = self.server_at if self.server_at is not None else self.created
-        ack = self.ack(now) if self.from_me else None
-        return {
-            "id": self.id,
-            "serialized": self.serialized,
-            "from": self.own if self.from_me else self.peer,
-            "to": self.peer if self.from_me else self.own,
-            "from_me": self.from_me,
-            "type": self.type,
-            "text": self.text,
-            "caption": self.caption,
-            "media": dict(self.media) if self.media else None,
-            "time": iso(ts),
-            "timestamp": ts,
-            "ack": ack,
-            "ack_name": ACK_NAMES.get(ack) if ack is not None else None,
-            "server_at": iso(self.server_at),
-            "delivered_at": iso(self.delivered_at) if ack is not None and ack >= 2 else None,
-            "read_at": iso(self.read_at) if ack is not None and ack >= 3 else None,
-            "device": self.wid,
-            "cid": self.cid,
-        }
-
-
-class SimState:
+class SimState(ModernMixin):
     """The whole simulated world. All public methods take the lock."""
 
     def __init__(self, config: SimConfig):
         self.lock = threading.RLock()
         self.initial_config = config
         self.config = config
+        self.lid_phone: dict[str, str] = {}  # LID -> phone, filled as LIDs are handed out (never cleared)
         self._clear()
         self._load()
 
@@ -286,6 +65,8 @@ class SimState:
         self.offline_all: str | None = None
         self.offline_phones: dict[str, str] = {}
         self.offline_tokens: dict[str, str] = {}
+        self.config_gen = 0
+        self._clear_modern()
 
     def now(self) -> float:
         return time.time()
@@ -306,14 +87,55 @@ class SimState:
 
     def set_config(self, values: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
+            self._tick(self.now())
             try:
                 self.config = self.config.updated(values)
             except ValueError as exc:
                 raise SimError(400, "bad_config", str(exc)) from None
+            self.config_gen += 1
             return self.config.to_dict()
 
     def is_registered(self, phone: str | None) -> bool:
         return phone is not None and phone not in self.config.unregistered
+
+    # ------------------------------------------------------------ addressing
+    def _lid(self, phone: str) -> str:
+        lid = lid_for(phone)
+        self.lid_phone[lid] = phone
+        return lid
+
+    def _uses_lid(self, phone: str, profile: str) -> bool:
+        """Is the chat with ``phone`` keyed by its LID for a page of ``profile``?"""
+        cfg = self.config
+        if profile != "2026" or not self.is_registered(phone) or phone in cfg.pn_numbers:
+            return False
+        return phone in cfg.lid_numbers or lid_fraction(phone) < cfg.lid_share
+
+    def _chat_wid(self, phone: str, profile: str) -> str:
+        return lid_wid(self._lid(phone)) if self._uses_lid(phone, profile) else pn_wid(phone)
+
+    def _peer(self, raw: Any, *, strict: bool = True) -> str | None:
+        """Phone digits of a chat given as digits ("+" and spaces allowed), a c.us wid or a known LID wid."""
+        wid = split_wid(raw)
+        if wid is not None:
+            user, server = wid
+            if server == "lid":
+                return self.lid_phone.get(user)
+            return normalize_phone(user, strict=True)
+        return normalize_phone(raw, strict=strict)
+
+    def _chat_head(self, phone: str, profile: str) -> dict[str, Any]:
+        """id / wid / phone / lid / title of a chat, as a page of ``profile`` shows it."""
+        if profile != "2026":
+            return {"id": pn_wid(phone), "wid": pn_wid(phone), "phone": phone, "lid": None, "title": f"+{phone}"}
+        lid = self._lid(phone) if self._uses_lid(phone, profile) else None
+        wid = lid_wid(lid) if lid else pn_wid(phone)
+        return {"id": wid, "wid": wid, "phone": phone, "lid": lid, "title": format_title(phone)}
+
+    def _me(self, conn: Connection) -> dict[str, Any] | None:
+        if not conn.phone or conn.logged_out or conn.state not in LOGGED_IN_STATES:
+            return None
+        return {"pn": conn.phone, "lid": self._lid(conn.phone) if conn.profile == "2026" else None}
 
     # ------------------------------------------------------------- persistence
     def _load(self) -> None:
@@ -324,7 +146,7 @@ class SimState:
             with open(path, "r", encoding="utf-8") as fh:
                 data = json.load(fh)
             for item in data.get("devices", []):
-                dev = Device(**item)
+                dev = Device.from_json(item)
                 self.devices[dev.token] = dev
             self.device_counter = {k: int(v) for k, v in data.get("device_counter", {}).items()}
         except (OSError, ValueError, TypeError):
@@ -358,7 +180,11 @@ class SimState:
         for conn in self.connections.values():
             if conn.closed_at is None:
                 self._tick_conn(conn, now)
+        self._tick_devices(now)
         self._flush_pending(now)
+        for conn in self.connections.values():
+            if conn.closed_at is None:
+                self._note_screen(conn, now)
 
     def _tick_conn(self, conn: Connection, now: float) -> None:
         cfg = self.config
@@ -378,8 +204,10 @@ class SimState:
                 old.ended_at, old.end_reason = old.expires_at, "expired"
                 self._new_pair_code(conn, old.phone, old.expires_at)
         if conn.state == "PAIRING" and conn.sync_until is not None and now >= conn.sync_until:
-            conn.state = "CONNECTED"
-            conn.rev += 1
+            # 2026: the sync needs the connection; offline it waits behind "Connecting to WhatsApp"
+            if conn.profile != "2026" or not self._offline_kind(conn.token, conn.phone):
+                conn.state = "CONNECTED"
+                conn.rev += 1
         if conn.state in ("CONNECTED", "TIMEOUT", "CONFLICT"):
             if conn.conflict:
                 new_state = "CONFLICT"
@@ -390,6 +218,8 @@ class SimState:
             if new_state != conn.state:
                 conn.state = new_state
                 conn.rev += 1
+        if conn.state == "CONNECTED" and conn.main_at is None and conn.token and not conn.logged_out:
+            conn.main_at = now
 
     def _flush_pending(self, now: float) -> None:
         for msg in self.messages:
@@ -412,8 +242,11 @@ class SimState:
         ttl = cfg.qr_first_ttl if conn.qr_in_series == 0 else cfg.qr_ttl
         conn.qr_in_series += 1
         conn.qr_serial += 1
-        ref = "2@" + _b64(48)
-        payload = ",".join([ref, conn.noise_key, conn.identity_key, conn.adv_secret])
+        ref = "2@" + b64(48)
+        fields = [ref, conn.noise_key, conn.identity_key, conn.adv_secret]
+        if conn.profile == "2026":
+            fields.append(QR_PLATFORM)
+        payload = ",".join(fields)
         qr = QrCode(conn.qr_serial, ref, payload, start, start + ttl, qr_matrix(payload))
         conn.qr = qr
         conn.payloads.append(qr)
@@ -454,13 +287,39 @@ class SimState:
         conn.last_seen = self.now()
         return conn
 
-    def connect(self, token: str | None, path: str, user_agent: str) -> dict[str, Any]:
+    def page_config(self, user_agent: str, accept_language: str | None) -> dict[str, Any]:
+        """What the page needs before it connects (rendered into the HTML as ``page_config``)."""
+        with self.lock:
+            cfg = self.config
+            modern = cfg.profile == "2026"
+            refused = modern and cfg.ua_gate and ua_refused(user_agent, cfg.min_chrome)
+            return {
+                "profile": cfg.profile,
+                "locale": resolve_locale(cfg.locale, None, accept_language) if modern else "en",
+                "boot_seconds": cfg.boot_seconds if modern else 0.0,
+                "boot_stages": boot_stages(cfg.boot_seconds if modern else 0.0),
+                "version": cfg.version,
+                "modules": cfg.modules,
+                "open_chat_args": cfg.open_chat_args,
+                "page_heap_mb": cfg.page_heap_mb,
+                "cookie_banner": cfg.cookie_banner,
+                "poll_ms": cfg.poll_ms,
+                "unsupported": {"min_chrome": cfg.min_chrome} if refused else None,
+            }
+
+    def connect(self, token: str | None, path: str, user_agent: str, *, load_cause: Any = None,
+                language: Any = None, accept_language: str | None = None) -> dict[str, Any]:
         with self.lock:
             now = self.now()
             self._tick(now)
+            cfg = self.config
+            profile = cfg.profile
             conn = Connection(
                 cid=secrets.token_hex(8), created=now, user_agent=user_agent[:300], path=path[:500],
-                noise_key=_b64(32), identity_key=_b64(32), adv_secret=_b64(32), last_seen=now,
+                noise_key=b64(32), identity_key=b64(32), adv_secret=b64(32), last_seen=now,
+                profile=profile,
+                locale=resolve_locale(cfg.locale, language, accept_language) if profile == "2026" else "en",
+                load_cause=load_cause if load_cause in LOAD_CAUSES else "navigation",
             )
             self.connections[conn.cid] = conn
             status = "none"
@@ -472,20 +331,31 @@ class SimState:
                     status = "revoked"
                 else:
                     status = "valid"
-            if status == "valid":
+            self._count_load(conn, now)
+            if profile == "2026" and cfg.ua_gate and ua_refused(user_agent, cfg.min_chrome):
+                # no app at all: no QR, no login (the stored login stays in the browser)
+                conn.unsupported = True
+                conn.unsupported_min_chrome = cfg.min_chrome
+                conn.mode = "unsupported"
+                conn.state = "UNPAIRED"
+            elif status == "valid":
                 dev = self.devices[token]
                 conn.token, conn.phone, conn.wid = dev.token, dev.phone, dev.wid
+                self._load_to_device(conn)
                 conn.mode = "app"
                 conn.state = "CONNECTED"
-                # the newest window wins; older windows of the same login get the conflict modal
+                # the newest window wins; older windows of the same login get the conflict
+                # (legacy: the modal; 2026: the ANOTHER_SESSION screen)
                 for other in self.connections.values():
                     if (other is not conn and other.token == token and other.alive(now)
                             and other.state in ("CONNECTED", "TIMEOUT")):
                         other.conflict = True
+                        other.conflict_kind = "window"
                         other.rev += 1
                 self._tick_conn(conn, now)
             else:
                 self._start_series(conn, now)
+            self._tick(now)
             snap = self._snapshot(conn, now, since=self.seq, qr_serial=-1, chats_v=None, watch=[])
             snap["token_status"] = status
             return snap
@@ -495,12 +365,13 @@ class SimState:
             conn = self._conn(cid)
             now = self.now()
             self._tick(now)
-            return self._snapshot(conn, now, since=_int(since, self.seq), qr_serial=_int(qr_serial, -1),
+            return self._snapshot(conn, now, since=as_int(since, self.seq), qr_serial=as_int(qr_serial, -1),
                                   chats_v=str(chats_v), watch=watch if isinstance(watch, list) else [])
 
     def _snapshot(self, conn: Connection, now: float, *, since: int, qr_serial: int, chats_v: Any,
                   watch: Iterable[Any]) -> dict[str, Any]:
         cfg = self.config
+        screen, screen_info = self._screen(conn, now)
         snap: dict[str, Any] = {
             "cid": conn.cid,
             "rev": conn.rev,
@@ -520,6 +391,22 @@ class SimState:
             "offline": None,
             "chats_v": None,
             "chats": None,
+            # page profile (both profiles carry these; the legacy page ignores them)
+            "profile": conn.profile,
+            "locale": conn.locale,
+            "version": cfg.version,
+            "boot_seconds": cfg.boot_seconds,
+            "page_heap_mb": cfg.page_heap_mb,
+            "modules": cfg.modules,
+            "open_chat_args": cfg.open_chat_args,
+            "cookie_banner": cfg.cookie_banner,
+            "screen": screen,
+            "screen_info": screen_info,
+            "socket_state": self._socket_state(conn, screen),
+            "onboarding": {"show": True} if self._onboarding_shows(conn, screen) else None,
+            "reload": dict(conn.reload) if conn.reload else None,
+            "me": self._me(conn),
+            "logout_reason": self._logout_reason(conn),
         }
         if conn.qr is not None:
             qr = {"serial": conn.qr.serial, "payload": conn.qr.payload,
@@ -533,13 +420,15 @@ class SimState:
         if conn.token and conn.state in LOGGED_IN_STATES:
             dev = self.devices.get(conn.token)
             snap["login"] = {"phone": conn.phone, "wid": conn.wid, "token": conn.token,
-                             "noise_info": dev.noise_info if dev else {}}
+                             "noise_info": dev.noise_info if dev else {},
+                             "lid": self._lid(conn.phone) if conn.profile == "2026" and conn.phone else None}
             if conn.state == "PAIRING" and conn.sync_until is not None:
                 total = max(self.config.sync_delay, 1e-6)
                 snap["sync_progress"] = min(1.0, max(0.0, 1 - (conn.sync_until - now) / total))
         if conn.phone and conn.state in ("CONNECTED", "TIMEOUT", "CONFLICT"):
             snap["offline"] = self._offline_kind(conn.token, conn.phone)
-            snap["events"] = [ev for (seq, phone, ev) in self.events if seq > since and phone == conn.phone]
+            snap["events"] = [self._event_for(conn, ev, now) for (seq, phone, ev) in self.events
+                              if seq > since and phone == conn.phone]
             if snap["offline"] is None:
                 for mid in watch:
                     msg = self.messages_by_id.get(str(mid))
@@ -548,8 +437,17 @@ class SimState:
             version = self._chats_version(conn.phone, now)
             snap["chats_v"] = version
             if version != chats_v:
-                snap["chats"] = self._chat_list(conn.phone, now)
+                snap["chats"] = self._chat_list(conn.phone, now, conn.profile)
         return snap
+
+    def _event_for(self, conn: Connection, event: dict[str, Any], now: float) -> dict[str, Any]:
+        """An event as this page sees it (message ids in the chat's address form for its profile)."""
+        if event.get("type") != "message":
+            return dict(event)
+        msg = self.messages_by_id.get(event["msg_id"])
+        head = self._chat_head(event["chat"], conn.profile)
+        return {"type": "message", "chat": event["chat"], "wid": head["wid"],
+                "msg": msg.for_page(now, head["wid"]) if msg else None}
 
     def disconnect(self, cid: Any) -> None:
         with self.lock:
@@ -565,6 +463,8 @@ class SimState:
         conn = self._conn(cid)
         now = self.now()
         self._tick_conn(conn, now)
+        if conn.unsupported:
+            raise SimError(409, "unsupported_browser", "this browser was refused (UNSUPPORTED_BROWSER)")
         if conn.state not in ("UNPAIRED", "UNPAIRED_IDLE"):
             raise SimError(409, "bad_state", f"connection is {conn.state}")
         return conn, now
@@ -604,10 +504,13 @@ class SimState:
             self._new_pair_code(conn, phone, now)
             return self._snapshot(conn, now, since=self.seq, qr_serial=-1, chats_v=None, watch=[])
 
-    def web_logout(self, cid: Any) -> dict[str, Any]:
+    def web_logout(self, cid: Any, source: Any = None) -> dict[str, Any]:
+        """Log out pressed in the page (menu, a screen's button, or ``Socket.logout()``)."""
         with self.lock:
-            conn = self._conn(cid)
             now = self.now()
+            known = self.connections.get(str(cid)) if cid else None
+            self._count_logout_click(known, cid, source, now)
+            conn = self._conn(cid)
             if conn.token:
                 self._revoke([conn.token], now, "web")
             return {"ok": True}
@@ -616,17 +519,22 @@ class SimState:
         with self.lock:
             conn = self._conn(cid)
             now = self.now()
+            self._tick(now)
             if not conn.token or conn.logged_out:
                 raise SimError(409, "not_logged_in", "connection is not logged in")
-            conn.conflict = False
-            conn.rev += 1
-            for other in self.connections.values():
-                if other is not conn and other.token == conn.token and other.alive(now) and \
-                        other.state in ("CONNECTED", "TIMEOUT"):
-                    other.conflict = True
-                    other.rev += 1
-            self._tick(now)
+            self._takeover(conn, now)
             return self._snapshot(conn, now, since=self.seq, qr_serial=-1, chats_v=None, watch=[])
+
+    def _takeover(self, conn: Connection, now: float) -> None:
+        conn.conflict = False
+        conn.rev += 1
+        for other in self.connections.values():
+            if other is not conn and other.token == conn.token and other.alive(now) and \
+                    other.state in ("CONNECTED", "TIMEOUT"):
+                other.conflict = True
+                other.conflict_kind = "window"
+                other.rev += 1
+        self._tick(now)
 
     def _logged_in_conn(self, cid: Any) -> Connection:
         conn = self._conn(cid)
@@ -635,39 +543,61 @@ class SimState:
             raise SimError(409, "not_logged_in", "connection is not logged in")
         return conn
 
-    def open_chat(self, cid: Any, phone_raw: Any) -> dict[str, Any]:
+    def open_chat(self, cid: Any, phone_raw: Any, wid_raw: Any = None, in_app: Any = None) -> dict[str, Any]:
         with self.lock:
             conn = self._logged_in_conn(cid)
             now = self.now()
-            phone = normalize_phone(phone_raw, strict=True)
-            if phone is None or not self.is_registered(phone):
-                return {"ok": False, "invalid": True, "phone": str(phone_raw or "")}
+            raw = phone_raw if phone_raw not in (None, "") else wid_raw
+            phone = self._peer(raw)
+            ok = phone is not None and self.is_registered(phone)
+            self._count_chat_open(conn, phone, raw, in_app, ok, now)
+            if not ok:
+                return {"ok": False, "invalid": True, "phone": str(raw or "")}
             chat = self.chats.get(conn.phone, {}).get(phone)
             if chat is not None and chat["unread"]:
                 chat["unread"] = 0
                 self._bump_version(conn.phone)
+            head = self._chat_head(phone, conn.profile)
             return {"ok": True, "chat": {
-                "id": f"{phone}@c.us", "phone": phone, "title": f"+{phone}",
-                "messages": [m.for_page(now) for m in self._history(conn.phone, phone)],
+                **head,
+                "messages": [m.for_page(now, head["wid"]) for m in self._history(conn.phone, phone)],
             }}
 
     def chat_seen(self, cid: Any, phone_raw: Any) -> dict[str, Any]:
         with self.lock:
             conn = self._logged_in_conn(cid)
-            phone = normalize_phone(phone_raw, strict=True)
+            phone = self._peer(phone_raw)
             chat = self.chats.get(conn.phone, {}).get(phone or "")
             if chat is not None and chat["unread"]:
                 chat["unread"] = 0
                 self._bump_version(conn.phone)
             return {"ok": True}
 
+    def exists(self, cid: Any, phone_raw: Any) -> dict[str, Any]:
+        """``queryWidExists``: the c.us wid of a registered number (+ its LID when chats with it use
+        the LID), or ``{"wid": null}``."""
+        with self.lock:
+            now = self.now()
+            self._tick(now)
+            profile = self.config.profile
+            if cid:
+                conn = self._conn(cid)
+                profile = conn.profile
+            self.exists_queries += 1
+            phone = self._peer(phone_raw, strict=False)
+            if phone is None or not self.is_registered(phone):
+                return {"wid": None, "lid": None, "phone": phone}
+            lid = self._lid(phone) if self._uses_lid(phone, profile) else None
+            return {"wid": pn_wid(phone), "lid": lid, "phone": phone}
+
     def _check_new_message(self, conn: Connection, to_raw: Any, msg_id: Any) -> tuple[str, str]:
-        to = normalize_phone(to_raw, strict=True)
+        to = self._peer(to_raw)
         if to is None or not self.is_registered(to):
             raise SimError(400, "invalid_number", "recipient is not a registered number")
         mid = str(msg_id or "")
         if not MSG_ID_RE.match(mid):
             raise SimError(400, "bad_id", "message id must be 8-64 letters/digits")
+        self._check_not_blocked(conn)
         return to, mid
 
     def send_text(self, cid: Any, to_raw: Any, msg_id: Any, text: Any) -> dict[str, Any]:
@@ -677,44 +607,50 @@ class SimState:
             to, mid = self._check_new_message(conn, to_raw, msg_id)
             existing = self.messages_by_id.get(mid)
             if existing is not None:  # a retry of the same message
-                return {"id": mid, "ack": existing.ack(now)}
+                return {"id": mid, "ack": existing.ack(now), "serialized": existing.serialized}
             if not isinstance(text, str) or not text.strip():
                 raise SimError(400, "empty", "text must be a non-empty string")
             msg = Message(id=mid, own=conn.phone, peer=to, from_me=True, type="chat", text=text,
                           caption=None, media=None, created=now, token=conn.token, cid=conn.cid,
-                          wid=conn.wid)
+                          wid=conn.wid, chat=self._chat_wid(to, conn.profile))
             self._store(msg, now)
-            return {"id": mid, "ack": msg.ack(now)}
+            return {"id": mid, "ack": msg.ack(now), "serialized": msg.serialized}
 
     def send_media(self, cid: Any, to_raw: Any, msg_id: Any, kind: str, caption: Any, name: str,
-                   mimetype: str, data: bytes) -> dict[str, Any]:
+                   mimetype: str, data: bytes, sticker: bool = False) -> dict[str, Any]:
         with self.lock:
             conn = self._logged_in_conn(cid)
             now = self.now()
             to, mid = self._check_new_message(conn, to_raw, msg_id)
             existing = self.messages_by_id.get(mid)
             if existing is not None:
-                return {"id": mid, "ack": existing.ack(now)}
+                return {"id": mid, "ack": existing.ack(now), "serialized": existing.serialized}
+            if sticker and kind == "document":
+                raise SimError(400, "bad_sticker", "a sticker is sent through the sticker input, not as a document")
+            if sticker and not mimetype.startswith("image/"):
+                raise SimError(400, "bad_sticker", "the sticker maker takes images only")
             limit = self.config.doc_max_mb if kind == "document" else self.config.media_max_mb
             if len(data) > limit * 1024 * 1024:
                 raise SimError(413, "too_large", size_limit_text(limit))
-            if kind == "document":
+            if sticker:
+                mtype = "sticker"
+            elif kind == "document":
                 mtype = "document"
             elif mimetype.startswith("video/"):
                 mtype = "video"
             else:
                 mtype = "image"
-            caption_s = str(caption) if caption else None
+            caption_s = str(caption) if caption and not sticker else None
             msg = Message(
                 id=mid, own=conn.phone, peer=to, from_me=True, type=mtype, text=None,
                 caption=caption_s,
                 media={"name": name, "size": len(data), "mimetype": mimetype,
-                       "sha256": hashlib.sha256(data).hexdigest(), "kind": kind},
-                created=now, token=conn.token, cid=conn.cid, wid=conn.wid,
+                       "sha256": hashlib.sha256(data).hexdigest(), "kind": "sticker" if sticker else kind},
+                created=now, token=conn.token, cid=conn.cid, wid=conn.wid, chat=self._chat_wid(to, conn.profile),
             )
             self.media_blobs[mid] = data
             self._store(msg, now)
-            return {"id": mid, "ack": msg.ack(now)}
+            return {"id": mid, "ack": msg.ack(now), "serialized": msg.serialized}
 
     def _store(self, msg: Message, now: float) -> None:
         self.messages.append(msg)
@@ -746,7 +682,7 @@ class SimState:
             last = self.messages_by_id.get(chat.get("last_id") or "")
             if last is not None and last.from_me:
                 acks += last.ack(now)
-        return f"{self.chats_v.get(own, 0)}.{acks}"
+        return f"{self.chats_v.get(own, 0)}.{acks}.{self.config_gen}"
 
     def _bump_chat(self, own: str, peer: str, ts: float, *, unread: bool, msg_id: str | None = None) -> None:
         chat = self.chats.setdefault(own, {}).setdefault(peer, {"unread": 0, "last_t": ts, "last_id": None})
@@ -757,13 +693,13 @@ class SimState:
             chat["unread"] += 1
         self._bump_version(own)
 
-    def _chat_list(self, own: str, now: float) -> list[dict[str, Any]]:
+    def _chat_list(self, own: str, now: float, profile: str = "legacy") -> list[dict[str, Any]]:
         out = []
         for peer, chat in self.chats.get(own, {}).items():
+            head = self._chat_head(peer, profile)
             hist = self._history(own, peer)
-            last = hist[-1].for_page(now) if hist else None
-            out.append({"id": f"{peer}@c.us", "phone": peer, "title": f"+{peer}",
-                        "unread": chat["unread"], "t": chat["last_t"], "last": last})
+            last = hist[-1].for_page(now, head["wid"]) if hist else None
+            out.append({**head, "unread": chat["unread"], "t": chat["last_t"], "last": last})
         out.sort(key=lambda c: c["t"], reverse=True)
         return out
 
@@ -780,11 +716,14 @@ class SimState:
         token = secrets.token_urlsafe(24)
         noise_info = {
             "v": 1,
-            "staticKeyPair": {"pubKey": conn.noise_key, "privKey": _b64(32)},
-            "recoveryToken": _b64(24),
+            "staticKeyPair": {"pubKey": conn.noise_key, "privKey": b64(32)},
+            "recoveryToken": b64(24),
         }
+        modern = conn.profile == "2026"
         dev = Device(token=token, phone=phone, device=n, wid=f"{phone}:{n}@c.us", created=now,
-                     via=via, noise_info=noise_info)
+                     via=via, noise_info=noise_info, profile=conn.profile,
+                     lid=self._lid(phone) if modern else None,
+                     onboarding="pending" if modern and self.config.onboarding else None)
         self.devices[token] = dev
         self._end_qr(conn, now, "scanned")
         self._end_pair(conn, now, "used")
@@ -793,6 +732,7 @@ class SimState:
         conn.state = "PAIRING"
         conn.sync_until = now + self.config.sync_delay
         conn.rev += 1
+        self._load_to_device(conn)
         self._tick_conn(conn, now)
         self._save()
         return dev
@@ -806,20 +746,22 @@ class SimState:
         return phone
 
     def phone_scan(self, payload: Any, phone_raw: Any) -> dict[str, Any]:
+        """The phone scans a QR payload: 4 fields (ref,noise,identity,adv) or 5 (+ platform)."""
         with self.lock:
             now = self.now()
             self._tick(now)
             if not isinstance(payload, str) or not payload:
                 raise SimError(400, "bad_payload", "payload must be the QR string")
             phone = self._own_phone(phone_raw)
+            key = qr_key(payload.strip())
             for conn in self.connections.values():
-                if conn.qr is not None and conn.qr.payload == payload:
+                if conn.qr is not None and qr_key(conn.qr.payload) == key:
                     if not conn.alive(now):
                         raise SimError(410, "page_gone", "the page showing this QR code is gone")
                     dev = self._link(conn, phone, "qr", now)
                     return {"ok": True, "cid": conn.cid, "wid": dev.wid, "token": dev.token}
             for conn in self.connections.values():
-                if any(q.payload == payload for q in conn.payloads):
+                if any(qr_key(q.payload) == key for q in conn.payloads):
                     raise SimError(410, "qr_expired", "this QR code is no longer on screen "
                                                       "(expired, replaced or already used)")
             raise SimError(404, "unknown_qr", "no page ever showed this QR payload")
@@ -867,6 +809,7 @@ class SimState:
     def phone_logout(self, phone_raw: Any = None, token: Any = None) -> dict[str, Any]:
         with self.lock:
             now = self.now()
+            self._tick(now)
             if token:
                 if str(token) not in self.devices:
                     raise SimError(404, "unknown_token", "no such device token")
@@ -881,12 +824,14 @@ class SimState:
             return {"ok": True, "revoked": self._revoke(tokens, now, "phone")}
 
     # ---------------------------------------------------------- control side
-    def _select_conns(self, body: dict[str, Any], now: float) -> list[Connection]:
+    def _select_conns(self, body: dict[str, Any], now: float, *, logged_in: bool = True) -> list[Connection]:
         cid, token, phone = body.get("cid"), body.get("token"), body.get("phone")
         phone_n = normalize_phone(phone) if phone else None
         out = []
         for conn in self.connections.values():
-            if not conn.alive(now) or not conn.token or conn.logged_out:
+            if not conn.alive(now):
+                continue
+            if logged_in and (not conn.token or conn.logged_out):
                 continue
             if cid and conn.cid != cid:
                 continue
@@ -898,12 +843,18 @@ class SimState:
         return out
 
     def conflict(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Another computer (kind "computer", default) or another window of this browser ("window")
+        takes the session over."""
         with self.lock:
             now = self.now()
             self._tick(now)
+            kind = body.get("kind", "computer")
+            if kind not in ("computer", "window"):
+                raise SimError(400, "bad_kind", "kind must be 'computer' or 'window'")
             conns = [c for c in self._select_conns(body, now) if c.state in ("CONNECTED", "TIMEOUT")]
             for conn in conns:
                 conn.conflict = True
+                conn.conflict_kind = kind
                 conn.rev += 1
             self._tick(now)
             return {"ok": True, "cids": [c.cid for c in conns]}
@@ -921,6 +872,7 @@ class SimState:
             phone = normalize_phone(phone_raw) if phone_raw else None
             if phone_raw and phone is None:
                 raise SimError(400, "bad_phone", "phone must be a phone number")
+            self._tick(now)
             if online:
                 if token:
                     self.offline_tokens.pop(str(token), None)
@@ -973,13 +925,21 @@ class SimState:
                 if this_id in self.messages_by_id:
                     raise SimError(409, "duplicate_id", "message id already used")
                 msg = Message(id=this_id, own=own, peer=sender, from_me=False, type="chat", text=text,
-                              caption=None, media=None, created=now, server_at=now)
+                              caption=None, media=None, created=now, server_at=now,
+                              chat=self._chat_wid(sender, self._profile_of(own)))
                 self.messages.append(msg)
                 self.messages_by_id[this_id] = msg
                 self._bump_chat(own, sender, now, unread=True, msg_id=this_id)
-                self._emit(own, {"type": "message", "chat": sender, "msg": msg.for_page(now)})
-                ids.append({"id": this_id, "to": own, "serialized": msg.serialized})
+                self._emit(own, {"type": "message", "chat": sender, "msg_id": this_id})
+                ids.append({"id": this_id, "to": own, "serialized": msg.serialized, "chat": msg.chat_wid})
             return {"ok": True, "messages": ids}
+
+    def _profile_of(self, own: str) -> str:
+        """The profile of the newest live page of ``own`` (else the configured one)."""
+        pages = [c for c in self.connections.values() if c.phone == own and c.closed_at is None and not c.logged_out]
+        if pages:
+            return max(pages, key=lambda c: c.created).profile
+        return self.config.profile
 
     def force_ack(self, body: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
@@ -990,7 +950,7 @@ class SimState:
             if level is None:
                 raise SimError(400, "bad_ack", "ack must be 'delivered' or 'read' (2 or 3)")
             mid, to_raw = body.get("id"), body.get("to")
-            to = normalize_phone(to_raw) if to_raw else None
+            to = self._peer(to_raw, strict=False) if to_raw else None
             changed = []
             for msg in self.messages:
                 if not msg.from_me or msg.server_at is None:
@@ -1012,7 +972,7 @@ class SimState:
         with self.lock:
             now = self.now()
             self._tick(now)
-            to_n = normalize_phone(to) if to else None
+            to_n = self._peer(to, strict=False) if to else None
             out = []
             for msg in self.messages:
                 if not include_all and (not msg.from_me or msg.server_at is None):
@@ -1029,6 +989,8 @@ class SimState:
             conns = []
             on_screen = []
             for conn in self.connections.values():
+                screen, screen_info = self._screen(conn, now)
+                dev = self.devices.get(conn.token) if conn.token else None
                 item = {
                     "cid": conn.cid,
                     "state": conn.state,
@@ -1050,6 +1012,18 @@ class SimState:
                     "conflict": conn.conflict,
                     "logged_out": conn.logged_out,
                     "offline": self._offline_kind(conn.token, conn.phone) if conn.phone else None,
+                    "profile": conn.profile,
+                    "locale": conn.locale,
+                    "load_cause": conn.load_cause,
+                    "screen": screen,
+                    "screen_info": screen_info,
+                    "socket_state": self._socket_state(conn, screen),
+                    "conflict_kind": conn.conflict_kind if conn.conflict else None,
+                    "main_at": iso(conn.main_at),
+                    "onboarding": dev.onboarding if dev is not None else None,
+                    "onboarding_showing": self._onboarding_shows(conn, screen),
+                    "reload": dict(conn.reload) if conn.reload else None,
+                    "me": self._me(conn),
                 }
                 conns.append(item)
                 if conn.qr is not None and conn.alive(now):
@@ -1057,20 +1031,10 @@ class SimState:
                                       "expires_in": item["qr_expires_in"]})
             return {
                 "time": iso(now),
+                "profile": self.config.profile,
                 "connections": conns,
                 "on_screen": on_screen,
                 "devices": [d.public() for d in self.devices.values()],
                 "offline": self._offline_view(),
+                "screens": self._screens_view(),
             }
-
-
-def size_limit_text(limit_mb: float) -> str:
-    shown = int(limit_mb) if float(limit_mb).is_integer() else round(limit_mb, 3)
-    return f"The file you tried adding is larger than the {shown} MB limit."
-
-
-def _int(value: Any, default: int) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default

@@ -35,6 +35,8 @@ def running_stack(settings, logs: Path, redis_client, *, control: bool = False, 
         "REDIS_URL": settings.redis_url, "WA_WEB_URL": f"http://127.0.0.1:{sim_port}/",
         "BROWSER_WORK_DIR": settings.browser_work_dir, "PROFILE_DIR": settings.profile_dir, "SLOT_NAME": slot,
         "SLOT_CAPACITY": "4", "SIM_SYNC_DELAY": "0.3", "SIM_DELIVER_DELAY": "0.3", "SIM_READ_DELAY": "0.3",
+        # The 2026 page (the simulator's default profile), with a short boot per page load.
+        "SIM_PROFILE": "2026", "SIM_BOOT_SECONDS": "0.3", "SIM_ONBOARDING_DELAY": "0.3",
         "LOG_LEVEL": "INFO", "MEDIA_ALLOW_NETWORKS": "127.0.0.0/8",  # the tests' media servers are on loopback
         **(env or {}),
     }

@@ -15,7 +15,7 @@ from tests.helpers import ROOT, Proc, free_port, port_open, wait_until
 def test_canary_links_and_sends_one_message(tmp_path, redis_url):
     port = free_port()
     sim = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "SIM_SYNC_DELAY": "0.2", "SIM_DELIVER_DELAY": "0.2",
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SIM_SYNC_DELAY": "0.2", "SIM_BOOT_SECONDS": "0.3", "SIM_DELIVER_DELAY": "0.2",
            "SIM_READ_DELAY": "0.2", "BROWSER_WORK_DIR": str(tmp_path / "browsers"),
            "PROFILE_DIR": str(tmp_path / "profiles"), "REDIS_URL": redis_url}
     simulator = Proc("simulator", ["-m", "simulator", "--port", str(port), "--quiet"], env, tmp_path).start()

@@ -3,6 +3,11 @@
 Each test runs a SlotRuntime in this process (its monitor thread, no Celery) with a
 bus that keeps the events, drives a real headless Chromium, and causes the event on
 the simulator's control API.
+
+Every test runs on both page profiles: ``2026`` (the page as served in 2025-26, read
+through its own modules) and ``legacy`` (the 2021-23 page, DOM only). Tests marked
+``@every_route`` also run on ``2026-dom``: the 2026 page with its modules withheld (as
+when WhatsApp renames them), so the DOM fallback of the current page is tested too.
 """
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import os
 import secrets
 import signal
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -61,10 +67,33 @@ def sim(tmp_path_factory):
         proc.stop()
 
 
+PROFILES = {
+    "2026": {"profile": "2026", "modules": True},
+    "2026-dom": {"profile": "2026", "modules": False},
+    "legacy": {"profile": "legacy"},
+}
+every_route = pytest.mark.profiles("2026", "2026-dom", "legacy")
+
+
+def pytest_generate_tests(metafunc):
+    if "profile" in metafunc.fixturenames:
+        marker = metafunc.definition.get_closest_marker("profiles")
+        metafunc.parametrize("profile", marker.args if marker else ("2026", "legacy"), indirect=True)
+
+
+@pytest.fixture
+def profile(request) -> str:
+    return request.param
+
+
 @pytest.fixture(autouse=True)
-def fresh_sim(sim):
+def fresh_sim(sim, profile):
     sim.post("/sim/control/reset")
-    sim.post("/sim/control/config", {"sync_delay": 0.2, "deliver_delay": 0.3, "read_delay": 0.3})
+    knobs = {**PROFILES[profile], "sync_delay": 0.2, "deliver_delay": 0.3, "read_delay": 0.3}
+    if profile != "legacy":
+        # PEER's chat is keyed by a hidden contact id (LID), OTHER's by the number.
+        knobs.update(boot_seconds=0.3, onboarding_delay=0.3, lid_numbers=[PEER], pn_numbers=[OTHER])
+    sim.post("/sim/control/config", knobs)
 
 
 class ListBus:
@@ -92,6 +121,9 @@ class ListBus:
     def notify_session(self, session_id, notice):
         self._add({"type": "notice", "session_id": session_id, **notice})
 
+    def page_notice(self, session_id, epoch, kind, **fields):
+        self._add({"type": "page_notice", "session_id": session_id, "status": "page_notice", "kind": kind, **fields})
+
     def wait(self, what: str, timeout: float = 15.0, **match) -> dict:
         """The first event (oldest first) whose fields equal ``match``."""
         def found():
@@ -110,11 +142,13 @@ class ListBus:
 @pytest.fixture
 def make_runtime(settings, sim, redis_client, tmp_path):
     made: list[SlotRuntime] = []
+    redis_client.delete("wa:acks:s1")  # ack watches an earlier test left for its session
 
     def make(**overrides) -> SlotRuntime:
-        s = replace(settings, wa_web_url=sim.base + "/", browser_work_dir=str(tmp_path / "browsers"),
-                    profile_dir=str(tmp_path / "profiles"), page_probe_interval=0.1, ready_probe_interval=0.3,
-                    slot_name=f"test-{secrets.token_hex(3)}", **overrides)
+        s = replace(settings, **{"wa_web_url": sim.base + "/", "browser_work_dir": str(tmp_path / "browsers"),
+                                 "profile_dir": str(tmp_path / "profiles"), "page_probe_interval": 0.1,
+                                 "ready_probe_interval": 0.3, "slot_name": f"test-{secrets.token_hex(3)}",
+                                 **overrides})
         rt = SlotRuntime(s, client=redis_client, bus=ListBus())
         rt.start(heartbeat=False)
         made.append(rt)
@@ -157,6 +191,7 @@ def test_every_new_qr_is_an_event_then_reloads_run_out(make_runtime, sim):
     assert "s1" not in rt.sessions  # the browser is closed
 
 
+@every_route
 def test_scan_authenticates_then_ready_with_own_number(make_runtime, sim):
     rt = make_runtime()
     ready = link(rt, sim)
@@ -224,6 +259,7 @@ def test_logout_from_the_phone_drops_the_login(make_runtime, sim):
 
 # --- trouble while linked ---------------------------------------------------------------
 
+@every_route
 def test_conflict_is_taken_over(make_runtime, sim):
     rt = make_runtime(conflict_policy="takeover")
     link(rt, sim)
@@ -242,6 +278,7 @@ def test_conflict_disconnects_when_told_to(make_runtime, sim):
     wait_until(lambda: "s1" not in rt.sessions, 10, what="the browser closed")
 
 
+@every_route
 def test_connection_loss_is_reported_and_recovers(make_runtime, sim):
     rt = make_runtime()
     link(rt, sim)
@@ -292,11 +329,14 @@ def _alive(pid: int) -> bool:
 
 # --- sending ----------------------------------------------------------------------------
 
-def test_text_acks_flow_back_as_delivered_then_read(make_runtime, sim):
+@every_route
+def test_text_acks_flow_back_as_delivered_then_read(make_runtime, sim, profile):
     rt = make_runtime()
     link(rt, sim)
     first = rt.deliver("s1", 1, mid(), PEER, "Hello\nsecond line")
-    assert first.startswith(f"true_{PEER}@c.us_3EB0")
+    chat = f"{PEER}@c.us" if profile == "legacy" else sim.messages(PEER)[0]["chat"]
+    assert first.startswith(f"true_{chat}_3EB0")
+    assert profile == "legacy" or chat.endswith("@lid"), "PEER's chat is addressed by LID on the 2026 page"
     rt.watch_acks("s1", first, "m1", "j1", PEER)
     # A send to another chat leaves the first chat: its acks now come from the chat list.
     second = rt.deliver("s1", 1, mid(), OTHER, "Hi other")
@@ -334,6 +374,7 @@ def media_server():
         yield base, files
 
 
+@every_route
 def test_image_and_document_go_through_the_right_inputs_with_caption(make_runtime, sim, media_server):
     base, files = media_server
     rt = make_runtime(media_allow_networks="127.0.0.0/8")
@@ -349,6 +390,7 @@ def test_image_and_document_go_through_the_right_inputs_with_caption(make_runtim
     assert doc["type"] == "document" and doc["caption"] == "The agenda"
     assert doc["media"]["name"] == "agenda.pdf" and doc["media"]["size"] == len(files["/agenda.pdf"][1])
     assert inline["type"] == "document" and inline["media"]["name"] == "notes.txt" and inline["media"]["size"] == 11
+    assert not any(m.get("sticker") for m in log.values()), "nothing went through the sticker-maker input"
 
 
 def test_oversize_media_is_refused_before_the_page_is_touched(make_runtime, sim, media_server):
@@ -387,6 +429,7 @@ def test_media_from_a_private_address_is_refused(make_runtime, sim, media_server
 
 # --- never twice ------------------------------------------------------------------------
 
+@every_route
 def test_an_unconfirmed_send_is_found_in_the_chat_not_sent_again(make_runtime, sim, monkeypatch):
     from browser.whatsapp import UnconfirmedSend, WhatsAppWeb
 
@@ -501,3 +544,179 @@ def test_an_ack_seen_only_as_read_is_reported_delivered_then_read(settings, redi
     assert sorted(got) == sorted([("m1", "delivered"), ("m1", "read"), ("m2", "delivered"), ("m2", "read")])
     assert got.index(("m1", "delivered")) < got.index(("m1", "read"))
     assert not bs.acks, "read messages are no longer followed"
+
+
+# --- the 2026 page: whole screens, dialogs, reloads, locale ------------------------------
+
+on_2026 = pytest.mark.profiles("2026", "2026-dom")
+
+
+def no_logout_from_the_page(sim: Sim) -> None:
+    clicks = sim.get("/sim/control/counters")["logout_clicks"]
+    assert clicks == [], f"the driver pressed a Log out: {clicks}"
+
+
+def within_a_probe(rt: SlotRuntime) -> float:
+    """How long a state may take to be reported: a READY page's probe interval, and a few seconds."""
+    return rt.settings.ready_probe_interval + 5.0
+
+
+@on_2026
+@pytest.mark.parametrize("screen, reason", [("TEMP_BAN", "TEMP_BANNED"), ("APP_LOCKED", "APP_LOCKED")])
+def test_screens_waited_out_are_reported_and_end_in_ready(make_runtime, sim, screen, reason):
+    rt = make_runtime()
+    link(rt, sim)
+    sim.post("/sim/control/screen", {"screen": screen, "phone": OWN, "code": 104, "duration": "2 hours"})
+    assert rt.bus.wait(reason, timeout=within_a_probe(rt), status="DISCONNECTED", reason=reason)
+    with pytest.raises(LookupError):
+        rt.deliver("s1", 1, mid(), PEER, "while banned")
+    assert "s1" in rt.sessions, "the browser stays while the screen lasts"
+    sim.post("/sim/control/screen", {"screen": None, "phone": OWN})
+    wait_until(lambda: rt.bus.statuses()[-1] == "READY", within_a_probe(rt), what="READY again")
+    no_logout_from_the_page(sim)
+
+
+@on_2026
+@pytest.mark.parametrize("screen, reason", [("TOS_BLOCK", "TOS_BLOCKED"), ("DEPRECATED_VERSION", "NEEDS_UPDATE")])
+def test_screens_that_need_a_person_stop_the_session_with_the_login_kept(make_runtime, sim, screen, reason):
+    rt = make_runtime()
+    link(rt, sim)
+    sim.post("/sim/control/screen", {"screen": screen, "phone": OWN})
+    # NEEDS_UPDATE is given one reload first; the screen stays, so it is reported after it.
+    assert rt.bus.wait(reason, timeout=within_a_probe(rt) + 3, status="DISCONNECTED", reason=reason)
+    wait_until(lambda: "s1" not in rt.sessions, 10, what="the browser closed")
+    no_logout_from_the_page(sim)
+    sim.post("/sim/control/screen", {"screen": None, "phone": OWN})
+    rt.bus.events.clear()
+    rt.initialize("s1", 2)  # the login was saved: back without a QR
+    rt.bus.wait("READY", status="READY")
+    assert "QR_READY" not in rt.bus.statuses()
+
+
+@on_2026
+def test_an_unsupported_browser_is_reported_not_left_opening(make_runtime, sim):
+    rt = make_runtime(user_agent="Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+                                 "HeadlessChrome/156.0.0.0 Safari/537.36")
+    rt.initialize("s1", 1)
+    event = rt.bus.wait("UNSUPPORTED_BROWSER", timeout=15, status="DISCONNECTED")
+    assert event["reason"] == "UNSUPPORTED_BROWSER"
+    assert "QR_READY" not in rt.bus.statuses()
+
+
+@on_2026
+def test_the_other_window_conflict_is_taken_over_too(make_runtime, sim):
+    rt = make_runtime(conflict_policy="takeover")
+    link(rt, sim)
+    sim.post("/sim/control/conflict", {"phone": OWN, "kind": "window"})  # "Use here" reloads the page
+    wait_until(lambda: rt.sessions["s1"].takeovers == 1, within_a_probe(rt), what="a takeover")
+    wait_until(lambda: rt.sessions["s1"].state == "CONNECTED", 15, what="the page back")
+    assert "DISCONNECTED" not in "".join(rt.bus.statuses())
+    assert rt.deliver("s1", 1, mid(), PEER, "after the takeover")
+    no_logout_from_the_page(sim)
+
+
+@on_2026
+def test_the_onboarding_dialog_is_acknowledged_and_the_device_stays(make_runtime, sim):
+    sim.post("/sim/control/config", {"onboarding_timeout": 3.0})
+    rt = make_runtime()
+    link(rt, sim)
+    wait_until(lambda: any(d["onboarding"] == "acknowledged" for d in sim.get("/sim/control/state")["devices"]),
+               within_a_probe(rt), what="Continue pressed")
+    time.sleep(4.0)  # past the simulator's onboarding timeout: an unanswered dialog would have unlinked us
+    device = next(d for d in sim.get("/sim/control/state")["devices"] if d["phone"] == OWN)
+    assert not device["revoked"]
+    assert rt.bus.statuses()[-1] == "READY" and rt.deliver("s1", 1, mid(), PEER, "still linked")
+    no_logout_from_the_page(sim)
+
+
+@on_2026
+def test_an_unknown_dialog_is_reported_once_and_never_answered(make_runtime, sim):
+    rt = make_runtime()
+    link(rt, sim)
+    rt.sessions["s1"].driver.execute_script("""
+        const wrap = document.createElement('div');
+        wrap.innerHTML = '<div data-animate-modal-backdrop><div role="dialog" aria-modal="true">' +
+          '<div data-animate-modal-popup><div data-animate-modal-body><h1>Something new</h1>' +
+          '<div>Please choose.</div><button id="t-logout">Log out</button><button id="t-later">Later</button>' +
+          '</div></div></div></div>';
+        document.body.appendChild(wrap);
+        window.__pressed = [];
+        for (const b of wrap.querySelectorAll('button')) b.addEventListener('click', () => window.__pressed.push(b.id));
+    """)
+    notice = rt.bus.wait("page notice", timeout=within_a_probe(rt), status="page_notice")
+    assert notice["kind"] == "unknown_dialog" and notice["buttons"] == ["Log out", "Later"]
+    time.sleep(2 * rt.settings.ready_probe_interval)
+    assert len([e for e in rt.bus.events if e["status"] == "page_notice"]) == 1, "reported once"
+    assert rt.sessions["s1"].driver.execute_script("return window.__pressed") == []
+
+
+@on_2026
+def test_a_page_that_reloads_itself_is_followed_not_crashed(make_runtime, sim):
+    rt = make_runtime()
+    link(rt, sim)
+    loads = sim.get("/sim/control/counters")["page_loads"]
+    sim.post("/sim/control/reload", {"phone": OWN, "cause": "update"})
+    wait_until(lambda: sim.get("/sim/control/counters")["page_loads"] > loads, 10, what="the self-reload")
+    wait_until(lambda: rt.sessions["s1"].state == "CONNECTED", 15, what="the page back")
+    assert rt.bus.statuses() == ["QR_READY", "AUTHENTICATED", "READY"], "no crash, no disconnect"
+    assert rt.deliver("s1", 1, mid(), PEER, "after the update")
+
+
+@on_2026
+def test_an_unknown_page_is_reported_then_recycled_with_its_login(make_runtime, sim):
+    rt = make_runtime(unknown_page_grace=1.0, stuck_timeout_seconds=4.0)
+    link(rt, sim)
+    first_pid = chrome_pid(rt)
+    with rt.sessions["s1"].lock:  # as if the page had wandered off somewhere unknown
+        rt.sessions["s1"].driver.get(sim.base + "/sim/health")
+    event = rt.bus.wait("UNKNOWN_PAGE", timeout=10, status="DISCONNECTED")
+    assert event["reason"] == "UNKNOWN_PAGE"
+    wait_until(lambda: "s1" in rt.sessions and chrome_pid(rt) != first_pid, 20, what="a new browser")
+    wait_until(lambda: rt.bus.statuses()[-1] == "READY", 20, what="READY again")
+    assert rt.bus.statuses().count("QR_READY") == 1, "the login was kept"
+
+
+@on_2026
+def test_the_page_version_goes_into_the_heartbeat(make_runtime, sim):
+    from workers import slots
+
+    rt = make_runtime()
+    link(rt, sim)
+    wanted = sim.get("/sim/control/config")["version"]
+    wait_until(lambda: rt.sessions["s1"].web_version == wanted, 10, what="the version read")
+    rt._beat()
+    mine = next(s for s in slots.live_slots(rt.redis) if s.name == rt.settings.slot_name)
+    assert mine.web_versions == {"s1": wanted}
+    slots.unregister(rt.redis, rt.settings.slot_name)
+
+
+@every_route
+def test_acks_of_messages_sent_before_a_slot_restart_are_still_followed(make_runtime, sim):
+    sim.post("/sim/control/config", {"deliver_delay": -1, "read_delay": -1})  # acks come when we say
+    rt = make_runtime()
+    link(rt, sim)
+    wa_id = rt.deliver("s1", 1, mid(), PEER, "before the restart")
+    rt.watch_acks("s1", wa_id, "m1", "j1", PEER)
+    rt.shutdown()  # the slot goes away; the login is saved
+
+    again = make_runtime(slot_name=rt.settings.slot_name)
+    again.initialize("s1", 2)
+    again.bus.wait("READY", status="READY")
+    sim.post("/sim/control/ack", {"ack": "delivered", "id": wa_id.split("_")[-1]})
+    again.bus.wait("delivered", message_id="m1", status=MessageStatus.DELIVERED.value)
+    sim.post("/sim/control/ack", {"ack": "read", "id": wa_id.split("_")[-1]})
+    again.bus.wait("read", message_id="m1", status=MessageStatus.READ.value)
+    got = [e["status"] for e in again.bus.events if e.get("message_id") == "m1"]
+    assert got == ["delivered", "read"]
+    assert not again.redis.exists("wa:acks:s1"), "a read message is no longer followed"
+
+
+@pytest.mark.profiles("2026")
+def test_a_portuguese_page_still_links_sends_and_sees_acks(make_runtime, sim):
+    sim.post("/sim/control/config", {"locale": "pt-BR"})
+    rt = make_runtime()
+    link(rt, sim)
+    wa_id = rt.deliver("s1", 1, mid(), PEER, "Olá")
+    rt.watch_acks("s1", wa_id, "m1", "j1", PEER)
+    rt.bus.wait("read", message_id="m1", status=MessageStatus.READ.value)
+    assert rt.sessions["s1"].driver.execute_script("return document.documentElement.lang").startswith("pt")

@@ -41,7 +41,7 @@ def cluster(settings, tmp_path_factory, redis_client, s3):
     env = {
         **os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url,
         "WA_WEB_URL": f"http://127.0.0.1:{sim_port}/", "SLOT_CAPACITY": "4", "LOG_LEVEL": "INFO",
-        "SIM_SYNC_DELAY": "0.3", "SIM_DELIVER_DELAY": "0.3", "SIM_READ_DELAY": "0.3", "DISPATCH_GRACE_SECONDS": "3",
+        "SIM_SYNC_DELAY": "0.3", "SIM_BOOT_SECONDS": "0.3", "SIM_DELIVER_DELAY": "0.3", "SIM_READ_DELAY": "0.3", "DISPATCH_GRACE_SECONDS": "3",
         "S3_BUCKET": f"wa-test-{tag}", "S3_ENDPOINT_URL": s3, "S3_CREATE_BUCKET": "true", "S3_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_EC2_METADATA_DISABLED": "true",
         "SLOT_HEARTBEAT_TTL": "6", "SEND_TIMEOUT": "8",

@@ -46,6 +46,7 @@ def reading(**fields) -> dict:
     (reading(syncing=True, socket="PAIRING"), PageState.PAIRING),
     (reading(syncing=True, wid='"919876543210:3@c.us"'), PageState.PAIRING),
     (reading(syncing=True, text="loading your chats"), PageState.PAIRING),  # 2021-23 sync screen
+    (reading(syncing=True, scanned=True), PageState.PAIRING),  # the bar in the document that showed the QR
     (reading(phoneInput=True), PageState.OPENING),
     (reading(socket="OPENING"), PageState.OPENING),
     ({"url": "https://web.whatsapp.com/", "ready": "loading"}, PageState.OPENING),

@@ -25,7 +25,8 @@ FAST = {"min_gap_seconds": 0.5, "max_gap_seconds": 0.8, "hourly_cap": 1000, "dai
 @pytest.fixture(scope="module")
 def stack(settings, tmp_path_factory, redis_client):
     env = {"DISPATCH_GRACE_SECONDS": "3", "SEND_TIMEOUT": "8", "WEBHOOK_SECRET": SECRET, "SLOT_CAPACITY": "10",
-           "WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8"}
+           "WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8",
+           "SIM_LID_SHARE": "1"}  # every chat is addressed by a hidden contact id (LID), as many are in 2026
     with running_stack(settings, tmp_path_factory.mktemp("logs"), redis_client, control=True, env=env) as running:
         yield running
 
@@ -234,4 +235,5 @@ def test_a_slot_killed_mid_bulk_sends_each_message_exactly_once(client, stack, r
     got = arrivals(stack, texts)
     counts = {t: sum(1 for m in got if m["text"] == t) for t in texts}
     assert set(counts.values()) == {1}, {t: c for t, c in counts.items() if c != 1}
+    assert all(m["chat"].endswith("@lid") for m in got), "the chats were LID chats"
     assert job["successful_sends"] == 20 and job["failed_sends"] == 0

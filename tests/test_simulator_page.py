@@ -57,7 +57,7 @@ class Sim:
     """The simulator on a free port in a background thread, plus a tiny control client."""
 
     def __init__(self) -> None:
-        self.app = create_app(SimConfig(port=0))
+        self.app = create_app(SimConfig(port=0, profile="legacy"))  # the 2021-23 page; the 2026 one: test_simulator_page_2026.py
         self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
         self.base = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -488,3 +488,35 @@ def test_link_with_phone_number(sim, page):
     assert r.status_code == 200, r.text
     find(page, CHAT_LIST)
     assert json.loads(local_storage(page, "last-wid-md")["last-wid-md"]) == r.json()["wid"]
+
+
+def test_wa_me_link_opens_chat_in_app(sim, page):
+    peer = "919876500005"
+    login(sim, page)
+
+    def click_link(href: str, nohandle: bool = False) -> None:
+        page.execute_script("""
+            const a = document.createElement('a'); a.href = arguments[0]; a.textContent = 'link';
+            a.addEventListener('click', e => e.preventDefault());  // never leave the page if not caught
+            const host = document.createElement('div'); if (arguments[1]) host.setAttribute('data-nohandle', '');
+            host.appendChild(a); document.getElementById('side').appendChild(host);
+            window.__starting = false;
+            new MutationObserver(() => { if (/Starting chat/.test(document.body.innerText)) window.__starting = true; })
+              .observe(document.body, {subtree: true, childList: true, characterData: true});
+            a.click(); host.remove();""", href, nohandle)
+
+    click_link(f"https://wa.me/{peer}?text=from%20link")
+    box = find(page, COMPOSE)
+    wait(page).until(lambda d: box.text == "from link")
+    assert peer in find(page, "#main header span[title]").get_attribute("title")
+    assert page.execute_script("return window.__starting") is True
+    gone(page, 'div[data-animate-modal-popup="true"]')
+    click_link("https://wa.me/919999999999")
+    dialog = wait(page).until(lambda d: [p for p in d.find_elements(By.CSS_SELECTOR, 'div[data-animate-modal-popup="true"]')
+                                         if "Phone number shared via url is invalid." in p.text])[0]
+    dialog.find_element(By.XPATH, './/div[@role="button"][text()="OK"]').click()
+    gone(page, 'div[data-animate-modal-popup="true"]')
+    click_link("https://wa.me/919876500006", nohandle=True)
+    assert page.execute_script("return window.__starting") is False
+    opens = [(o["peer"], o["in_app"]) for o in sim.get("/sim/control/counters").json()["chat_open_log"]]
+    assert opens == [(peer, True), ("919999999999", True)]

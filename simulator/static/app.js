@@ -398,7 +398,7 @@
     if (S.menu) { closeMenu(); return; }
     var logout = el('li', { role: 'button', tabindex: '0', class: 'menu-item', 'data-testid': 'mi-logout' },
       [el('div', { 'aria-label': 'Log out' }, 'Log out')]);
-    logout.addEventListener('click', function () { closeMenu(); doLogout(); });
+    logout.addEventListener('click', function () { closeMenu(); doLogout('menu'); });
     var settings = el('li', { role: 'button', tabindex: '0', class: 'menu-item', 'data-testid': 'mi-settings' },
       [el('div', { 'aria-label': 'Settings' }, 'Settings')]);
     settings.addEventListener('click', function () { closeMenu(); toast('Settings are not part of the simulator.'); });
@@ -408,8 +408,8 @@
 
   function closeMenu() { if (S.menu) { S.menu.remove(); S.menu = null; } }
 
-  function doLogout() {
-    api('logout', { cid: S.cid }).catch(function () {}).then(function () { onLoggedOut('web'); });
+  function doLogout(from) {
+    api('logout', { cid: S.cid, from: from || 'menu' }).catch(function () {}).then(function () { onLoggedOut('web'); });
   }
 
   function onLoggedOut(reason) {
@@ -439,7 +439,7 @@
   function updateConflict(on) {
     if (on && !S.conflictModal) {
       S.conflictModal = showModal('WhatsApp is open in another window. Click \u201cUse here\u201d to use WhatsApp in this window.', [
-        { label: 'Log out', onClick: function () { doLogout(); } },
+        { label: 'Log out', onClick: function () { doLogout('conflict'); } },
         { label: 'Use here', primary: true, onClick: function () {
           api('takeover', { cid: S.cid }).then(applySnap).catch(function (e) { toast(e.message); });
         } }
@@ -468,7 +468,7 @@
     var intent = S.intent;
     S.intent = null;
     try { history.replaceState(null, '', '/'); } catch (e) { /* ignore */ }
-    api('chat/open', { cid: S.cid, phone: intent.phone }).then(function (r) {
+    api('chat/open', { cid: S.cid, phone: intent.phone, in_app: false }).then(function (r) {
       if (r.ok) openChat(r.chat, intent.text);
       else showInvalidNumber();
     }).catch(function (e) { toast(e.message); });
@@ -527,7 +527,7 @@
   }
 
   function openChatByPhone(phone) {
-    api('chat/open', { cid: S.cid, phone: phone }).then(function (r) {
+    api('chat/open', { cid: S.cid, phone: phone, in_app: true }).then(function (r) {
       if (r.ok) openChat(r.chat, '');
       else showInvalidNumber();
     }).catch(function (e) { toast(e.message); });
@@ -800,6 +800,76 @@
   }
 
   // ----------------------------------------------------------------- events
+  // ------------------------------------------------ in-page wa.me links
+  // Clicks on <a href="https://wa.me/<digits>"> (also api.whatsapp.com/send, whatsapp://send) are caught in the
+  // capture phase and run in-app behind a "Starting chat" popup, unless an ancestor has data-nohandle.
+  function parseWaLink(href) {
+    var u;
+    try { u = new URL(href, location.href); } catch (e) { return null; }
+    var host = u.hostname.toLowerCase();
+    if ((u.protocol === 'https:' || u.protocol === 'http:') && (host === 'wa.me' || host === 'www.wa.me')) {
+      var path = u.pathname.replace(/^\/+|\/+$/g, '');
+      if (!path || path.indexOf('/') >= 0) return null;
+      return { phone: decodeURIComponent(path), text: u.searchParams.get('text') || '' };
+    }
+    if ((u.protocol === 'https:' || u.protocol === 'http:') && host === 'api.whatsapp.com' && /^\/send\/?$/.test(u.pathname)) {
+      return { phone: u.searchParams.get('phone') || '', text: u.searchParams.get('text') || '' };
+    }
+    if (u.protocol === 'whatsapp:' && /^whatsapp:\/\/send/.test(href)) {
+      var q = new URLSearchParams(href.split('?')[1] || '');
+      return { phone: q.get('phone') || '', text: q.get('text') || '' };
+    }
+    return null;
+  }
+
+  document.addEventListener('click', function (e) {
+    var a = e.target && e.target.closest ? e.target.closest('a[href]') : null;
+    if (!a || a.closest('[data-nohandle]')) return;
+    var link = parseWaLink(a.getAttribute('href'));
+    if (!link || S.view !== 'app' || !S.cid) return;
+    e.preventDefault();
+    e.stopPropagation();
+    var popup = showModal(el('div', { class: 'starting-chat' }, 'Starting chat'), []);
+    var shown = Date.now();
+    function after(fn) { setTimeout(function () { popup.remove(); fn(); }, Math.max(0, 350 - (Date.now() - shown))); }
+    api('chat/open', { cid: S.cid, phone: link.phone, in_app: true }).then(function (r) {
+      after(function () { if (r.ok) openChat(r.chat, link.text); else showInvalidNumber(); });
+    }).catch(function (err) { after(function () { toast(err.message); }); });
+  }, true);
+
+  // ------------------------------------------------------------ page heap
+  var HEAP = { chunks: [], timer: null, idx: 0 };
+  function setHeap(mb) {
+    var want = Math.max(0, Math.round((Number(mb) || 0) * 2));
+    if (HEAP.chunks.length > want) HEAP.chunks.length = want;
+    while (HEAP.chunks.length < want) {
+      var a = new Array(65536);
+      for (var i = 0; i < 65536; i++) a[i] = Math.random() + i;
+      HEAP.chunks.push(a);
+    }
+    if (want && !HEAP.timer) {
+      HEAP.timer = setInterval(function () {
+        var n = HEAP.chunks.length;
+        for (var k = 0; k < Math.max(1, Math.ceil(n / 16)) && n; k++) {
+          var c = HEAP.chunks[HEAP.idx++ % n];
+          for (var j = 0; j < c.length; j += 16) c[j] = c[j] * 1.0000001 + 1e-9;
+        }
+      }, 1000);
+    }
+    if (!want && HEAP.timer) { clearInterval(HEAP.timer); HEAP.timer = null; }
+  }
+
+  function loadCause() {
+    try {
+      if (sessionStorage.getItem('WASimSelfReload')) { sessionStorage.removeItem('WASimSelfReload'); return 'self_reload'; }
+    } catch (e) { /* ignore */ }
+    var nav = performance.getEntriesByType ? performance.getEntriesByType('navigation')[0] : null;
+    var type = nav ? nav.type : '';
+    return type === 'reload' ? 'reload' : (type === 'back_forward' ? 'back_forward' : 'navigation');
+  }
+
+  function markSelfReload() { try { sessionStorage.setItem('WASimSelfReload', '1'); } catch (e) { /* ignore */ } }
+
   function handleEvent(ev) {
     if (ev.type === 'message') {
       if (S.openChat && S.openChat.phone === ev.chat) {
@@ -814,6 +884,17 @@
     if (s.logged_out) { onLoggedOut('phone'); return; }
     if (s.limits) S.limits = s.limits;
     if (s.poll_ms) S.pollMs = s.poll_ms;
+    if (s.page_heap_mb !== undefined) setHeap(s.page_heap_mb);
+    if (s.reload && s.reload.id !== undefined && s.reload.id !== null && S.reloadId !== s.reload.id) {
+      S.reloadId = s.reload.id;
+      var done = [];
+      try { done = JSON.parse(sessionStorage.getItem('WASimReloadIds') || '[]'); } catch (e) { done = []; }
+      if (done.indexOf(String(s.reload.id)) < 0) {
+        done.push(String(s.reload.id));
+        try { sessionStorage.setItem('WASimReloadIds', JSON.stringify(done.slice(-50))); } catch (e) { /* ignore */ }
+        S.stopped = true; markSelfReload(); location.reload(); return;
+      }
+    }
     if (s.rev >= S.rev) {
       S.rev = s.rev;
       if (s.state === 'UNPAIRED' || s.state === 'UNPAIRED_IDLE') renderLanding(s);
@@ -839,7 +920,7 @@
           pollLoop();
         })
         .catch(function (e) {
-          if (e.status === 404) { S.stopped = true; location.reload(); return; }
+          if (e.status === 404) { S.stopped = true; markSelfReload(); location.reload(); return; }
           S.netDown = true;
           if (S.view === 'app') updateBanner('computer');
           setTimeout(pollLoop, 1000);
@@ -853,7 +934,8 @@
       S.intent = { phone: p.get('phone') || '', text: p.get('text') || '' };
     }
     var token = lsGetJSON(LS_TOKEN);
-    api('connect', { token: typeof token === 'string' ? token : null, path: location.pathname + location.search })
+    api('connect', { token: typeof token === 'string' ? token : null, path: location.pathname + location.search,
+      load_cause: loadCause() })
       .then(function (snap) {
         if (snap.token_status === 'revoked' || snap.token_status === 'unknown') clearLogin(snap.token_status);
         S.cid = snap.cid;
