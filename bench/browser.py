@@ -1,14 +1,20 @@
-"""Browser timings of the slot's driver against the simulator (issue 3).
+"""Browser timings of the slot's driver against the simulator (issues 3 and 8).
 
 Each run starts a fresh session on a real headless Chromium through the code a slot
 worker runs (``workers.slot.SlotRuntime``, its monitor thread included) and measures:
 
-* initialize -> first QR event (Chrome start, page load, QR read, PNG made),
+* initialize -> first QR event (Chrome start, page load with its boot time, QR read, PNG made),
 * scan -> READY event (the simulator's sync screen lasts SIM_SYNC_DELAY, default 1 s),
-* one text send (open the chat, type, Enter, until the server has it; no pacing),
-* one image send (download from a local server, attach, caption, upload, server ack).
+* one text send (a full page load of /send, type, Enter, until the server has it; no pacing),
+* one image send (download from a local server, attach, caption, upload, server ack),
+* ack latency: from the simulated phone's delivered / read receipt (forced through the
+  control API) to the slot's delivered / read event.
 
-    python bench/browser.py [--runs 10] [--sends 3]
+Each page profile of the simulator is measured in turn (``--profiles 2026,legacy``); the
+2026 profile boots for SIM_BOOT_SECONDS on every full page load (``--boot-seconds``,
+default the simulator's 4 s, from the public stage minimums and field boot times).
+
+    python bench/browser.py [--runs 10] [--sends 3] [--profiles 2026,legacy] [--boot-seconds 4]
 
 Prints every sample's p50 / p95 / max. Needs Redis (REDIS_URL, default
 redis://127.0.0.1:6379/12) for the sent-part markers of media sends.
@@ -54,7 +60,13 @@ class TimedBus:
             self.events.append((time.monotonic(), {"session_id": session_id, "status": status, **fields}))
             self._cond.notify_all()
 
-    def message(self, *args, **kwargs):
+    def message(self, message_id, job_id, session_id, status, **fields):
+        with self._cond:
+            self.events.append((time.monotonic(), {"session_id": session_id, "message_id": message_id,
+                                                   "status": status}))
+            self._cond.notify_all()
+
+    def page_notice(self, *args, **kwargs):
         pass
 
     def backup(self, *args):
@@ -63,9 +75,10 @@ class TimedBus:
     def notify_session(self, *args):
         pass
 
-    def wait(self, session_id: str, status: str, timeout: float = 60.0) -> tuple[float, dict]:
+    def wait(self, session_id: str, status: str, timeout: float = 60.0, **match) -> tuple[float, dict]:
         def found():
-            return next(((t, e) for t, e in self.events if e["session_id"] == session_id and e["status"] == status), None)
+            return next(((t, e) for t, e in self.events if e["session_id"] == session_id and e["status"] == status
+                         and all(e.get(k) == v for k, v in match.items())), None)
 
         with self._cond:
             if not self._cond.wait_for(found, timeout):
@@ -90,21 +103,27 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--sends", type=int, default=3, help="text and image sends per run")
+    parser.add_argument("--profiles", default="2026,legacy", help="simulator page profiles, in turn")
+    parser.add_argument("--boot-seconds", type=float, default=None,
+                        help="SIM_BOOT_SECONDS of the 2026 profile (default: the simulator's own)")
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="wa-bench-browser-"))
-    port = free_port()
-    sim = subprocess.Popen([sys.executable, "-m", "simulator", "--port", str(port), "--quiet"], cwd=ROOT,
-                           env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
     photo = image_bytes()
-    try:
-        with serving({"/photo.jpg": ("image/jpeg", photo)}) as files:
-            measure(args, work, base, files + "/photo.jpg", len(photo))
-    finally:
-        sim.terminate()
-        sim.wait(10)
+    for profile in args.profiles.split(","):
+        work = Path(tempfile.mkdtemp(prefix="wa-bench-browser-"))
+        port = free_port()
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "SIM_PROFILE": profile}
+        if args.boot_seconds is not None:
+            env["SIM_BOOT_SECONDS"] = str(args.boot_seconds)
+        sim = subprocess.Popen([sys.executable, "-m", "simulator", "--port", str(port), "--quiet"], cwd=ROOT,
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            with serving({"/photo.jpg": ("image/jpeg", photo)}) as files:
+                measure(args, work, base, files + "/photo.jpg", len(photo))
+        finally:
+            sim.terminate()
+            sim.wait(10)
 
 
 def measure(args, work: Path, base: str, image_url: str, image_size: int) -> None:
@@ -115,7 +134,7 @@ def measure(args, work: Path, base: str, image_url: str, image_size: int) -> Non
     bus = TimedBus()
     rt = SlotRuntime(settings, client=redis.Redis.from_url(redis_url), bus=bus)
     rt.start(heartbeat=False)
-    first_qr, ready, text, image = [], [], [], []
+    first_qr, ready, text, image, delivered, read = [], [], [], [], [], []
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -124,9 +143,15 @@ def measure(args, work: Path, base: str, image_url: str, image_size: int) -> Non
                     break
             except requests.RequestException:
                 time.sleep(0.1)
-        sync = requests.get(base + "/sim/control/config", timeout=5).json()["sync_delay"]
-        print(f"simulator sync_delay={sync}s, page probe every {settings.page_probe_interval}s, "
-              f"{args.runs} runs x {args.sends} sends, image {image_size // 1024} KiB")
+        config = requests.get(base + "/sim/control/config", timeout=5).json()
+        # Receipts come when this benchmark says, so that their latency is measured alone.
+        requests.post(base + "/sim/control/config", json={"deliver_delay": -1, "read_delay": -1},
+                      timeout=5).raise_for_status()
+        boot = config.get("boot_seconds", 0) if config.get("profile", "legacy") != "legacy" else 0
+        print(f"profile {config.get('profile', 'legacy')}: boot {boot}s per page load, "
+              f"sync_delay={config['sync_delay']}s, page probe every {settings.page_probe_interval}s "
+              f"({settings.ready_probe_interval}s once READY), {args.runs} runs x {args.sends} sends, "
+              f"image {image_size // 1024} KiB")
         for run in range(args.runs):
             sid, phone = f"bench-{run}", f"9198000{run:05d}"
             started = time.monotonic()
@@ -139,8 +164,16 @@ def measure(args, work: Path, base: str, image_url: str, image_size: int) -> Non
             ready.append(t_ready - scanned)
             for i in range(args.sends):
                 t0 = time.monotonic()
-                rt.deliver(sid, 1, f"bench-{secrets.token_hex(6)}", PEER, f"Benchmark text {run}.{i}")
+                message_id = f"bench-{secrets.token_hex(6)}"
+                wa_id = rt.deliver(sid, 1, message_id, PEER, f"Benchmark text {run}.{i}")
                 text.append(time.monotonic() - t0)
+                rt.watch_acks(sid, wa_id, message_id, "bench", PEER)
+                for level, samples in (("delivered", delivered), ("read", read)):
+                    t0 = time.monotonic()
+                    requests.post(base + "/sim/control/ack", json={"ack": level, "id": wa_id.split("_")[-1]},
+                                  timeout=5).raise_for_status()
+                    t_seen, _ = bus.wait(sid, level, message_id=message_id)
+                    samples.append(t_seen - t0)
                 t0 = time.monotonic()
                 rt.deliver(sid, 1, f"bench-{secrets.token_hex(6)}", PEER, f"Benchmark image {run}.{i}",
                            [{"url": image_url}])
@@ -156,6 +189,9 @@ def measure(args, work: Path, base: str, image_url: str, image_size: int) -> Non
     print(summary("scan -> READY", ready))
     print(summary("text send", text))
     print(summary("image send", image))
+    print(summary("delivered receipt -> event", delivered))
+    print(summary("read receipt -> event", read))
+    print()
 
 
 if __name__ == "__main__":

@@ -13,7 +13,12 @@ the other, and then measures, with all of them READY:
 * the archive of a simulator login: its size, against the login parts unpacked and the
   whole Chrome profile.
 
-    python bench/capacity.py [--sessions 40] [--idle 30] [--restores 10]
+The simulator serves its default page profile (2026). ``--page-heap-mb`` gives each page
+the weight of the real app (SIM_PAGE_HEAP_MB: that much live JavaScript memory, touched
+every second; public figures put a WhatsApp Web tab at 250-400 MB), so that the figures
+predict production rather than the light simulator page; 0 measures the bare page.
+
+    python bench/capacity.py [--sessions 40] [--idle 30] [--restores 10] [--page-heap-mb 150]
 """
 from __future__ import annotations
 
@@ -85,6 +90,8 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=40)
     parser.add_argument("--idle", type=float, default=30.0)
     parser.add_argument("--restores", type=int, default=10)
+    parser.add_argument("--page-heap-mb", type=float, default=150.0)
+    parser.add_argument("--boot-seconds", type=float, default=4.0)
     args = parser.parse_args()
 
     with fresh_world("capacity") as world:
@@ -99,7 +106,8 @@ def run(args, world: World) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": db_url, "REDIS_URL": redis_url,
            "WA_WEB_URL": f"http://127.0.0.1:{sim_port}/", "BROWSER_WORK_DIR": str(work / "browsers"),
            "PROFILE_DIR": str(work / "profiles"), "SLOT_NAME": slot, "SLOT_CAPACITY": str(args.sessions),
-           "LOG_LEVEL": "WARNING", "SIM_SYNC_DELAY": "0.5"}
+           "LOG_LEVEL": "WARNING", "SIM_SYNC_DELAY": "0.5", "SIM_PAGE_HEAP_MB": str(args.page_heap_mb),
+           "SIM_BOOT_SECONDS": str(args.boot_seconds)}
     procs = [Proc("simulator", ["-m", "simulator", "--port", str(sim_port), "--quiet"], env, logs),
              Proc("recorder", ["-m", "workers.recorder"], env, logs),
              Proc("slot", ["-m", "workers.slot"], env, logs)]
@@ -136,7 +144,8 @@ def run(args, world: World) -> None:
             sessions.append(user)
             if (i + 1) % 10 == 0:
                 print(f"{i + 1} sessions READY after {time.monotonic() - started:.0f} s", flush=True)
-        print(f"{len(sessions)} concurrent READY sessions on one slot", flush=True)
+        print(f"{len(sessions)} concurrent READY sessions on one slot (page heap {args.page_heap_mb:.0f} MB, "
+              f"boot {args.boot_seconds:.1f} s)", flush=True)
 
         time.sleep(10)  # settle: first backups, page loads done
         wait_until(lambda: len(slots.live_slots(client)[0].sessions) == len(sessions), 30)

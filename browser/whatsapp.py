@@ -18,7 +18,11 @@ from enum import StrEnum
 from pathlib import Path
 from urllib.parse import quote, urljoin
 
-from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+from selenium.common.exceptions import (
+    ElementClickInterceptedException,
+    StaleElementReferenceException,
+    WebDriverException,
+)
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_fixed
@@ -439,11 +443,12 @@ def classify(raw: dict) -> PageState:
     if raw.get("reload"):
         return PageState.UNPAIRED_IDLE
     if raw.get("syncing"):
-        # A progress bar alone is also the start-up screen; it means "scanned, syncing"
-        # once the socket says so, with the 2021-23 sync text, once the page holds a login,
-        # or when this same document showed a code before (``scanned``, see snapshot()).
+        # A progress bar alone is also the start-up screen (of a stored login too, which may
+        # turn out revoked: a QR follows); it means "scanned, syncing" once the socket says
+        # so, with the 2021-23 sync text, or when this same document showed a code before
+        # (``scanned``, see snapshot()).
         text = raw.get("text") or ""
-        if socket == "PAIRING" or raw.get("wid") or raw.get("scanned") or sel.SYNCING_TEXT.lower() in text:
+        if socket == "PAIRING" or raw.get("scanned") or sel.SYNCING_TEXT.lower() in text:
             return PageState.PAIRING
         return PageState.OPENING
     if raw.get("phoneInput"):
@@ -606,6 +611,7 @@ class WhatsAppWeb:
         def prepare():
             self.driver.get(urljoin(self.base_url, f"send?phone={phone}"))
             self._wait_for_chat(phone, deadline)
+            self.dismiss_dialogs(self.snapshot().dialogs)  # e.g. "What's new", shown just after the chat opened
             self._wait(deadline, lambda: self._first(sel.ATTACH_BUTTON), "no attach button").click()
             inputs = sel.MEDIA_INPUT if as_media else sel.DOCUMENT_INPUT
             file_input = self._wait(deadline, lambda: self._first(inputs), "the attach menu did not open")
@@ -643,9 +649,11 @@ class WhatsAppWeb:
         return matches[-1] if matches else None
 
     def _prepared(self, step, deadline: float):
-        """Run a preparing step, again on transient page errors, until the deadline."""
+        """Run a preparing step, again on transient page errors (a dialog that covered a
+        button meanwhile included), until the deadline."""
         retrying = Retrying(
-            retry=retry_if_exception_type((TransientSendError, StaleElementReferenceException)),
+            retry=retry_if_exception_type((TransientSendError, StaleElementReferenceException,
+                                           ElementClickInterceptedException)),
             stop=stop_after_attempt(3) | stop_before_deadline(deadline),
             wait=wait_fixed(0.3), reraise=True,
         )

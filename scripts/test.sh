@@ -46,4 +46,7 @@ fi
 echo "test: docker-compose.yml parses"
 docker-compose -f docker-compose.yml config -q
 
-.venv/bin/python -m pytest "$@"
+# Two workers (TEST_WORKERS; 0 runs in this process): most tests wait on browsers and
+# processes rather than compute. Each test file stays on one worker (module fixtures such
+# as a simulator or a whole stack), and each worker has a Redis database of its own.
+.venv/bin/python -m pytest -n "${TEST_WORKERS:-2}" --dist loadfile "$@"

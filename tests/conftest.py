@@ -31,6 +31,20 @@ ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
 
 
+def _per_worker(url: str) -> str:
+    """Under pytest-xdist each worker gets its own Redis database (the next numbers after
+    TEST_REDIS_URL's): a worker flushes its database, and slots, queues and events must not
+    meet another worker's."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return url
+    base, _, db = url.rpartition("/")
+    return f"{base}/{int(db or 0) + int(worker[2:])}"
+
+
+REDIS_URL = _per_worker(REDIS_URL)
+
+
 def _with_db(url: str, name: str) -> str:
     base, _, _ = url.rpartition("/")
     return f"{base}/{name}"

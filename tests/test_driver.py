@@ -92,7 +92,7 @@ def fresh_sim(sim, profile):
     knobs = {**PROFILES[profile], "sync_delay": 0.2, "deliver_delay": 0.3, "read_delay": 0.3}
     if profile != "legacy":
         # PEER's chat is keyed by a hidden contact id (LID), OTHER's by the number.
-        knobs.update(boot_seconds=0.3, onboarding_delay=0.3, lid_numbers=[PEER], pn_numbers=[OTHER])
+        knobs.update(boot_seconds=0.2, onboarding_delay=0.3, lid_numbers=[PEER], pn_numbers=[OTHER])
     sim.post("/sim/control/config", knobs)
 
 
@@ -548,7 +548,9 @@ def test_an_ack_seen_only_as_read_is_reported_delivered_then_read(settings, redi
 
 # --- the 2026 page: whole screens, dialogs, reloads, locale ------------------------------
 
-on_2026 = pytest.mark.profiles("2026", "2026-dom")
+on_2026 = pytest.mark.profiles("2026")
+# Screens are told apart by the socket state with the modules, by their text without.
+on_2026_both_routes = pytest.mark.profiles("2026", "2026-dom")
 
 
 def no_logout_from_the_page(sim: Sim) -> None:
@@ -561,7 +563,7 @@ def within_a_probe(rt: SlotRuntime) -> float:
     return rt.settings.ready_probe_interval + 5.0
 
 
-@on_2026
+@on_2026_both_routes
 @pytest.mark.parametrize("screen, reason", [("TEMP_BAN", "TEMP_BANNED"), ("APP_LOCKED", "APP_LOCKED")])
 def test_screens_waited_out_are_reported_and_end_in_ready(make_runtime, sim, screen, reason):
     rt = make_runtime()
@@ -576,7 +578,7 @@ def test_screens_waited_out_are_reported_and_end_in_ready(make_runtime, sim, scr
     no_logout_from_the_page(sim)
 
 
-@on_2026
+@on_2026_both_routes
 @pytest.mark.parametrize("screen, reason", [("TOS_BLOCK", "TOS_BLOCKED"), ("DEPRECATED_VERSION", "NEEDS_UPDATE")])
 def test_screens_that_need_a_person_stop_the_session_with_the_login_kept(make_runtime, sim, screen, reason):
     rt = make_runtime()
@@ -708,7 +710,7 @@ def test_acks_of_messages_sent_before_a_slot_restart_are_still_followed(make_run
     again.bus.wait("read", message_id="m1", status=MessageStatus.READ.value)
     got = [e["status"] for e in again.bus.events if e.get("message_id") == "m1"]
     assert got == ["delivered", "read"]
-    assert not again.redis.exists("wa:acks:s1"), "a read message is no longer followed"
+    wait_until(lambda: not again.redis.exists("wa:acks:s1"), 5, what="a read message no longer followed")
 
 
 @pytest.mark.profiles("2026")
@@ -720,3 +722,18 @@ def test_a_portuguese_page_still_links_sends_and_sees_acks(make_runtime, sim):
     rt.watch_acks("s1", wa_id, "m1", "j1", PEER)
     rt.bus.wait("read", message_id="m1", status=MessageStatus.READ.value)
     assert rt.sessions["s1"].driver.execute_script("return document.documentElement.lang").startswith("pt")
+
+
+@on_2026_both_routes
+def test_a_login_that_cannot_connect_is_reported_and_recovers(make_runtime, sim):
+    rt = make_runtime()
+    link(rt, sim)
+    rt.stop("s1", 1, forget=False)
+    sim.post("/sim/control/connection", {"online": False, "kind": "computer"})
+    rt.bus.events.clear()
+    rt.initialize("s1", 2)  # boots with its login, but the socket cannot come up: "Connecting to WhatsApp"
+    event = rt.bus.wait("CONNECTION_LOST", timeout=15, status="DISCONNECTED")
+    assert event["reason"] == "CONNECTION_LOST"
+    sim.post("/sim/control/connection", {"online": True})
+    rt.bus.wait("READY", timeout=15, status="READY")
+    no_logout_from_the_page(sim)

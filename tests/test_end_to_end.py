@@ -51,7 +51,7 @@ def test_text_message_end_to_end(client, stack, user_id):
     assert r.json["status"] == "QR_READY"
     payload = read_qr_data_url(r.json["qr_code"])
     assert payload in on_screen_payloads(sim), "the API's QR is the one on the page"
-    assert payload.count(",") == 3 and payload.startswith("2@")
+    assert payload.count(",") == 4 and payload.startswith("2@")  # the 2026 page: ref,noise,identity,adv,platform
 
     r = requests.post(f"{sim}/sim/phone/scan", json={"payload": payload, "phone": PHONE}, timeout=5)
     assert r.status_code == 200, r.text
@@ -181,6 +181,26 @@ def test_connection_loss_shows_in_status_and_recovers(client, stack, ready_sessi
         requests.post(f"{sim}/sim/control/connection", json={"online": True, "phone": "919811111111"}, timeout=5)
     wait_until(lambda: client.get(f"/webjs/sessions/{ready_session}/status").json["status"] == "READY", 15,
                what="READY again")
+
+
+def test_a_temporary_ban_shows_in_status_and_ends_in_ready(client, stack, ready_session):
+    """A whole screen of the 2026 page reaches /status with its reason; the browser stays."""
+    sim = stack["sim"]
+    version = requests.get(f"{sim}/sim/control/config", timeout=5).json()["version"]
+    wait_until(lambda: client.get(f"/webjs/sessions/{ready_session}/status").json["web_version"] == version, 15,
+               what="the page's build in /status (from the slot's heartbeat)")
+    requests.post(f"{sim}/sim/control/screen", json={"screen": "TEMP_BAN", "phone": "919811111111"},
+                  timeout=5).raise_for_status()
+    try:
+        banned = wait_until(lambda: (s := client.get(f"/webjs/sessions/{ready_session}/status").json)["status"]
+                            == "DISCONNECTED" and s, 15, what="DISCONNECTED")
+        assert banned["reason"] == "TEMP_BANNED"
+        assert ready_session in client.get("/webjs/sessions/active").json["active_sessions"]
+    finally:
+        requests.post(f"{sim}/sim/control/screen", json={"screen": None, "phone": "919811111111"}, timeout=5)
+    wait_until(lambda: client.get(f"/webjs/sessions/{ready_session}/status").json["status"] == "READY", 15,
+               what="READY again")
+    assert requests.get(f"{sim}/sim/control/counters", timeout=5).json()["logout_clicks"] == []
 
 
 def test_deleting_a_session_stops_its_browser(client, stack, user_id, db):

@@ -44,7 +44,10 @@ PAGES = {
 
 
 class _Pages(BaseHTTPRequestHandler):
+    languages: list[str] = []  # the Accept-Language of every request
+
     def do_GET(self):  # noqa: N802
+        self.languages.append(self.headers.get("Accept-Language", ""))
         body = f"<html><body>{PAGES.get(self.path.split('?')[0], '')}</body></html>".encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/html")
@@ -71,6 +74,7 @@ def page(tmp_path_factory):
         driver.get(base + path.lstrip("/"))
         return WhatsAppWeb(driver, base).snapshot()
 
+    open_page.driver = driver
     try:
         yield open_page
     finally:
@@ -82,9 +86,10 @@ def test_a_progress_bar_without_a_login_is_still_opening(page):
     assert page("/loading").state == PageState.OPENING
 
 
-def test_a_progress_bar_with_a_login_is_pairing(page):
+def test_a_progress_bar_with_a_stored_login_is_still_opening(page):
+    """A stored login boots behind the same bar and may turn out revoked: not yet PAIRING."""
     snap = page("/syncing")
-    assert snap.state == PageState.PAIRING and snap.phone_number == "919876543210"
+    assert snap.state == PageState.OPENING and snap.phone_number == "919876543210"
 
 
 def test_qr_expired_and_connected_states(page):
@@ -116,3 +121,10 @@ def test_2026_ticks_are_read_by_title_and_colour(page):
                               "919876543213": "read", "919876543214": "delivered"}
     # The open chat (a LID chat): keyed by the message id, whatever the address form.
     assert snap.acks == {"3EB00": "pending", "3EB01": "sent", "3EB02": "delivered", "3EB03": "read"}
+
+
+def test_chrome_is_pinned_to_english(page):
+    """The page follows the browser's language and the driver's texts are English."""
+    page("/chats")
+    assert _Pages.languages[-1].startswith("en-US"), _Pages.languages[-1]
+    assert page.driver.execute_script("return navigator.language") == "en-US"

@@ -44,7 +44,9 @@ def reading(**fields) -> dict:
     (reading(reload=True, socket="UNPAIRED_IDLE"), PageState.UNPAIRED_IDLE),
     (reading(syncing=True), PageState.OPENING),  # the start-up screen has a bar too
     (reading(syncing=True, socket="PAIRING"), PageState.PAIRING),
-    (reading(syncing=True, wid='"919876543210:3@c.us"'), PageState.PAIRING),
+    # A stored login boots behind the same bar, and may turn out revoked (then a QR shows).
+    (reading(syncing=True, wid='"919876543210:3@c.us"'), PageState.OPENING),
+    (reading(syncing=True, wid='"919876543210:3@c.us"', socket="OPENING"), PageState.OPENING),
     (reading(syncing=True, text="loading your chats"), PageState.PAIRING),  # 2021-23 sync screen
     (reading(syncing=True, scanned=True), PageState.PAIRING),  # the bar in the document that showed the QR
     (reading(phoneInput=True), PageState.OPENING),

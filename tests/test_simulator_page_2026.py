@@ -256,6 +256,8 @@ def test_cookie_dialog_until_accepted(sim, page):
     sim.config(cookie_banner=True)
     page.get(sim.base + "/")
     popup = find(page, DIALOG)
+    assert all(e.is_displayed() for e in page.find_elements(
+        By.CSS_SELECTOR, "[data-animate-modal-backdrop], [role=dialog][aria-modal=true], [data-animate-modal-popup]"))
     assert popup.get_attribute("aria-label").startswith("Accept cookies from WhatsApp on this browser?")
     body = popup.find_element(By.CSS_SELECTOR, "div[data-animate-modal-body]")
     assert body.find_element(By.TAG_NAME, "h1").text == "Accept cookies from WhatsApp on this browser?"
@@ -557,6 +559,10 @@ def test_lexical_composer_takes_only_input_events(sim, page):
     box.send_keys("xyz")
     box.send_keys(Keys.CONTROL, "a")
     box.send_keys(Keys.BACKSPACE)  # select all + Backspace empties it (WebElement.clear() does not)
+    wait(page).until(lambda d: box.text == "")
+    js(page, "arguments[0].focus(); document.execCommand('insertText', false, 'x\\ny')", box)
+    wait(page).until(lambda d: box.text == "x\ny")
+    js(page, "arguments[0].focus(); document.execCommand('selectAll'); document.execCommand('delete')", box)
     wait(page).until(lambda d: box.text == "")
 
     # a DOM write alone sends nothing; a Send click afterwards sends what was typed only

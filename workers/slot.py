@@ -512,9 +512,14 @@ class SlotRuntime:
                 bs.backing_up = True
                 bs.next_backup = time.monotonic() + self.settings.backup_interval
                 self._backups.submit(self._backup, bs)
-        elif snap.state in (PageState.TIMEOUT, PageState.CONNECTING):
+        elif snap.state == PageState.TIMEOUT:
             if bs.reported == SessionStatus.READY:
                 # The browser stays; READY follows when the page is back online.
+                self._publish(bs, SessionStatus.DISCONNECTED, reason=DisconnectReason.CONNECTION_LOST)
+        elif snap.state == PageState.CONNECTING:
+            # The start-up popup: the page holds a login but its socket does not come up.
+            # Its only button is Log out, so it is waited out; READY follows.
+            if bs.reason != DisconnectReason.CONNECTION_LOST:
                 self._publish(bs, SessionStatus.DISCONNECTED, reason=DisconnectReason.CONNECTION_LOST)
         elif snap.state in WAIT_OUT:
             # Never answered from here: these screens offer "Log out". The browser stays;

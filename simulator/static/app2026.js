@@ -990,13 +990,20 @@
 
     function isBlock(n) { return n.nodeType === 1 && (n.nodeName === 'P' || n.nodeName === 'DIV'); }
 
+    // a <br> that ends its block draws no line of its own (the browser's placeholder, or Lexical's tail)
+    function trailingBr(br) {
+      var n = br.nextSibling;
+      while (n && n.nodeType === 3 && n.data === '') n = n.nextSibling;
+      return !n && (br.parentNode === ed || isBlock(br.parentNode));
+    }
+
     function units() {
       var out = [], seenBlock = false;
       var w = document.createTreeWalker(ed, NodeFilter.SHOW_ELEMENT | NodeFilter.SHOW_TEXT);
       var n;
       while ((n = w.nextNode())) {
         if (n.nodeType === 3) out.push({ node: n, len: n.data.length, text: true });
-        else if (n.nodeName === 'BR') out.push({ node: n, len: n.hasAttribute('data-lexical-tail') ? 0 : 1 });
+        else if (n.nodeName === 'BR') out.push({ node: n, len: trailingBr(n) ? 0 : 1 });
         else if (isBlock(n)) { if (seenBlock) out.push({ node: n, len: 1, block: true }); seenBlock = true; }
       }
       return out;
@@ -1126,6 +1133,7 @@
     }
 
     ed.addEventListener('beforeinput', function (e) {
+      flushInput();
       var type = e.inputType || '';
       if (!e.cancelable || /Composition/.test(type)) return;  // IME: taken from the input event
       e.preventDefault();
@@ -1145,11 +1153,15 @@
       }
     });
 
-    ed.addEventListener('input', function (e) {
-      // changes whose beforeinput could not be cancelled or never came (execCommand, IME)
-      var type = e.inputType || '';
-      if (type && type.indexOf('insert') !== 0 && type.indexOf('delete') !== 0) { render(model.length); return; }
-      var s = type === 'insertLineBreak' || type === 'insertParagraph' ? '\n' : normalizeNl(e.data);
+    // Changes whose beforeinput could not be cancelled or never came (execCommand, IME) arrive as input
+    // events, several for one command (execCommand('insertText', 'a\nb') fires "a", null, "b" after the DOM
+    // is done). They are collected and applied once, right after the command, from their data and the caret.
+    var pending = null;
+    function flushInput() {
+      if (!pending) return;
+      var p = pending;
+      pending = null;
+      if (p.other && !p.s) { render(model.length); return; }
       var d = domLength();
       var caret = d;
       var sel = window.getSelection();
@@ -1157,13 +1169,22 @@
         var r = sel.getRangeAt(0);
         caret = posToOffset(r.endContainer, r.endOffset);
       }
-      var start = clamp(caret - s.length, 0, model.length);
-      var removed = model.length - (d - s.length);
+      var start = clamp(caret - p.s.length, 0, model.length);
+      var removed = model.length - (d - p.s.length);
       var end = clamp(start + Math.max(0, removed), start, model.length);
-      replace(start, end, s);
+      replace(start, end, p.s);
+    }
+
+    ed.addEventListener('input', function (e) {
+      var type = e.inputType || '';
+      if (!pending) { pending = { s: '', other: false }; Promise.resolve().then(flushInput); }
+      if (type === 'insertLineBreak' || type === 'insertParagraph') pending.s += '\n';
+      else if (type.indexOf('insert') === 0) pending.s += e.data === null || e.data === undefined ? (type === 'insertText' ? '\n' : '') : normalizeNl(e.data);
+      else if (type.indexOf('delete') !== 0) pending.other = true;
     });
 
     ed.addEventListener('paste', function (e) {
+      flushInput();
       e.preventDefault();
       var text = e.clipboardData ? e.clipboardData.getData('text/plain') : '';
       var r = selectionOffsets();
@@ -1174,18 +1195,20 @@
     ed.addEventListener('keydown', function (e) {
       if (e.key !== 'Enter' || e.isComposing) return;
       e.preventDefault();
+      flushInput();
       if (e.shiftKey) { var r = selectionOffsets(); replace(r[0], r[1], '\n'); }
       else if (o.onEnter) o.onEnter();
     });
 
     new MutationObserver(function () {
+      if (pending) return;  // an input event is being taken in
       if (ed.innerHTML !== lastHTML) render(model.length);
     }).observe(ed, { childList: true, characterData: true, subtree: true });
 
     render();
     return {
       wrap: wrap, node: ed,
-      getText: function () { return model; },
+      getText: function () { flushInput(); return model; },
       setText: function (text) { model = normalizeNl(text); render(model.length); if (o.onChange) o.onChange(model); },
       clear: function () { model = ''; render(0); if (o.onChange) o.onChange(model); },
       focusEnd: function () { ed.focus(); setCaret(model.length); }
