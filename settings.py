@@ -51,7 +51,7 @@ class Settings:
     )
     browser_work_dir: str = str(ROOT / "var" / "browsers")
     page_probe_interval: float = 0.3
-    ready_probe_interval: float = 2.0  # a READY page with no acks to follow is looked at this often
+    ready_probe_interval: float = 2.0  # a READY page is looked at this often (acks are seen within it)
     send_timeout: float = 20.0
     max_qr_attempts: int = 5  # clicks on "reload QR" before the session gives up (QR_TIMEOUT)
     probe_timeout: float = 10.0  # a page probe slower than this means Chrome hangs (BROWSER_CRASHED)

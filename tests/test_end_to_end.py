@@ -169,18 +169,28 @@ def test_media_url_is_sent_with_its_caption(client, stack, ready_session):
     assert "token=secret" not in stack["procs"]["slot"].tail(200), "no query strings (tokens) in logs"
 
 
-def test_connection_loss_shows_in_status_and_recovers(client, stack, ready_session):
-    sim = stack["sim"]
-    requests.post(f"{sim}/sim/control/connection", json={"online": False, "phone": "919811111111"}, timeout=5)
+def _kept_browser_reason_then_ready(client, session: str, sim: str, start: tuple[str, dict],
+                                    end: tuple[str, dict], reason: str) -> None:
+    """Cause a trouble on the page (``start``: control path and body), see it in /status as
+    DISCONNECTED with ``reason`` while the session keeps its browser (still active), end
+    it (``end``) and see READY again."""
+    requests.post(f"{sim}{start[0]}", json=start[1], timeout=5).raise_for_status()
     try:
-        lost = wait_until(lambda: (s := client.get(f"/webjs/sessions/{ready_session}/status").json)["status"]
+        gone = wait_until(lambda: (s := client.get(f"/webjs/sessions/{session}/status").json)["status"]
                           == "DISCONNECTED" and s, 15, what="DISCONNECTED")
-        assert lost["reason"] == "CONNECTION_LOST"
-        assert ready_session in client.get("/webjs/sessions/active").json["active_sessions"]
+        assert gone["reason"] == reason
+        assert session in client.get("/webjs/sessions/active").json["active_sessions"]
     finally:
-        requests.post(f"{sim}/sim/control/connection", json={"online": True, "phone": "919811111111"}, timeout=5)
-    wait_until(lambda: client.get(f"/webjs/sessions/{ready_session}/status").json["status"] == "READY", 15,
+        requests.post(f"{sim}{end[0]}", json=end[1], timeout=5)
+    wait_until(lambda: client.get(f"/webjs/sessions/{session}/status").json["status"] == "READY", 15,
                what="READY again")
+
+
+def test_connection_loss_shows_in_status_and_recovers(client, stack, ready_session):
+    path = "/sim/control/connection"
+    _kept_browser_reason_then_ready(client, ready_session, stack["sim"],
+                                    (path, {"online": False, "phone": "919811111111"}),
+                                    (path, {"online": True, "phone": "919811111111"}), "CONNECTION_LOST")
 
 
 def test_a_temporary_ban_shows_in_status_and_ends_in_ready(client, stack, ready_session):
@@ -189,17 +199,10 @@ def test_a_temporary_ban_shows_in_status_and_ends_in_ready(client, stack, ready_
     version = requests.get(f"{sim}/sim/control/config", timeout=5).json()["version"]
     wait_until(lambda: client.get(f"/webjs/sessions/{ready_session}/status").json["web_version"] == version, 15,
                what="the page's build in /status (from the slot's heartbeat)")
-    requests.post(f"{sim}/sim/control/screen", json={"screen": "TEMP_BAN", "phone": "919811111111"},
-                  timeout=5).raise_for_status()
-    try:
-        banned = wait_until(lambda: (s := client.get(f"/webjs/sessions/{ready_session}/status").json)["status"]
-                            == "DISCONNECTED" and s, 15, what="DISCONNECTED")
-        assert banned["reason"] == "TEMP_BANNED"
-        assert ready_session in client.get("/webjs/sessions/active").json["active_sessions"]
-    finally:
-        requests.post(f"{sim}/sim/control/screen", json={"screen": None, "phone": "919811111111"}, timeout=5)
-    wait_until(lambda: client.get(f"/webjs/sessions/{ready_session}/status").json["status"] == "READY", 15,
-               what="READY again")
+    path = "/sim/control/screen"
+    _kept_browser_reason_then_ready(client, ready_session, sim,
+                                    (path, {"screen": "TEMP_BAN", "phone": "919811111111"}),
+                                    (path, {"screen": None, "phone": "919811111111"}), "TEMP_BANNED")
     assert requests.get(f"{sim}/sim/control/counters", timeout=5).json()["logout_clicks"] == []
 
 
