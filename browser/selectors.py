@@ -32,6 +32,20 @@ MODULE_ME = (
 MODULE_CONTACT = (
     "WAWebApiContact",  # WWJ enforceLidAndPnRetrieval (2026-03)
 )
+# Opening a chat in the running app: a wid, the existence query (the id WhatsApp really
+# uses), find or create the chat, then show it.
+MODULE_WID_FACTORY = (
+    "WAWebWidFactory",  # WWJ getNumberId (2026-03)
+)
+MODULE_QUERY_EXISTS = (
+    "WAWebQueryExistsJob",  # WWJ getNumberId; WAJS contact.queryWidExists (2026-08)
+)
+MODULE_FIND_CHAT = (
+    "WAWebFindChatAction",  # WAJS src/chat/functions/openChatBottom.ts (2026-02); WWJ getChat
+)
+MODULE_CMD = (
+    "WAWebCmd",  # WWJ src/util/InterfaceController.js openChatWindow (2026-03)
+)
 
 # --- Login with a QR code ---------------------------------------------------------------
 # The QR canvas sits inside div[data-ref]; data-ref is the whole payload (copied verbatim:
@@ -148,6 +162,10 @@ DIALOG = (
 DIALOG_BUTTONS = (
     "button",  # module WAWebModal.react (2025-26)
     "[role='button']",  # 2019-23 page (WWW)
+)
+# Popups that go by themselves (neither answered nor reported).
+DIALOG_TRANSIENT_TEXTS = (
+    "Starting chat",  # the in-app link's popup: field code read_file id 22076177238 (2024-25)
 )
 # The only dialog buttons the driver ever presses by itself (exact label, any case).
 DIALOG_ALLOWED_ACTIONS = (

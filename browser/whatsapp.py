@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import json
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from urllib.parse import quote, urljoin
+from urllib.parse import urljoin
 
 from selenium.common.exceptions import (
     ElementClickInterceptedException,
@@ -107,8 +108,11 @@ class Dialog:
 
 def is_screen_dialog(dialog: Dialog) -> bool:
     """Whether a dialog is one of the page states (the 2021-23 conflict modal, the
-    "Connecting to WhatsApp" popup): the state machine answers those, not the dialog rule."""
+    "Connecting to WhatsApp" popup), which the state machine answers, or a popup that goes
+    by itself ("Starting chat"): not for the dialog rule."""
     text = dialog.text.lower()
+    if any(t.lower() in text for t in sel.DIALOG_TRANSIENT_TEXTS):
+        return True  # a popup that goes by itself
     return any(needle.lower() in text for needles, _state in _SCREENS.values() for needle in needles)
 
 
@@ -380,6 +384,66 @@ for (const s of S.dialog) {
 return false;
 """
 
+# Open the chat with arguments[1] (digits) inside the running app through the page's own
+# modules (WWJ InterfaceController.openChatWindow; WAJS openChatBottom.ts): the existence
+# query first (the id WhatsApp answers with is the one used), then findOrCreateLatestChat
+# and Cmd.openChatBottom, whose signature changed from positional to one object.
+# Answers {route, ok, wid} or {route, missing} or {route, unregistered} or {route, error}.
+_OPEN_CHAT_MODULES_JS = """
+const S = arguments[0], phone = arguments[1], done = arguments[arguments.length - 1];
+const mod = (names) => {
+  if (typeof window.require !== 'function') return null;
+  for (const n of names) { try { const m = window.require(n); if (m) return m; } catch (e) {} }
+  return null;
+};
+(async () => {
+  const widFactory = mod(S.m_wid), exists = mod(S.m_exists), find = mod(S.m_find), cmd = mod(S.m_cmd),
+        coll = mod(S.m_collections);
+  if (!widFactory || !find || !cmd || !cmd.Cmd || !coll || !coll.Chat) return {route: 'modules', missing: true};
+  let wid = widFactory.createWid(phone + '@c.us');
+  if (exists && typeof exists.queryWidExists === 'function') {
+    const found = await exists.queryWidExists(wid);
+    if (!found || !found.wid) return {route: 'modules', unregistered: true};
+    wid = found.wid;
+  }
+  const result = await find.findOrCreateLatestChat(wid, 'newChatFlow');
+  const chat = coll.Chat.get(result.chat.id) || coll.Chat.get(result.chat.id._serialized);
+  if (!chat) return {route: 'modules', error: 'no chat model'};
+  try { await cmd.Cmd.openChatBottom({chat: chat, chatEntryPoint: 'Chatlist'}); }
+  catch (e) { if (e instanceof TypeError) await cmd.Cmd.openChatBottom(chat); else throw e; }
+  return {route: 'modules', ok: true, wid: String(wid._serialized || wid)};
+})().then(done, (e) => done({route: 'modules', error: String(e && e.message || e)}));
+"""
+
+# Click an in-page link to the chat: the app catches clicks on <a> in the capture phase and
+# runs their href as an in-app command while its main UI shows (older bundle read_file id
+# 36374890003; field code read_file id 22076177238). A whatsapp:// link, not wa.me: if
+# the app did not catch it, the browser would hand it to no one instead of leaving the page
+# for the internet.
+_OPEN_CHAT_LINK_JS = """
+const a = document.createElement('a');
+a.href = 'whatsapp://send?phone=' + arguments[0];
+a.style.display = 'none';
+(document.getElementById('app') || document.body).appendChild(a);
+a.click();
+a.remove();
+return true;
+"""
+
+# Insert lines into the focused editor in one round trip: execCommand('insertText') for
+# each line and 'insertLineBreak' between them (what Shift+Enter does), each a beforeinput
+# event the editor handles (field code read_file id 11272829935 types into the WhatsApp
+# composer this way). JavaScript strings carry any Unicode, unlike ChromeDriver's keys.
+_INSERT_LINES_JS = """
+const box = arguments[0], lines = arguments[1];
+box.focus();
+lines.forEach((line, i) => {
+  if (i) document.execCommand('insertLineBreak');
+  if (line) document.execCommand('insertText', false, line);
+});
+return true;
+"""
+
 _TAKEOVER_JS = """
 const names = arguments[0];
 for (const n of names) {
@@ -391,6 +455,8 @@ return false;
 
 _PAGE_ARGS = {
     "m_socket": list(sel.MODULE_SOCKET), "m_stream": list(sel.MODULE_STREAM),
+    "m_wid": list(sel.MODULE_WID_FACTORY), "m_exists": list(sel.MODULE_QUERY_EXISTS),
+    "m_find": list(sel.MODULE_FIND_CHAT), "m_cmd": list(sel.MODULE_CMD),
     "m_collections": list(sel.MODULE_COLLECTIONS), "m_me": list(sel.MODULE_ME), "m_contact": list(sel.MODULE_CONTACT),
     "wid_keys": list(sel.OWN_WID_KEYS), "logged_in": list(sel.LOGGED_IN), "syncing": list(sel.SYNCING),
     "qr_container": list(sel.QR_CONTAINER), "qr_canvas": list(sel.QR_CANVAS), "qr_reload": list(sel.QR_RELOAD_BUTTON),
@@ -582,19 +648,49 @@ class WhatsAppWeb:
     # again. Confirming waits for the new row and the server's ack; a failure there is
     # ``UnconfirmedSend``: the message may be out.
 
+    def open_chat(self, phone: str, deadline: float):
+        """Open the chat with ``phone`` (E.164 digits) inside the running app and return its
+        composer: through the page's modules, else by clicking an in-page link the app
+        handles itself; a full page load only when the app is not showing (a broken,
+        blank or foreign page). The chat already open is kept.
+
+        Raises NumberNotOnWhatsApp when WhatsApp's existence query (or the page's
+        invalid-number dialog) says so, TransientSendError when the chat does not open.
+        """
+        snap = self.snapshot()
+        if snap.state != PageState.CONNECTED:
+            if snap.state in (PageState.OPENING, PageState.PAIRING):
+                raise TransientSendError("the page is still loading")
+            self.open()  # a page that is not the app: load it again (no message text in any URL)
+            raise TransientSendError(f"the page was {snap.state.value}; reloaded")
+        others = tuple(d for d in snap.dialogs if not is_screen_dialog(d))
+        if len(self.dismiss_dialogs(others)) < len(others):
+            raise TransientSendError("a dialog was answered")  # look again once it has gone
+        if self._chat_number() == phone:
+            box = self._first(sel.COMPOSE_BOX)
+            if box is not None:
+                return box
+        opened = self.driver.execute_async_script(_OPEN_CHAT_MODULES_JS, _PAGE_ARGS, phone) or {}
+        if opened.get("unregistered"):
+            raise NumberNotOnWhatsApp(f"The number {phone} is not on WhatsApp")
+        if not opened.get("ok"):
+            self.driver.execute_script(_OPEN_CHAT_LINK_JS, phone)
+        return self._wait_for_chat(phone, deadline)
+
     def send_text(self, phone: str, text: str, timeout: float = 20.0, on_commit=None) -> str:
         """Send ``text`` to ``phone`` (E.164 digits); return the WhatsApp message id
         (serialized, in the chat's address form: ``true_<digits>@c.us_…`` or ``true_<lid>@lid_…``).
 
-        Returns once the server accepted the message (ack 1: the pending clock is gone).
+        The chat is opened inside the running app (``open_chat``) and the text inserted as
+        input events, so any text up to WhatsApp's limit works, emoji and other characters
+        outside the BMP included; it never travels in a URL. Returns once the server
+        accepted the message (ack 1: the pending clock is gone).
         """
         deadline = time.monotonic() + timeout
 
         def prepare():
-            self.driver.get(urljoin(self.base_url, f"send?phone={phone}&text={quote(text)}"))
-            box = self._wait_for_chat(phone, deadline)
-            if self._normalized(box.text) != self._normalized(text):
-                self._type(box, text)
+            box = self.open_chat(phone, deadline)
+            self._type(box, text)
             return box
 
         box = self._prepared(prepare, deadline)
@@ -609,8 +705,7 @@ class WhatsAppWeb:
         deadline = time.monotonic() + timeout
 
         def prepare():
-            self.driver.get(urljoin(self.base_url, f"send?phone={phone}"))
-            self._wait_for_chat(phone, deadline)
+            self.open_chat(phone, deadline)
             self.dismiss_dialogs(self.snapshot().dialogs)  # e.g. "What's new", shown just after the chat opened
             self._wait(deadline, lambda: self._first(sel.ATTACH_BUTTON), "no attach button").click()
             inputs = sel.MEDIA_INPUT if as_media else sel.DOCUMENT_INPUT
@@ -638,8 +733,7 @@ class WhatsAppWeb:
         and carrying ``text`` (the text, or the caption of a media message). Works in
         chats addressed by number or by LID: messages are compared by their key."""
         deadline = time.monotonic() + timeout
-        self._prepared(lambda: (self.driver.get(urljoin(self.base_url, f"send?phone={phone}")),
-                                self._wait_for_chat(phone, deadline)), deadline)
+        self._prepared(lambda: self.open_chat(phone, deadline), deadline)
         rows = self._settled_rows(phone, deadline)
         keys = [message_key(r["id"]) for r in rows]
         if after_row and message_key(after_row) in keys:
@@ -719,9 +813,9 @@ class WhatsAppWeb:
                 if sel.INVALID_NUMBER_TEXT in dialog.text:
                     self.dismiss_dialogs((dialog,))
                     raise NumberNotOnWhatsApp(f"The number {phone} is not on WhatsApp")
-            if snap_dialogs:
-                self.dismiss_dialogs(snap_dialogs)
-                return None
+            others = tuple(d for d in snap_dialogs if not is_screen_dialog(d))
+            if len(self.dismiss_dialogs(others)) < len(others) or len(others) < len(snap_dialogs):
+                return None  # one was answered, or a popup ("Starting chat") is still going
             box = self._first(sel.COMPOSE_BOX)
             if box is None:
                 return None
@@ -737,21 +831,46 @@ class WhatsAppWeb:
         return "".join(ch for ch in (head.get_attribute("title") or head.text or "") if ch.isdigit())
 
     def _type(self, box, text: str) -> None:
+        """Put ``text`` into a composer or caption box (a Lexical editor: writing its DOM
+        does not change what is sent). The lines go in as input events, never as keys
+        (ChromeDriver's send_keys refuses characters outside the BMP, most emoji): all at
+        once with execCommand in the page, else line by line with CDP ``Input.insertText``
+        (the route of a paste or an IME) and Shift+Enter between lines (Enter alone sends).
+        Raises TransientSendError when the box does not then hold the text."""
+        lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        for insert in (self._insert_in_page, self._insert_over_cdp):
+            self._clear(box)
+            insert(box, lines)
+            if self._normalized(box.text) == self._normalized(text):
+                return
+        raise TransientSendError("the composer does not hold the text")
+
+    def _clear(self, box) -> None:
+        self.driver.execute_script("arguments[0].focus()", box)
         if box.text:
             box.send_keys(Keys.CONTROL, "a")
-            box.send_keys(Keys.DELETE)
-        lines = text.split("\n")
+            box.send_keys(Keys.BACKSPACE)
+
+    def _insert_in_page(self, box, lines: list[str]) -> None:
+        self.driver.execute_script(_INSERT_LINES_JS, box, lines)
+
+    def _insert_over_cdp(self, box, lines: list[str]) -> None:
         for i, line in enumerate(lines):
             if i:
-                box.send_keys(Keys.SHIFT, Keys.ENTER)  # Enter alone would send
-            box.send_keys(line)
+                box.send_keys(Keys.SHIFT, Keys.ENTER)
+            if line:
+                self.driver.execute_cdp_cmd("Input.insertText", {"text": line})
 
     def _first(self, alternatives):
         return self.driver.execute_script(_FIRST_JS, list(alternatives))
 
     @staticmethod
     def _normalized(text: str) -> str:
-        return " ".join((text or "").split())
+        """Text as compared with what the page shows: whitespace collapsed and invisible
+        format characters (direction marks, joiners: Unicode category Cf) left out, since
+        WebDriver's visible text drops some of them."""
+        visible = "".join(ch for ch in (text or "") if unicodedata.category(ch) != "Cf")
+        return " ".join(visible.split())
 
     @staticmethod
     def _wait(deadline: float, condition, what: str, interval: float = 0.05,

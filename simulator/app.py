@@ -42,6 +42,12 @@ def _truthy(value: Any) -> bool:
     return str(value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def _form_text(value: str | None) -> str | None:
+    """A text field of a multipart form as the page typed it: browsers send its line breaks
+    as CRLF (the HTML form encoding), the app's own upload does not."""
+    return value.replace("\r\n", "\n") if value is not None else None
+
+
 def create_app(config: SimConfig | None = None) -> Flask:
     config = config if config is not None else SimConfig.from_env()
     config.validate()
@@ -197,7 +203,7 @@ def create_app(config: SimConfig | None = None) -> Flask:
             mimetype = mimetypes.guess_type(name)[0] or "application/octet-stream"
         data = f.read()
         return jsonify(state.send_media(request.form.get("cid"), request.form.get("to"),
-                                        request.form.get("id"), kind, request.form.get("caption"),
+                                        request.form.get("id"), kind, _form_text(request.form.get("caption")),
                                         name, mimetype, data, sticker=sticker))
 
     def _media_response(msg_id: str):

@@ -737,3 +737,64 @@ def test_a_login_that_cannot_connect_is_reported_and_recovers(make_runtime, sim)
     sim.post("/sim/control/connection", {"online": True})
     rt.bus.wait("READY", timeout=15, status="READY")
     no_logout_from_the_page(sim)
+
+
+# --- sending without page loads (issue 9) -------------------------------------------------
+
+TRICKY_TEXTS = [
+    "Emoji 😀👍🏽 flags 🇮🇳🇧🇷 family 👨‍👩‍👧‍👦 keycap 1️⃣",  # outside the BMP, skin tones, ZWJ sequences
+    "\u200fمرحبا بك\u200f and שלום \u202bRTL\u202c",  # right-to-left with direction marks
+    "中文 日本語 한국어",
+    "Combining: e\u0301 n\u0303 a\u030a; Devanagari नमस्ते; Tamil வணக்கம்",
+    "line one\r\nline two\nline three\rline four",  # CRLF, LF and CR: line breaks, never an early send
+    "*bold* _italic_ ~strike~ ```mono``` > quote - list 1. item",
+    "   spaces around are trimmed   ",
+    "Tab\there and <b>not html</b> &amp; 100% $HOME `x` \\n",
+]
+
+
+def _as_received(text: str) -> str:
+    """What the network gets for a text: line breaks as LF, surrounding whitespace trimmed."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").strip()
+
+
+@every_route
+def test_sends_open_chats_inside_the_app_without_page_loads(make_runtime, sim, profile):
+    rt = make_runtime()
+    link(rt, sim)
+    device = lambda: next(d for d in sim.get("/sim/control/counters")["devices"] if d["phone"] == OWN)  # noqa: E731
+    loads_before = device()["page_loads"]
+    peers = [PEER, OTHER, "919876500011", PEER]
+    for i, peer in enumerate(peers):
+        rt.deliver("s1", 1, mid(), peer, f"in-app {i}")
+    after = device()
+    assert after["page_loads"] == loads_before, f"a send loaded the page: {after['loads'][-3:]}"
+    assert after["deep_link_opens"] == 0
+    assert after["chat_opens"] >= 3  # the same chat twice in a row stays open
+    assert [m["text"] for m in sim.messages()] == [f"in-app {i}" for i in range(len(peers))]
+
+
+@pytest.mark.profiles("2026", "legacy")
+def test_any_text_a_person_can_type_arrives_as_typed(make_runtime, sim):
+    rt = make_runtime()
+    link(rt, sim)
+    for i, text in enumerate(TRICKY_TEXTS):
+        rt.deliver("s1", 1, mid(), PEER, text)
+    got = [m["text"] for m in sim.messages(PEER)]
+    assert got == [_as_received(t) for t in TRICKY_TEXTS]
+
+
+@pytest.mark.profiles("2026")
+def test_long_texts_and_captions_arrive_whole(make_runtime, sim, media_server):
+    base, _ = media_server
+    rt = make_runtime(media_allow_networks="127.0.0.0/8", send_timeout=60)
+    link(rt, sim)
+    hindi = ("नमस्ते दुनिया, यह एक लंबा संदेश है। " * 400)[:10_000]
+    longest = ("x" * 99 + "\n") * 655 + "y" * 36  # 65,536 characters, 655 line breaks
+    assert len(longest) == 65_536
+    rt.deliver("s1", 1, mid(), PEER, hindi)
+    rt.deliver("s1", 1, mid(), PEER, longest)
+    rt.deliver("s1", 1, mid(), PEER, "Emoji caption 😀🇮🇳\nsecond line", [{"url": base + "/photo.png"}])
+    got = sim.messages(PEER)
+    assert [m["text"] for m in got[:2]] == [hindi.strip(), longest]
+    assert got[2]["caption"] == "Emoji caption 😀🇮🇳\nsecond line", repr(got[2]["caption"])

@@ -21,3 +21,20 @@ def test_ten_digits_take_the_configured_region():
 def test_invalid_numbers_are_refused(raw):
     with pytest.raises(InvalidPhoneNumber, match="Invalid phone number format"):
         normalize_phone(raw)
+
+
+@pytest.mark.parametrize("raw, digits", [
+    ("+52 1 55 3437 2942", "5215534372942"),  # Mexico: the old mobile "1", still in WhatsApp ids
+    ("5215534372942", "5215534372942"),
+    ("+52 55 3437 2942", "525534372942"),
+    ("+55 11 98765 4321", "5511987654321"),  # Brazil with the ninth digit
+    ("+55 11 8765 4321", "551187654321"),  # ... and without it (older accounts)
+])
+def test_numbers_whatsapp_addresses_are_accepted_as_written(raw, digits):
+    assert normalize_phone(raw) == digits
+
+
+@pytest.mark.parametrize("raw", ["+52 1 00 3437 2942", "+55 11 3333 444", "+55 00 8765 4321"])
+def test_the_exceptions_need_a_valid_mobile_behind_them(raw):
+    with pytest.raises(InvalidPhoneNumber):
+        normalize_phone(raw)
