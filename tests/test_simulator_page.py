@@ -1,7 +1,8 @@
 """End-to-end tests of the WhatsApp Web simulator page with a real headless Chromium.
 
 The simulator runs in a background thread on a free loopback port; Chromium is driven through the
-Debian chromedriver. All waits are explicit (WebDriverWait with a deadline).
+Debian chromedriver. All waits are explicit (WebDriverWait with a deadline). The simulator, the browser
+and the waits are shared with test_simulator_page_2026.py (tests/simulator_page_support.py).
 """
 from __future__ import annotations
 
@@ -10,137 +11,35 @@ import io
 import json
 import os
 import re
-import shutil
-import tempfile
-import threading
 import time
-import urllib.parse
 
-import pytest
-import requests
 from PIL import Image
-from selenium import webdriver
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
-from selenium.webdriver.support.ui import WebDriverWait
-from werkzeug.serving import make_server
 
-try:
-    from simulator import SimConfig, create_app
-except ImportError:  # run without the repository root on sys.path (e.g. a bare `pytest` call)
-    import sys
+from simulator import SimConfig
+from tests.simulator_page_support import (OWN, QR_CANVAS, PageSteps, Sim, click_link, eventually, make_driver,
+                                          needs_chromium, page_fixtures)
 
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from simulator import SimConfig, create_app
+pytestmark = needs_chromium
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-pytestmark = pytest.mark.skipif(
-    not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)), reason="needs Debian chromium + chromedriver"
-)
-
-OWN = "919876543210"
-QR_CANVAS = 'div[data-ref] canvas[aria-label="Scan this QR code to link a device!"]'
 CHAT_LIST = '#app #side #pane-side [aria-label="Chat list"]'
 COMPOSE = '#main footer div[contenteditable="true"][role="textbox"][data-tab="10"]'
 FAST = dict(qr_first_ttl=60, qr_ttl=20, qr_count=6, sync_delay=0.2, pair_code_ttl=180,
             deliver_delay=0.3, read_delay=0.3, media_max_mb=16, doc_max_mb=100, latency_ms=0)
-IGNORED = (NoSuchElementException, StaleElementReferenceException)
 
 
 # ----------------------------------------------------------------------------- helpers
-class Sim:
-    """The simulator on a free port in a background thread, plus a tiny control client."""
-
-    def __init__(self) -> None:
-        self.app = create_app(SimConfig(port=0, profile="legacy"))  # the 2021-23 page; the 2026 one: test_simulator_page_2026.py
-        self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
-        self.base = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def get(self, path: str, **params) -> requests.Response:
-        return requests.get(self.base + path, params=params, timeout=10)
-
-    def post(self, path: str, body: dict | None = None) -> requests.Response:
-        return requests.post(self.base + path, json=body or {}, timeout=10)
-
-    def config(self, **values) -> dict:
-        r = self.post("/sim/control/config", values)
-        assert r.status_code == 200, r.text
-        return r.json()
-
-    def reset(self, **values) -> None:
-        assert self.post("/sim/control/reset").status_code == 200
-        self.config(**{**FAST, **values})
-
-    def state(self) -> dict:
-        return self.get("/sim/control/state").json()
-
-    def messages(self, **params) -> list[dict]:
-        return self.get("/sim/control/messages", **params).json()
-
-
-def make_driver(profile_dir: str) -> webdriver.Chrome:
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--no-first-run", "--window-size=1280,900", f"--user-data-dir={profile_dir}"):
-        opts.add_argument(arg)
-    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-
-
-def wait(driver, timeout: float = 10) -> WebDriverWait:
-    return WebDriverWait(driver, timeout, poll_frequency=0.05, ignored_exceptions=IGNORED)
-
-
-def eventually(fn, timeout: float = 10, message: str = ""):
-    """Poll a non-browser condition with a deadline."""
-    return WebDriverWait(None, timeout, poll_frequency=0.05).until(lambda _: fn(), message)
-
-
-def find(driver, css: str, timeout: float = 10):
-    return wait(driver, timeout).until(EC.presence_of_element_located((By.CSS_SELECTOR, css)),
-                                       f"no element {css!r}")
-
-
-def gone(driver, css: str, timeout: float = 10) -> None:
-    wait(driver, timeout).until(lambda d: not d.find_elements(By.CSS_SELECTOR, css), f"{css!r} still there")
+STEPS = PageSteps(CHAT_LIST, COMPOSE)
+wait, find, gone, current_payload, login, open_send = (STEPS.wait, STEPS.find, STEPS.gone, STEPS.current_payload,
+                                                       STEPS.login, STEPS.open_send)
 
 
 def local_storage(driver, *keys: str) -> dict:
     return driver.execute_script(
         "const o = {}; for (const k of arguments[0]) o[k] = localStorage.getItem(k); return o;", list(keys))
-
-
-def current_payload(driver) -> str:
-    find(driver, QR_CANVAS)
-    return driver.find_element(By.CSS_SELECTOR, "div[data-ref]").get_attribute("data-ref")
-
-
-def login(sim: Sim, driver, phone: str = OWN) -> dict:
-    driver.get(sim.base + "/")
-    r = sim.post("/sim/phone/scan", {"payload": current_payload(driver), "phone": phone})
-    assert r.status_code == 200, r.text
-    find(driver, CHAT_LIST)
-    return r.json()
-
-
-def open_send(sim: Sim, driver, phone: str, text: str = ""):
-    driver.get(f"{sim.base}/send?phone={phone}&text={urllib.parse.quote(text)}")
-    box = find(driver, COMPOSE)
-    if text:
-        wait(driver).until(lambda d: box.text == text, "compose box not prefilled")
-    return box
 
 
 def click_text(driver, xpath_text: str, tag: str = "*"):
@@ -154,29 +53,10 @@ def out_row(driver, phone: str):
 
 
 # ----------------------------------------------------------------------------- fixtures
-@pytest.fixture(scope="module")
-def sim():
-    s = Sim()
-    yield s
-    s.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    profile = tempfile.mkdtemp(prefix="sim-profile-")
-    driver = make_driver(profile)
-    yield driver
-    driver.quit()
-    shutil.rmtree(profile, ignore_errors=True)
-
-
-@pytest.fixture
-def page(sim, browser):
-    """The shared browser on a clean simulator with empty localStorage."""
-    browser.get(sim.base + "/sim/health")  # leave the previous page before its connection disappears
-    browser.execute_script("localStorage.clear()")
-    sim.reset()
-    return browser
+# the 2021-23 page; the 2026 one: test_simulator_page_2026.py. page: the shared browser on a clean simulator
+# with empty localStorage.
+sim, browser, page = page_fixtures(lambda: Sim(SimConfig(port=0, profile="legacy"), defaults=FAST),
+                                   profile_prefix="sim-profile-", clear_storage="localStorage.clear()")
 
 
 # ----------------------------------------------------------------------------- tests
@@ -494,29 +374,18 @@ def test_wa_me_link_opens_chat_in_app(sim, page):
     peer = "919876500005"
     login(sim, page)
 
-    def click_link(href: str, nohandle: bool = False) -> None:
-        page.execute_script("""
-            const a = document.createElement('a'); a.href = arguments[0]; a.textContent = 'link';
-            a.addEventListener('click', e => e.preventDefault());  // never leave the page if not caught
-            const host = document.createElement('div'); if (arguments[1]) host.setAttribute('data-nohandle', '');
-            host.appendChild(a); document.getElementById('side').appendChild(host);
-            window.__starting = false;
-            new MutationObserver(() => { if (/Starting chat/.test(document.body.innerText)) window.__starting = true; })
-              .observe(document.body, {subtree: true, childList: true, characterData: true});
-            a.click(); host.remove();""", href, nohandle)
-
-    click_link(f"https://wa.me/{peer}?text=from%20link")
+    click_link(page, f"https://wa.me/{peer}?text=from%20link")
     box = find(page, COMPOSE)
     wait(page).until(lambda d: box.text == "from link")
     assert peer in find(page, "#main header span[title]").get_attribute("title")
     assert page.execute_script("return window.__starting") is True
     gone(page, 'div[data-animate-modal-popup="true"]')
-    click_link("https://wa.me/919999999999")
+    click_link(page, "https://wa.me/919999999999")
     dialog = wait(page).until(lambda d: [p for p in d.find_elements(By.CSS_SELECTOR, 'div[data-animate-modal-popup="true"]')
                                          if "Phone number shared via url is invalid." in p.text])[0]
     dialog.find_element(By.XPATH, './/div[@role="button"][text()="OK"]').click()
     gone(page, 'div[data-animate-modal-popup="true"]')
-    click_link("https://wa.me/919876500006", nohandle=True)
+    click_link(page, "https://wa.me/919876500006", nohandle=True)
     assert page.execute_script("return window.__starting") is False
     opens = [(o["peer"], o["in_app"]) for o in sim.get("/sim/control/counters").json()["chat_open_log"]]
     assert opens == [(peer, True), ("919999999999", True)]

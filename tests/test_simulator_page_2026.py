@@ -1,49 +1,29 @@
 """The 2026 profile of the WhatsApp Web simulator page (simulator/static/app2026.js, wa-modules.js,
 wa-i18n.js) in a real headless Chromium, against the simulator in a background thread.
 
-Each test pins the knobs it depends on; waits are explicit (WebDriverWait with a deadline).
+Each test pins the knobs it depends on; waits are explicit (WebDriverWait with a deadline). The simulator,
+the browser and the waits are shared with test_simulator_page.py (tests/simulator_page_support.py).
 """
 from __future__ import annotations
 
 import json
 import os
 import re
-import shutil
-import tempfile
-import threading
 import time
-import urllib.parse
 
 import pytest
-import requests
 from PIL import Image
-from selenium import webdriver
-from selenium.common.exceptions import (ElementClickInterceptedException, JavascriptException,
-                                        NoSuchElementException, StaleElementReferenceException)
-from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import ElementClickInterceptedException, JavascriptException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support import expected_conditions as EC
-from selenium.webdriver.support.ui import WebDriverWait
-from werkzeug.serving import make_server
 
-try:
-    from simulator import SimConfig, create_app
-except ImportError:  # run without the repository root on sys.path
-    import sys
+from simulator import SimConfig
+from tests.simulator_page_support import (IGNORED, OWN, QR_CANVAS, PageSteps, Sim, click_link, eventually,
+                                          needs_chromium, page_fixtures)
 
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from simulator import SimConfig, create_app
+pytestmark = needs_chromium
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-pytestmark = pytest.mark.skipif(
-    not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)), reason="needs Debian chromium + chromedriver"
-)
-
-OWN = "919876543210"
-QR_CANVAS = 'div[data-ref] canvas[aria-label="Scan this QR code to link a device!"]'
 CHAT_LIST = '#app #side #pane-side div[aria-label="Chat list"][role="grid"]'
 COMPOSE = ('#main footer div[contenteditable="true"][role="textbox"][data-lexical-editor="true"]'
            '[aria-placeholder="Type a message"][data-tab="10"]')
@@ -54,80 +34,12 @@ FAST = dict(profile="2026", locale="en", boot_seconds=0.2, ua_gate=False, cookie
             open_chat_args="object", page_heap_mb=0, qr_first_ttl=60, qr_ttl=20, qr_count=6, sync_delay=0.2,
             pair_code_ttl=180, deliver_delay=0.3, read_delay=0.3, media_max_mb=16, doc_max_mb=100, latency_ms=0,
             poll_ms=100)
-IGNORED = (NoSuchElementException, StaleElementReferenceException, JavascriptException)
 
 
 # ----------------------------------------------------------------------------- helpers
-class Sim:
-    """The simulator on a free port in a background thread, plus a tiny control client."""
-
-    def __init__(self) -> None:
-        self.app = create_app(SimConfig(port=0, **FAST))
-        self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
-        self.base = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def get(self, path: str, **params) -> requests.Response:
-        return requests.get(self.base + path, params=params, timeout=10)
-
-    def post(self, path: str, body: dict | None = None) -> requests.Response:
-        return requests.post(self.base + path, json=body or {}, timeout=10)
-
-    def ok(self, path: str, body: dict | None = None) -> dict:
-        r = self.post(path, body)
-        assert r.status_code == 200, r.text
-        return r.json()
-
-    def config(self, **values) -> dict:
-        return self.ok("/sim/control/config", values)
-
-    def reset(self, **values) -> None:
-        self.ok("/sim/control/reset")
-        if values:
-            self.config(**values)
-
-    def state(self) -> dict:
-        return self.get("/sim/control/state").json()
-
-    def counters(self) -> dict:
-        return self.get("/sim/control/counters").json()
-
-    def messages(self, **params) -> list[dict]:
-        return self.get("/sim/control/messages", **params).json()
-
-
-def make_driver(profile_dir: str, lang: str = "en-US") -> webdriver.Chrome:
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--no-first-run", "--window-size=1280,900", f"--user-data-dir={profile_dir}", f"--lang={lang}"):
-        opts.add_argument(arg)
-    opts.add_experimental_option("prefs", {"intl.accept_languages": lang})
-    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-
-
-def wait(driver, timeout: float = 10) -> WebDriverWait:
-    return WebDriverWait(driver, timeout, poll_frequency=0.05, ignored_exceptions=IGNORED)
-
-
-def eventually(fn, timeout: float = 10, message: str = ""):
-    """Poll a non-browser condition with a deadline."""
-    return WebDriverWait(None, timeout, poll_frequency=0.05).until(lambda _: fn(), message)
-
-
-def find(driver, css: str, timeout: float = 10):
-    return wait(driver, timeout).until(EC.presence_of_element_located((By.CSS_SELECTOR, css)),
-                                       f"no element {css!r}")
-
-
-def gone(driver, css: str, timeout: float = 10) -> None:
-    wait(driver, timeout).until(lambda d: not d.find_elements(By.CSS_SELECTOR, css), f"{css!r} still there")
+STEPS = PageSteps(CHAT_LIST, COMPOSE, ignored=IGNORED + (JavascriptException,))
+wait, find, gone, current_payload, login, open_send = (STEPS.wait, STEPS.find, STEPS.gone, STEPS.current_payload,
+                                                       STEPS.login, STEPS.open_send)
 
 
 def js(driver, script: str, *args):
@@ -143,27 +55,6 @@ def button(driver, text: str, scope: str = "", timeout: float = 10):
                 return b
         return False
     return wait(driver, timeout).until(look, f"no <button> {text!r} in {scope or 'page'}")
-
-
-def current_payload(driver) -> str:
-    find(driver, QR_CANVAS)
-    return driver.find_element(By.CSS_SELECTOR, "div[data-ref]").get_attribute("data-ref")
-
-
-def login(sim: Sim, driver, phone: str = OWN) -> dict:
-    driver.get(sim.base + "/")
-    r = sim.post("/sim/phone/scan", {"payload": current_payload(driver), "phone": phone})
-    assert r.status_code == 200, r.text
-    find(driver, CHAT_LIST)
-    return r.json()
-
-
-def open_send(sim: Sim, driver, phone: str, text: str = ""):
-    driver.get(f"{sim.base}/send?phone={phone}&text={urllib.parse.quote(text)}")
-    box = find(driver, COMPOSE)
-    if text:
-        wait(driver).until(lambda d: box.text == text, "composer not prefilled")
-    return box
 
 
 def fmt(phone: str) -> str:
@@ -187,30 +78,10 @@ def status_spec(status_el) -> tuple[str, str | None, bool]:
 
 
 # ----------------------------------------------------------------------------- fixtures
-@pytest.fixture(scope="module")
-def sim():
-    s = Sim()
-    yield s
-    s.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    profile = tempfile.mkdtemp(prefix="sim26-profile-")
-    driver = make_driver(profile)
-    driver.set_script_timeout(15)
-    yield driver
-    driver.quit()
-    shutil.rmtree(profile, ignore_errors=True)
-
-
-@pytest.fixture
-def page(sim, browser):
-    """The shared browser on a clean simulator (2026 profile, fast knobs) with empty storage."""
-    browser.get(sim.base + "/sim/health")  # leave the previous page before its connection disappears
-    browser.execute_script("localStorage.clear(); sessionStorage.clear();")
-    sim.reset()
-    return browser
+# page: the shared browser on a clean simulator (2026 profile, fast knobs) with empty storage
+sim, browser, page = page_fixtures(lambda: Sim(SimConfig(port=0, **FAST)), profile_prefix="sim26-profile-",
+                                   clear_storage="localStorage.clear(); sessionStorage.clear();", lang="en-US",
+                                   script_timeout=15)
 
 
 # ----------------------------------------------------------------------------- boot and login
@@ -500,31 +371,20 @@ def test_wa_me_links_in_page(sim, page):
     login(sim, page)
     peer = "919876500041"
 
-    def click_link(href: str, nohandle: bool = False):
-        js(page, """
-            const a = document.createElement('a'); a.href = arguments[0]; a.textContent = 'link'; a.id = 'probe';
-            a.addEventListener('click', e => e.preventDefault());  // never leave the page if not caught
-            const host = document.createElement('div'); if (arguments[1]) host.setAttribute('data-nohandle', '');
-            host.appendChild(a); document.getElementById('side').appendChild(host);
-            window.__starting = false;
-            new MutationObserver(() => { if (/Starting chat/.test(document.body.innerText)) window.__starting = true; })
-              .observe(document.body, {subtree: true, childList: true, characterData: true});
-            a.click(); host.remove();""", href, nohandle)
-
     loads = sim.counters()["page_loads"]
-    click_link(f"https://wa.me/{peer}?text=hi%20there")
+    click_link(page, f"https://wa.me/{peer}?text=hi%20there")
     wait(page).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#main header span[title]")
                      and d.find_element(By.CSS_SELECTOR, "#main header span[title]").get_attribute("title") == fmt(peer))
     assert js(page, "return window.__starting") is True
     gone(page, DIALOG)
     assert find(page, COMPOSE).text == "hi there"
-    click_link("https://wa.me/919999999999")
+    click_link(page, "https://wa.me/919999999999")
     popup = wait(page).until(lambda d: [p for p in d.find_elements(By.CSS_SELECTOR, DIALOG)
                                         if "Phone number shared via url is invalid." in p.text], "no invalid-number dialog")[0]
     assert popup.get_attribute("aria-label") == "Phone number shared via url is invalid."
     button(page, "OK", DIALOG).click()
     gone(page, DIALOG)
-    click_link("https://wa.me/919876500042", nohandle=True)
+    click_link(page, "https://wa.me/919876500042", nohandle=True)
     assert js(page, "return window.__starting") is False
     counters = sim.counters()
     assert counters["page_loads"] == loads

@@ -3,11 +3,9 @@
 (function () {
   'use strict';
 
-  var LS_WID = 'last-wid-md';
-  var LS_NOISE = 'WANoiseInfo';
-  var LS_TOKEN = 'WASimDeviceToken';
-  var LS_OLD = 'old-logout-cred';
-  var QR_SIZE = 264;
+  var C = window.__WASimCommon;  // helpers shared with the 2026 page (sim-common.js)
+  var el = C.el, icon = C.icon, api = C.api, toast = C.toast, saveLogin = C.saveLogin, clearLogin = C.clearLogin;
+  var newMsgId = C.newMsgId, fmtTime = C.fmtTime, fmtDate = C.fmtDate, fmtSize = C.fmtSize, fmtMb = C.fmtMb;
 
   var pollMeta = document.querySelector('meta[name="sim-poll-ms"]');
   var S = {
@@ -40,91 +38,8 @@
   };
 
   // ------------------------------------------------------------------ helpers
-  function el(tag, attrs, children) {
-    var node = document.createElement(tag);
-    if (attrs) {
-      Object.keys(attrs).forEach(function (k) {
-        var v = attrs[k];
-        if (v === null || v === undefined || v === false) return;
-        if (k === 'html') node.innerHTML = v;
-        else if (k.slice(0, 2) === 'on' && typeof v === 'function') node.addEventListener(k.slice(2), v);
-        else node.setAttribute(k, v === true ? '' : String(v));
-      });
-    }
-    append(node, children);
-    return node;
-  }
-
-  function append(node, children) {
-    if (children === null || children === undefined) return;
-    if (!Array.isArray(children)) children = [children];
-    children.forEach(function (c) {
-      if (c === null || c === undefined || c === false) return;
-      node.appendChild(typeof c === 'string' ? document.createTextNode(c) : c);
-    });
-  }
-
-  function icon(name, svg, extra) {
-    var attrs = { 'data-icon': name, html: svg };
-    if (extra) Object.keys(extra).forEach(function (k) { attrs[k] = extra[k]; });
-    return el('span', attrs);
-  }
-
   function sleep(ms) { return new Promise(function (r) { setTimeout(r, ms); }); }
 
-  function api(path, body) {
-    return fetch('/sim/api/' + path, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify(body || {})
-    }).then(function (r) {
-      return r.json().catch(function () { return {}; }).then(function (data) {
-        if (!r.ok) {
-          var e = new Error(data.message || r.statusText);
-          e.status = r.status; e.data = data;
-          throw e;
-        }
-        return data;
-      });
-    });
-  }
-
-  function lsGetJSON(key) {
-    try { var v = localStorage.getItem(key); return v === null ? null : JSON.parse(v); }
-    catch (e) { return null; }
-  }
-
-  function saveLogin(login) {
-    if (!login || lsGetJSON(LS_TOKEN) === login.token) return;
-    localStorage.setItem(LS_WID, JSON.stringify(login.wid));
-    localStorage.setItem(LS_NOISE, JSON.stringify(login.noise_info || {}));
-    localStorage.setItem(LS_TOKEN, JSON.stringify(login.token));
-    localStorage.removeItem(LS_OLD);
-  }
-
-  function clearLogin(reason) {
-    var wid = lsGetJSON(LS_WID);
-    [LS_WID, LS_NOISE, LS_TOKEN, 'last-wid'].forEach(function (k) { localStorage.removeItem(k); });
-    localStorage.setItem(LS_OLD, JSON.stringify({ wid: wid, ts: Date.now(), reason: reason }));
-  }
-
-  function newMsgId() {
-    var bytes = new Uint8Array(10);
-    crypto.getRandomValues(bytes);
-    return '3EB0' + Array.prototype.map.call(bytes, function (b) {
-      return ('0' + b.toString(16)).slice(-2);
-    }).join('').toUpperCase();
-  }
-
-  function pad(n) { return (n < 10 ? '0' : '') + n; }
-  function fmtTime(t) { var d = new Date(t * 1000); return pad(d.getHours()) + ':' + pad(d.getMinutes()); }
-  function fmtDate(t) { var d = new Date(t * 1000); return d.getDate() + '/' + (d.getMonth() + 1) + '/' + d.getFullYear(); }
-  function fmtSize(n) {
-    if (n < 1024) return n + ' B';
-    if (n < 1024 * 1024) return Math.round(n / 1024) + ' kB';
-    return (n / 1024 / 1024).toFixed(1) + ' MB';
-  }
-  function fmtMb(v) { return Number.isInteger(v) ? String(v) : String(Math.round(v * 1000) / 1000); }
   function limitText(mb) { return 'The file you tried adding is larger than the ' + fmtMb(mb) + ' MB limit.'; }
 
   function editableText(node) {
@@ -139,12 +54,6 @@
     var sel = window.getSelection();
     sel.removeAllRanges();
     sel.addRange(range);
-  }
-
-  function toast(text) {
-    var t = el('div', { role: 'alert', 'aria-live': 'assertive', class: 'toast', 'data-testid': 'toast' }, text);
-    document.getElementById('toast-container').appendChild(t);
-    setTimeout(function () { t.remove(); }, 6000);
   }
 
   function showModal(text, buttons) {
@@ -233,49 +142,9 @@
     c.appendChild(linkButton('Link with phone number', function () { switchMode('phone'); }));
   }
 
-  function drawQr(canvas, matrix) {
-    var n = matrix.length;
-    var ctx = canvas.getContext('2d');
-    var scale = Math.max(1, Math.floor(QR_SIZE / (n + 8)));
-    var off = Math.floor((QR_SIZE - n * scale) / 2);
-    ctx.fillStyle = '#ffffff';
-    ctx.fillRect(0, 0, QR_SIZE, QR_SIZE);
-    ctx.fillStyle = '#122e31';
-    for (var y = 0; y < n; y++) {
-      var row = matrix[y];
-      for (var x = 0; x < n; x++) {
-        if (row.charCodeAt(x) === 49) ctx.fillRect(off + x * scale, off + y * scale, scale, scale);
-      }
-    }
-  }
-
   function updateQr(s) {
-    if (s.qr) {
-      if (S.qrShown === s.qr.serial) return;
-      if (!s.qr.matrix) { S.qrShown = null; return; }
-      var canvas = S.qrBox.querySelector('canvas');
-      if (!canvas) {
-        S.qrBox.textContent = '';
-        canvas = el('canvas', { 'aria-label': 'Scan this QR code to link a device!', role: 'img', width: QR_SIZE, height: QR_SIZE });
-        S.qrBox.appendChild(canvas);
-      }
-      drawQr(canvas, s.qr.matrix);
-      S.qrBox.setAttribute('data-ref', s.qr.payload);
-      S.qrShown = s.qr.serial;
-    } else if (s.state === 'UNPAIRED_IDLE') {
-      if (S.qrBox.querySelector('button')) return;
-      S.qrBox.textContent = '';
-      if (s.idle_payload) S.qrBox.setAttribute('data-ref', s.idle_payload);
-      var btn = el('button', { type: 'button', class: 'qr-reload' }, [
-        icon('refresh-large', ICONS.refresh), el('div', { class: 'qr-reload-text' }, 'Click to reload QR code')
-      ]);
-      btn.addEventListener('click', function () {
-        btn.disabled = true;
-        api('qr/reload', { cid: S.cid }).then(applySnap).catch(function (e) { btn.disabled = false; toast(e.message); });
-      });
-      S.qrBox.appendChild(btn);
-      S.qrShown = null;
-    }
+    C.updateQr(S, s, { label: 'Scan this QR code to link a device!', reloadText: 'Click to reload QR code',
+      reloadIcon: function () { return icon('refresh-large', ICONS.refresh); }, onSnap: applySnap });
   }
 
   function buildPhonePanel(c) {
@@ -283,16 +152,7 @@
       autocomplete: 'off', placeholder: '+1 234 567 8900', class: 'phone-input' });
     var err = el('div', { class: 'phone-error' });
     var next = el('button', { type: 'button', class: 'btn-primary btn-next' }, [el('div', null, 'Next')]);
-    function go() {
-      err.textContent = '';
-      next.disabled = true;
-      api('pair/request', { cid: S.cid, phone: input.value })
-        .then(applySnap)
-        .catch(function (e) { err.textContent = e.message || 'Invalid phone number.'; })
-        .then(function () { next.disabled = false; });
-    }
-    next.addEventListener('click', go);
-    input.addEventListener('keydown', function (e) { if (e.key === 'Enter') { e.preventDefault(); go(); } });
+    C.submitPhone(S, input, next, err, function (e) { return e.message || 'Invalid phone number.'; }, applySnap);
     c.appendChild(el('div', { class: 'landing-text phone-panel' }, [
       el('h1', { class: 'landing-title' }, 'Enter phone number'),
       el('p', null, 'Select a country and enter your WhatsApp phone number.'),
@@ -320,33 +180,11 @@
     c.appendChild(linkButton('Link with QR code', function () { switchMode('qr'); }));
   }
 
-  function updateCode(s) {
-    if (!s.pair || S.codeShown === s.pair.code) return;
-    var code = s.pair.code;
-    // As the real page renders it: the characters joined with commas ("A,B,C,D,E,F,G,H").
-    S.codeBox.setAttribute('data-link-code', code.split('').join(','));
-    S.codeBox.textContent = '';
-    for (var i = 0; i < code.length; i++) {
-      if (i === 4) S.codeBox.appendChild(el('span', { class: 'link-code-dash' }, '-'));
-      S.codeBox.appendChild(el('span', { class: 'link-code-char' }, code.charAt(i)));
-    }
-    S.codePhone.textContent = '+' + s.pair.phone;
-    S.codeShown = code;
-  }
-
   function renderLanding(s) {
     setView('landing', buildLanding);
-    var mode = s.mode === 'phone_input' ? 'phone' : (s.mode === 'code' ? 'code' : 'qr');
-    if (S.landingMode !== mode) {
-      S.landingMain.textContent = '';
-      S.qrShown = null; S.codeShown = null;
-      if (mode === 'qr') buildQrPanel(S.landingMain);
-      else if (mode === 'phone') buildPhonePanel(S.landingMain);
-      else buildCodePanel(S.landingMain);
-      S.landingMode = mode;
-    }
+    var mode = C.landingPanel(S, s, { qr: buildQrPanel, phone: buildPhonePanel, code: buildCodePanel });
     if (mode === 'qr') updateQr(s);
-    else if (mode === 'code') updateCode(s);
+    else if (mode === 'code') C.updateCode(S, s, function (phone) { return phone; });
   }
 
   // -------------------------------------------------------------------- app
@@ -382,16 +220,13 @@
   }
 
   function showIntro() {
-    S.openChat = null;
-    S.rows = new Map();
     S.watch = new Set();
-    S.mainSlot.textContent = '';
-    S.mainSlot.appendChild(el('div', { class: 'intro', 'data-testid': 'intro' }, [
+    C.showIntro(S, [
       el('div', { class: 'intro-logo', html: ICONS.logo }),
       el('h1', null, 'WhatsApp Web'),
       el('p', null, 'Send and receive messages without keeping your phone online.'),
       el('p', { class: 'intro-e2e' }, [icon('lock', ICONS.lock), ' End-to-end encrypted'])
-    ]));
+    ]);
   }
 
   function toggleMenu(anchor) {
@@ -461,17 +296,7 @@
     }
     updateBanner(S.netDown ? 'computer' : (s.offline || null));
     updateConflict(s.state === 'CONFLICT');
-    if (S.intent && (s.state === 'CONNECTED' || s.state === 'TIMEOUT')) handleIntent();
-  }
-
-  function handleIntent() {
-    var intent = S.intent;
-    S.intent = null;
-    try { history.replaceState(null, '', '/'); } catch (e) { /* ignore */ }
-    api('chat/open', { cid: S.cid, phone: intent.phone, in_app: false }).then(function (r) {
-      if (r.ok) openChat(r.chat, intent.text);
-      else showInvalidNumber();
-    }).catch(function (e) { toast(e.message); });
+    if (S.intent && (s.state === 'CONNECTED' || s.state === 'TIMEOUT')) C.handleIntent(S, openChat, showInvalidNumber);
   }
 
   function showInvalidNumber() {
@@ -501,16 +326,7 @@
       }
       var active = S.openChat && S.openChat.phone === c.phone;
       var row = el('div', { role: 'row', tabindex: '-1', class: 'chat-item' + (active ? ' active' : ''), 'data-chat': c.id }, [
-        el('div', { role: 'gridcell', class: 'chat-cell' }, [
-          el('div', { class: 'avatar' }),
-          el('div', { class: 'chat-body' }, [
-            el('div', { class: 'chat-top' }, [
-              el('span', { dir: 'auto', title: c.title, class: 'chat-title' }, c.title),
-              el('div', { class: 'chat-time' }, fmtTime(c.t))
-            ]),
-            bottom
-          ])
-        ])
+        el('div', { role: 'gridcell', class: 'chat-cell' }, C.chatRowBody(c, bottom))
       ]);
       row.addEventListener('click', function () { openChatByPhone(c.phone); });
       S.chatListEl.appendChild(row);
@@ -604,14 +420,7 @@
     updateSendButton();
     var id = newMsgId();
     appendRow({ id: id, from_me: true, peer: S.openChat.phone, type: 'chat', text: text, ack: 0, t: Date.now() / 1000 });
-    postJson('send', { cid: S.cid, to: S.openChat.phone, id: id, text: text }, id);
-  }
-
-  function postJson(path, body, id) {
-    api(path, body).then(function (r) { updateAck(id, r.ack); }).catch(function (e) {
-      if (e.status && e.status < 500 && e.status !== 404) { updateAck(id, -1); toast(e.message); }
-      else setTimeout(function () { postJson(path, body, id); }, 1000);
-    });
+    C.postAcked('send', { cid: S.cid, to: S.openChat.phone, id: id, text: text }, function (ack) { updateAck(id, ack); });
   }
 
   // ------------------------------------------------------------ message rows
@@ -639,14 +448,7 @@
         el('div', { class: 'media-name', title: name }, name)
       ]);
     }
-    var ext = (name.indexOf('.') >= 0 ? name.split('.').pop() : 'file').toUpperCase();
-    return el('div', { class: 'doc-card' }, [
-      icon(m.type === 'video' ? 'media-video' : 'document', m.type === 'video' ? ICONS.video : ICONS.doc),
-      el('div', { class: 'doc-info' }, [
-        el('span', { class: 'doc-name', title: name }, name),
-        el('span', { class: 'doc-size' }, fmtSize(m.media.size) + ' \u2022 ' + ext)
-      ])
-    ]);
+    return C.docCard(m, icon(m.type === 'video' ? 'media-video' : 'document', m.type === 'video' ? ICONS.video : ICONS.doc));
   }
 
   function appendRow(m) {
@@ -678,11 +480,7 @@
     S.convEl.scrollTop = S.convEl.scrollHeight;
   }
 
-  function removeRow(id) {
-    var r = S.rows.get(id);
-    if (r) { r.row.remove(); S.rows.delete(id); }
-    S.watch.delete(id);
-  }
+  function removeRow(id) { C.removeRow(S, id, S.watch); }
 
   function updateAck(id, ack) {
     var r = S.rows.get(id);
@@ -719,12 +517,8 @@
   function closeAttach() { if (S.attachMenu) { S.attachMenu.remove(); S.attachMenu = null; } }
 
   function onFiles(input, kind) {
-    var file = input.files && input.files[0];
-    closeAttach();
-    if (!file || !S.openChat) return;
-    var limit = kind === 'document' ? S.limits.doc_max_mb : S.limits.media_max_mb;
-    if (file.size > limit * 1024 * 1024) { toast(limitText(limit)); return; }
-    openPreview(file, kind);
+    var file = C.pickedFile(S, input, kind, closeAttach, limitText);
+    if (file) openPreview(file, kind);
   }
 
   function openPreview(file, kind) {
@@ -764,13 +558,7 @@
     caretToEnd(caption);
   }
 
-  function closePreview() {
-    if (!S.preview) return;
-    S.preview.node.remove();
-    S.preview = null;
-    var main = document.getElementById('main');
-    if (main) main.classList.remove('previewing');
-  }
+  function closePreview() { C.closePreview(S); }
 
   function sendPreview() {
     var p = S.preview;
@@ -782,93 +570,24 @@
     appendRow({ id: id, from_me: true, peer: to, type: type, text: null, caption: captionText || null,
       media: { name: file.name, size: file.size, mimetype: file.type, url: type === 'image' ? URL.createObjectURL(file) : null },
       ack: 0, t: Date.now() / 1000 });
-    uploadMedia({ cid: S.cid, to: to, id: id, kind: p.kind, caption: captionText }, file);
-  }
-
-  function uploadMedia(fields, file) {
-    var fd = new FormData();
-    Object.keys(fields).forEach(function (k) { fd.append(k, fields[k]); });
-    fd.append('file', file, file.name);
-    fetch('/sim/api/send-media', { method: 'POST', body: fd }).then(function (r) {
-      return r.json().catch(function () { return {}; }).then(function (data) {
-        if (r.ok) { updateAck(fields.id, data.ack); return; }
-        if (r.status === 413) { removeRow(fields.id); toast(data.message || 'File too large.'); return; }
-        if (r.status < 500 && r.status !== 404) { updateAck(fields.id, -1); toast(data.message || 'Upload failed.'); return; }
-        throw new Error('retry');
-      });
-    }).catch(function () { setTimeout(function () { uploadMedia(fields, file); }, 1000); });
+    C.uploadMedia({ cid: S.cid, to: to, id: id, kind: p.kind, caption: captionText }, file, {
+      ack: function (ack) { updateAck(id, ack); }, drop: function () { removeRow(id); },
+      tooLarge: function () { return 'File too large.'; }, failed: function () { return 'Upload failed.'; }
+    });
   }
 
   // ----------------------------------------------------------------- events
   // ------------------------------------------------ in-page wa.me links
   // Clicks on <a href="https://wa.me/<digits>"> (also api.whatsapp.com/send, whatsapp://send) are caught in the
   // capture phase and run in-app behind a "Starting chat" popup, unless an ancestor has data-nohandle.
-  function parseWaLink(href) {
-    var u;
-    try { u = new URL(href, location.href); } catch (e) { return null; }
-    var host = u.hostname.toLowerCase();
-    if ((u.protocol === 'https:' || u.protocol === 'http:') && (host === 'wa.me' || host === 'www.wa.me')) {
-      var path = u.pathname.replace(/^\/+|\/+$/g, '');
-      if (!path || path.indexOf('/') >= 0) return null;
-      return { phone: decodeURIComponent(path), text: u.searchParams.get('text') || '' };
-    }
-    if ((u.protocol === 'https:' || u.protocol === 'http:') && host === 'api.whatsapp.com' && /^\/send\/?$/.test(u.pathname)) {
-      return { phone: u.searchParams.get('phone') || '', text: u.searchParams.get('text') || '' };
-    }
-    if (u.protocol === 'whatsapp:' && /^whatsapp:\/\/send/.test(href)) {
-      var q = new URLSearchParams(href.split('?')[1] || '');
-      return { phone: q.get('phone') || '', text: q.get('text') || '' };
-    }
-    return null;
-  }
-
-  document.addEventListener('click', function (e) {
-    var a = e.target && e.target.closest ? e.target.closest('a[href]') : null;
-    if (!a || a.closest('[data-nohandle]')) return;
-    var link = parseWaLink(a.getAttribute('href'));
-    if (!link || S.view !== 'app' || !S.cid) return;
-    e.preventDefault();
-    e.stopPropagation();
+  C.catchWaLinks(function () { return S.view === 'app' && !!S.cid; }, function (link) {
     var popup = showModal(el('div', { class: 'starting-chat' }, 'Starting chat'), []);
     var shown = Date.now();
     function after(fn) { setTimeout(function () { popup.remove(); fn(); }, Math.max(0, 350 - (Date.now() - shown))); }
     api('chat/open', { cid: S.cid, phone: link.phone, in_app: true }).then(function (r) {
       after(function () { if (r.ok) openChat(r.chat, link.text); else showInvalidNumber(); });
     }).catch(function (err) { after(function () { toast(err.message); }); });
-  }, true);
-
-  // ------------------------------------------------------------ page heap
-  var HEAP = { chunks: [], timer: null, idx: 0 };
-  function setHeap(mb) {
-    var want = Math.max(0, Math.round((Number(mb) || 0) * 2));
-    if (HEAP.chunks.length > want) HEAP.chunks.length = want;
-    while (HEAP.chunks.length < want) {
-      var a = new Array(65536);
-      for (var i = 0; i < 65536; i++) a[i] = Math.random() + i;
-      HEAP.chunks.push(a);
-    }
-    if (want && !HEAP.timer) {
-      HEAP.timer = setInterval(function () {
-        var n = HEAP.chunks.length;
-        for (var k = 0; k < Math.max(1, Math.ceil(n / 16)) && n; k++) {
-          var c = HEAP.chunks[HEAP.idx++ % n];
-          for (var j = 0; j < c.length; j += 16) c[j] = c[j] * 1.0000001 + 1e-9;
-        }
-      }, 1000);
-    }
-    if (!want && HEAP.timer) { clearInterval(HEAP.timer); HEAP.timer = null; }
-  }
-
-  function loadCause() {
-    try {
-      if (sessionStorage.getItem('WASimSelfReload')) { sessionStorage.removeItem('WASimSelfReload'); return 'self_reload'; }
-    } catch (e) { /* ignore */ }
-    var nav = performance.getEntriesByType ? performance.getEntriesByType('navigation')[0] : null;
-    var type = nav ? nav.type : '';
-    return type === 'reload' ? 'reload' : (type === 'back_forward' ? 'back_forward' : 'navigation');
-  }
-
-  function markSelfReload() { try { sessionStorage.setItem('WASimSelfReload', '1'); } catch (e) { /* ignore */ } }
+  });
 
   function handleEvent(ev) {
     if (ev.type === 'message') {
@@ -884,16 +603,10 @@
     if (s.logged_out) { onLoggedOut('phone'); return; }
     if (s.limits) S.limits = s.limits;
     if (s.poll_ms) S.pollMs = s.poll_ms;
-    if (s.page_heap_mb !== undefined) setHeap(s.page_heap_mb);
+    if (s.page_heap_mb !== undefined) C.setHeap(s.page_heap_mb);
     if (s.reload && s.reload.id !== undefined && s.reload.id !== null && S.reloadId !== s.reload.id) {
       S.reloadId = s.reload.id;
-      var done = [];
-      try { done = JSON.parse(sessionStorage.getItem('WASimReloadIds') || '[]'); } catch (e) { done = []; }
-      if (done.indexOf(String(s.reload.id)) < 0) {
-        done.push(String(s.reload.id));
-        try { sessionStorage.setItem('WASimReloadIds', JSON.stringify(done.slice(-50))); } catch (e) { /* ignore */ }
-        S.stopped = true; markSelfReload(); location.reload(); return;
-      }
+      if (!C.reloadSeen(s.reload.id)) { S.stopped = true; C.markSelfReload(); location.reload(); return; }
     }
     if (s.rev >= S.rev) {
       S.rev = s.rev;
@@ -920,7 +633,7 @@
           pollLoop();
         })
         .catch(function (e) {
-          if (e.status === 404) { S.stopped = true; markSelfReload(); location.reload(); return; }
+          if (e.status === 404) { S.stopped = true; C.markSelfReload(); location.reload(); return; }
           S.netDown = true;
           if (S.view === 'app') updateBanner('computer');
           setTimeout(pollLoop, 1000);
@@ -928,31 +641,16 @@
     }, S.pollMs);
   }
 
-  function connect() {
-    if (location.pathname === '/send') {
-      var p = new URLSearchParams(location.search);
-      S.intent = { phone: p.get('phone') || '', text: p.get('text') || '' };
-    }
-    var token = lsGetJSON(LS_TOKEN);
-    api('connect', { token: typeof token === 'string' ? token : null, path: location.pathname + location.search,
-      load_cause: loadCause() })
-      .then(function (snap) {
-        if (snap.token_status === 'revoked' || snap.token_status === 'unknown') clearLogin(snap.token_status);
-        S.cid = snap.cid;
-        S.since = snap.seq;
-        applySnap(snap);
-        pollLoop();
-      })
-      .catch(function () { setTimeout(connect, 1000); });
+  function connectFields() {  // read on each try of connect: a /send?phone=&text= load's chat, and why the page loaded
+    S.intent = C.sendIntent() || S.intent;
+    return { load_cause: C.loadCause(false) };
   }
 
-  document.addEventListener('click', function (e) {
-    if (S.menu && !S.menu.contains(e.target)) closeMenu();
-    if (S.attachMenu && !S.attachMenu.contains(e.target)) closeAttach();
+  C.watchPage(S, closeMenu, closeAttach);
+  C.connect(connectFields, function (snap) {
+    S.cid = snap.cid;
+    S.since = snap.seq;
+    applySnap(snap);
+    pollLoop();
   });
-  window.addEventListener('pagehide', function () {
-    if (S.cid) navigator.sendBeacon('/sim/api/disconnect', JSON.stringify({ cid: S.cid }));
-  });
-
-  connect();
 })();

@@ -8,14 +8,10 @@
   var CFG = window.__WASimPageConfig || {};
   var I18N = window.__WASimI18n || {};
   var LOCALE = CFG.locale === 'pt-BR' ? 'pt-BR' : 'en';
-  var LS_WID = 'last-wid-md';
-  var LS_NOISE = 'WANoiseInfo';
-  var LS_TOKEN = 'WASimDeviceToken';
-  var LS_OLD = 'old-logout-cred';
+  var C = window.__WASimCommon;  // helpers shared with the legacy page (sim-common.js)
+  var el = C.el, api = C.api, toast = C.toast, saveLogin = C.saveLogin, clearLogin = C.clearLogin;
+  var newMsgId = C.newMsgId, fmtTime = C.fmtTime, fmtDate = C.fmtDate, fmtSize = C.fmtSize, fmtMb = C.fmtMb;
   var LS_COOKIE = 'WACookieConsent';
-  var SS_SELF = 'WASimSelfReload';
-  var SS_RELOADS = 'WASimReloadIds';
-  var QR_SIZE = 264;
   var MEDIA_ACCEPT = 'image/*,video/mp4,video/3gpp,video/quicktime';
   // stage minimums of WAWebDebouncedLoadingScreen.react (ms); boot_seconds is split over them in proportion
   var BOOT_STAGES = [['INITIAL_LOAD', 500], ['CONNECTING', 1500], ['DOWNLOADING', 450], ['PAUSE', 450], ['ORGANIZING', 800]];
@@ -72,99 +68,12 @@
   var LOGO = '<svg viewBox="0 0 39 39" width="39" height="39"><circle cx="19.5" cy="19.5" r="19" fill="#25D366"/><path fill="#fff" d="M19.6 8.4a11 11 0 0 0-9.5 16.6L8.6 30.6l5.8-1.5a11 11 0 1 0 5.2-20.7zm0 20a9 9 0 0 1-4.6-1.3l-.3-.2-3.4.9.9-3.3-.2-.4a9 9 0 1 1 7.6 4.3z"/></svg>';
 
   // ------------------------------------------------------------- helpers
-  function el(tag, attrs, children) {
-    var node = document.createElement(tag);
-    if (attrs) {
-      Object.keys(attrs).forEach(function (k) {
-        var v = attrs[k];
-        if (v === null || v === undefined || v === false) return;
-        if (k === 'html') node.innerHTML = v;
-        else if (k.slice(0, 2) === 'on' && typeof v === 'function') node.addEventListener(k.slice(2), v);
-        else node.setAttribute(k, v === true ? '' : String(v));
-      });
-    }
-    append(node, children);
-    return node;
-  }
-
-  function append(node, children) {
-    if (children === null || children === undefined) return;
-    if (!Array.isArray(children)) children = [children];
-    children.forEach(function (c) {
-      if (c === null || c === undefined || c === false) return;
-      node.appendChild(typeof c === 'string' ? document.createTextNode(c) : c);
-    });
-  }
-
-  function icon(name, path, extra) {
-    var attrs = { 'data-icon': name, html: wdsSvg(name, path) };
-    if (extra) Object.keys(extra).forEach(function (k) { attrs[k] = extra[k]; });
-    return el('span', attrs);
-  }
+  function icon(name, path, extra) { return C.icon(name, wdsSvg(name, path), extra); }
 
   function noop() {}
 
-  function api(path, body) {
-    return fetch('/sim/api/' + path, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify(body || {})
-    }).then(function (r) {
-      return r.json().catch(function () { return {}; }).then(function (data) {
-        if (!r.ok) {
-          var e = new Error(data.message || r.statusText);
-          e.status = r.status; e.data = data;
-          throw e;
-        }
-        return data;
-      });
-    });
-  }
-
-  function lsGetJSON(key) {
-    try { var v = localStorage.getItem(key); return v === null ? null : JSON.parse(v); }
-    catch (e) { return null; }
-  }
-
-  function saveLogin(login) {
-    if (!login || lsGetJSON(LS_TOKEN) === login.token) return;
-    localStorage.setItem(LS_WID, JSON.stringify(login.wid));
-    localStorage.setItem(LS_NOISE, JSON.stringify(login.noise_info || {}));
-    localStorage.setItem(LS_TOKEN, JSON.stringify(login.token));
-    localStorage.removeItem(LS_OLD);
-  }
-
-  function clearLogin(reason) {
-    var wid = lsGetJSON(LS_WID);
-    [LS_WID, LS_NOISE, LS_TOKEN, 'last-wid'].forEach(function (k) { localStorage.removeItem(k); });
-    localStorage.setItem(LS_OLD, JSON.stringify({ wid: wid, ts: Date.now(), reason: reason }));
-  }
-
-  function newMsgId() {
-    var bytes = new Uint8Array(10);
-    crypto.getRandomValues(bytes);
-    return '3EB0' + Array.prototype.map.call(bytes, function (b) {
-      return ('0' + b.toString(16)).slice(-2);
-    }).join('').toUpperCase();
-  }
-
-  function pad(n) { return (n < 10 ? '0' : '') + n; }
-  function fmtTime(ts) { var d = new Date(ts * 1000); return pad(d.getHours()) + ':' + pad(d.getMinutes()); }
-  function fmtDate(ts) { var d = new Date(ts * 1000); return d.getDate() + '/' + (d.getMonth() + 1) + '/' + d.getFullYear(); }
-  function fmtSize(n) {
-    if (n < 1024) return n + ' B';
-    if (n < 1024 * 1024) return Math.round(n / 1024) + ' kB';
-    return (n / 1024 / 1024).toFixed(1) + ' MB';
-  }
-  function fmtMb(v) { return Number.isInteger(v) ? String(v) : String(Math.round(v * 1000) / 1000); }
   function clamp(v, lo, hi) { return Math.max(lo, Math.min(hi, v)); }
   function normalizeNl(s) { return String(s === null || s === undefined ? '' : s).replace(/\r\n?/g, '\n'); }
-
-  function toast(text) {
-    var node = el('div', { role: 'alert', 'aria-live': 'assertive', class: 'toast', 'data-testid': 'toast' }, text);
-    document.getElementById('toast-container').appendChild(node);
-    setTimeout(function () { node.remove(); }, 6000);
-  }
 
   // ------------------------------------------------- modules (wa-modules.js)
   var NOOP_MODULES = {
@@ -260,43 +169,19 @@
   }
 
   // ------------------------------------------------------------------ boot
-  function loadCause() {
-    try {
-      if (sessionStorage.getItem(SS_SELF)) { sessionStorage.removeItem(SS_SELF); return 'self_reload'; }
-    } catch (e) { /* storage off */ }
-    var nav = performance.getEntriesByType ? performance.getEntriesByType('navigation')[0] : null;
-    var type = nav ? nav.type : (performance.navigation ? ['navigate', 'reload', 'back_forward'][performance.navigation.type] : '');
-    if (type === 'reload') return 'reload';
-    if (type === 'back_forward') return 'back_forward';
-    return 'navigation';
-  }
-
   function selfReload() {
     if (S.reloading) return;
     S.reloading = true;
     S.stopped = true;
-    try { sessionStorage.setItem(SS_SELF, '1'); } catch (e) { /* ignore */ }
+    C.markSelfReload();
     location.reload();
   }
 
-  function reloadSeen(id) {
-    var ids = [];
-    try { ids = JSON.parse(sessionStorage.getItem(SS_RELOADS) || '[]'); } catch (e) { ids = []; }
-    var key = String(id);
-    if (ids.indexOf(key) >= 0) return true;
-    ids.push(key);
-    try { sessionStorage.setItem(SS_RELOADS, JSON.stringify(ids.slice(-50))); } catch (e) { /* ignore */ }
-    return false;
-  }
-
   function boot() {
-    S.loadCause = loadCause();
-    if (location.pathname === '/send') {
-      var p = new URLSearchParams(location.search);
-      S.intent = { phone: p.get('phone') || '', text: p.get('text') || '' };
-    }
+    S.loadCause = C.loadCause(true);
+    S.intent = C.sendIntent();
     if (CFG.unsupported) { renderUnsupported(CFG.unsupported, false); return; }
-    setHeap(CFG.page_heap_mb);
+    C.setHeap(CFG.page_heap_mb);
     showLoading();
     M.setSocketState('OPENING');
     M.setStream('OPENING', 'SYNCING', false);
@@ -320,17 +205,12 @@
   }
 
   function connect() {
-    var token = lsGetJSON(LS_TOKEN);
-    api('connect', { token: typeof token === 'string' ? token : null, path: location.pathname + location.search,
-      load_cause: S.loadCause, language: navigator.language || null })
-      .then(function (snap) {
-        if (snap.token_status === 'revoked' || snap.token_status === 'unknown') clearLogin(snap.token_status);
-        S.cid = snap.cid;
-        S.since = snap.seq;
-        applySnap(snap);
-        pollLoop();
-      })
-      .catch(function () { setTimeout(connect, 1000); });
+    C.connect(function () { return { load_cause: S.loadCause, language: navigator.language || null }; }, function (snap) {
+      S.cid = snap.cid;
+      S.since = snap.seq;
+      applySnap(snap);
+      pollLoop();
+    });
   }
 
   // -------------------------------------------------------------- snapshot
@@ -364,7 +244,7 @@
     if (s.version) M.setVersion(s.version);
     if (s.modules !== undefined) M.setEnabled(s.modules !== false);
     if (s.open_chat_args) M.setOpenChatArgs(s.open_chat_args);
-    if (s.page_heap_mb !== undefined) setHeap(s.page_heap_mb);
+    if (s.page_heap_mb !== undefined) C.setHeap(s.page_heap_mb);
     if (s.limits) S.limits = s.limits;
     if (s.poll_ms) S.pollMs = s.poll_ms;
     if (s.me) { S.me = s.me; M.setMe(s.me); }
@@ -377,7 +257,7 @@
     if (!S.localeFixed) { S.localeFixed = true; document.documentElement.lang = LOCALE === 'pt-BR' ? 'pt-BR' : 'en'; }
     if (s.logged_out) { onLoggedOut(s.logout_reason || 'phone'); return; }
     applyKnobs(s);
-    if (s.reload && s.reload.id !== undefined && s.reload.id !== null && !reloadSeen(s.reload.id)) { selfReload(); return; }
+    if (s.reload && s.reload.id !== undefined && s.reload.id !== null && !C.reloadSeen(s.reload.id)) { selfReload(); return; }
     if (typeof s.rev !== 'number' || s.rev >= S.rev) {
       if (typeof s.rev === 'number') S.rev = s.rev;
       render(s);
@@ -482,51 +362,10 @@
     ]));
   }
 
-  function drawQr(canvas, matrix) {
-    var n = matrix.length;
-    var ctx = canvas.getContext('2d');
-    var scale = Math.max(1, Math.floor(QR_SIZE / (n + 8)));
-    var off = Math.floor((QR_SIZE - n * scale) / 2);
-    ctx.fillStyle = '#ffffff';
-    ctx.fillRect(0, 0, QR_SIZE, QR_SIZE);
-    ctx.fillStyle = '#122e31';
-    for (var y = 0; y < n; y++) {
-      var row = matrix[y];
-      for (var x = 0; x < n; x++) {
-        if (row.charCodeAt(x) === 49) ctx.fillRect(off + x * scale, off + y * scale, scale, scale);
-      }
-    }
-  }
-
   function updateQr(s) {
-    if (s.qr) {
-      if (S.qrShown === s.qr.serial) return;
-      if (!s.qr.matrix) { S.qrShown = null; return; }
-      var canvas = S.qrBox.querySelector('canvas');
-      if (!canvas) {
-        S.qrBox.textContent = '';
-        canvas = el('canvas', { 'aria-label': t('qr_label'), role: 'img', width: QR_SIZE, height: QR_SIZE });
-        S.qrBox.appendChild(canvas);
-      }
-      drawQr(canvas, s.qr.matrix);
-      S.qrBox.setAttribute('data-ref', s.qr.payload);
-      S.qrShown = s.qr.serial;
-      M.setRef(String(s.qr.payload).split(',')[0]);
-    } else if (s.state === 'UNPAIRED_IDLE') {
-      if (S.qrBox.querySelector('button')) return;
-      S.qrBox.textContent = '';
-      if (s.idle_payload) S.qrBox.setAttribute('data-ref', s.idle_payload);
-      var btn = el('button', { type: 'button', class: 'qr-reload' }, [
-        el('span', { 'data-icon': 'refresh-large', html: wdsSvg('refresh-large', P.refresh, 44) }),
-        el('div', { class: 'qr-reload-text' }, t('qr_reload'))
-      ]);
-      btn.addEventListener('click', function () {
-        btn.disabled = true;
-        api('qr/reload', { cid: S.cid }).then(applySnap).catch(function (e) { btn.disabled = false; toast(e.message); });
-      });
-      S.qrBox.appendChild(btn);
-      S.qrShown = null;
-    }
+    C.updateQr(S, s, { label: t('qr_label'), onShown: function (payload) { M.setRef(String(payload).split(',')[0]); },
+      reloadIcon: function () { return el('span', { 'data-icon': 'refresh-large', html: wdsSvg('refresh-large', P.refresh, 44) }); },
+      reloadText: t('qr_reload'), onSnap: applySnap });
   }
 
   function countryName(c) { return t('c_' + c[0]); }
@@ -587,16 +426,9 @@
       search.focus();
     });
     showCountry();
-    function go() {
-      err.textContent = '';
-      next.disabled = true;
-      api('pair/request', { cid: S.cid, phone: input.value })
-        .then(applySnap)
-        .catch(function (e) { err.textContent = e.status === 400 ? t('invalid_phone') : (e.message || t('invalid_phone')); })
-        .then(function () { next.disabled = false; });
-    }
-    next.addEventListener('click', go);
-    input.addEventListener('keydown', function (e) { if (e.key === 'Enter') { e.preventDefault(); go(); } });
+    C.submitPhone(S, input, next, err, function (e) {
+      return e.status === 400 ? t('invalid_phone') : (e.message || t('invalid_phone'));
+    }, applySnap);
     c.appendChild(el('div', { class: 'wa-login-text phone-panel' }, [
       el('h1', { class: 'wa-login-title' }, t('phone_title')),
       el('div', { class: 'wa-login-sub' }, t('phone_sub')),
@@ -624,32 +456,11 @@
     ]));
   }
 
-  function updateCode(s) {
-    if (!s.pair || S.codeShown === s.pair.code) return;
-    var code = s.pair.code;
-    S.codeBox.setAttribute('data-link-code', code.split('').join(','));
-    S.codeBox.textContent = '';
-    for (var i = 0; i < code.length; i++) {
-      if (i === 4) S.codeBox.appendChild(el('span', { class: 'link-code-dash' }, '-'));
-      S.codeBox.appendChild(el('span', { class: 'link-code-char' }, code.charAt(i)));
-    }
-    S.codePhone.textContent = t('code_linking', { phone: '+' + s.pair.phone });
-    S.codeShown = code;
-  }
-
   function renderLanding(s) {
     setView('landing', buildLanding);
-    var mode = s.mode === 'phone_input' ? 'phone' : (s.mode === 'code' ? 'code' : 'qr');
-    if (S.landingMode !== mode) {
-      S.landingMain.textContent = '';
-      S.qrShown = null; S.codeShown = null;
-      if (mode === 'qr') buildQrPanel(S.landingMain);
-      else if (mode === 'phone') buildPhonePanel(S.landingMain);
-      else buildCodePanel(S.landingMain);
-      S.landingMode = mode;
-    }
+    var mode = C.landingPanel(S, s, { qr: buildQrPanel, phone: buildPhonePanel, code: buildCodePanel });
     if (mode === 'qr') updateQr(s);
-    else if (mode === 'code') updateCode(s);
+    else if (mode === 'code') C.updateCode(S, s, function (phone) { return t('code_linking', { phone: phone }); });
     if (S.modals.cookie && !cookieBanner()) closeModal('cookie');
   }
 
@@ -813,15 +624,12 @@
   }
 
   function showIntro() {
-    S.openChat = null;
-    S.rows = new Map();
-    S.mainSlot.textContent = '';
-    S.mainSlot.appendChild(el('div', { class: 'intro', 'data-testid': 'intro' }, [
+    C.showIntro(S, [
       el('div', { class: 'intro-logo', html: LOGO }),
       el('h1', null, t('intro_title')),
       el('p', null, t('intro_text')),
       el('p', { class: 'intro-e2e' }, [icon('lock-refreshed', P.lock, { class: 'wa-lock' }), ' ', t('e2e')])
-    ]));
+    ]);
   }
 
   function toggleMenu(anchor) {
@@ -860,7 +668,7 @@
     });
     if (!S.mainShown) { S.mainShown = true; M.setHasSynced(true); }
     updateOnboarding(s);
-    if (S.intent && (s.state === 'CONNECTED' || s.state === 'TIMEOUT')) handleIntent();
+    if (S.intent && (s.state === 'CONNECTED' || s.state === 'TIMEOUT')) C.handleIntent(S, openChat, showInvalidNumber);
   }
 
   function updateOnboarding(s) {
@@ -877,16 +685,6 @@
     } else if (!show && S.modals.onboarding) {
       closeModal('onboarding');
     }
-  }
-
-  function handleIntent() {
-    var intent = S.intent;
-    S.intent = null;
-    try { history.replaceState(null, '', '/'); } catch (e) { /* ignore */ }
-    api('chat/open', { cid: S.cid, phone: intent.phone, in_app: false }).then(function (r) {
-      if (r.ok) openChat(r.chat, intent.text);
-      else showInvalidNumber();
-    }).catch(function (e) { toast(e.message); });
   }
 
   function showInvalidNumber() {
@@ -929,16 +727,7 @@
       }
       var active = S.openChat && S.openChat.wid === wid;
       var row = el('div', { role: 'row', tabindex: '-1', class: 'chat-item' + (active ? ' active' : '') }, [
-        el('div', { role: 'gridcell', 'aria-colindex': '2', class: 'chat-cell' }, [
-          el('div', { class: 'avatar' }),
-          el('div', { class: 'chat-body' }, [
-            el('div', { class: 'chat-top' }, [
-              el('span', { dir: 'auto', title: c.title, class: 'chat-title' }, c.title),
-              el('div', { class: 'chat-time' }, fmtTime(c.t))
-            ]),
-            bottom
-          ])
-        ])
+        el('div', { role: 'gridcell', 'aria-colindex': '2', class: 'chat-cell' }, C.chatRowBody(c, bottom))
       ]);
       S.chatRows.set(row, { wid: wid, phone: c.phone });
       row.addEventListener('click', function () { openChatVia({ wid: wid, phone: c.phone }, '', true); });
@@ -1283,14 +1072,8 @@
     S.composer.clear();
     var id = newMsgId();
     appendRow({ id: id, from_me: true, peer: S.openChat.phone, type: 'chat', text: text, ack: 0, t: Date.now() / 1000, fresh: true });
-    postJson('send', { cid: S.cid, to: S.openChat.phone, chat: S.openChat.wid, id: id, text: text }, id);
-  }
-
-  function postJson(path, body, id) {
-    api(path, body).then(function (r) { updateAck(id, r.ack); }).catch(function (e) {
-      if (e.status && e.status < 500 && e.status !== 404) { updateAck(id, -1); toast(e.message); }
-      else setTimeout(function () { postJson(path, body, id); }, 1000);
-    });
+    C.postAcked('send', { cid: S.cid, to: S.openChat.phone, chat: S.openChat.wid, id: id, text: text },
+      function (ack) { updateAck(id, ack); });
   }
 
   // ---------------------------------------------------------- message rows
@@ -1311,14 +1094,7 @@
         m.type === 'sticker' ? null : el('div', { class: 'media-name', title: name }, name)
       ]);
     }
-    var ext = (name.indexOf('.') >= 0 ? name.split('.').pop() : 'file').toUpperCase();
-    return el('div', { class: 'doc-card' }, [
-      icon(m.type === 'video' ? 'media-video' : 'document-refreshed', m.type === 'video' ? P.media : P.doc),
-      el('div', { class: 'doc-info' }, [
-        el('span', { class: 'doc-name', title: name }, name),
-        el('span', { class: 'doc-size' }, fmtSize(m.media.size) + ' \u2022 ' + ext)
-      ])
-    ]);
+    return C.docCard(m, icon(m.type === 'video' ? 'media-video' : 'document-refreshed', m.type === 'video' ? P.media : P.doc));
   }
 
   function appendRow(m) {
@@ -1357,11 +1133,7 @@
     S.convEl.scrollTop = S.convEl.scrollHeight;
   }
 
-  function removeRow(id) {
-    var r = S.rows.get(id);
-    if (r) { r.row.remove(); S.rows.delete(id); }
-    S.sent.delete(id);
-  }
+  function removeRow(id) { C.removeRow(S, id, S.sent); }
 
   function updateAck(id, ack) {
     if (typeof ack !== 'number') return;
@@ -1406,12 +1178,8 @@
   function closeAttach() { if (S.attachMenu) { S.attachMenu.remove(); S.attachMenu = null; } }
 
   function onFiles(input, kind) {
-    var file = input.files && input.files[0];
-    closeAttach();
-    if (!file || !S.openChat) return;
-    var limit = kind === 'document' ? S.limits.doc_max_mb : S.limits.media_max_mb;
-    if (file.size > limit * 1024 * 1024) { toast(t('too_large', { mb: fmtMb(limit) })); return; }
-    openPreview(file, kind);
+    var file = C.pickedFile(S, input, kind, closeAttach, function (mb) { return t('too_large', { mb: fmtMb(mb) }); });
+    if (file) openPreview(file, kind);
   }
 
   function openPreview(file, kind) {
@@ -1445,13 +1213,7 @@
     caption.focusEnd();
   }
 
-  function closePreview() {
-    if (!S.preview) return;
-    S.preview.node.remove();
-    S.preview = null;
-    var main = document.getElementById('main');
-    if (main) main.classList.remove('previewing');
-  }
+  function closePreview() { C.closePreview(S); }
 
   function sendPreview() {
     var p = S.preview;
@@ -1466,45 +1228,15 @@
       media: { name: file.name, size: file.size, mimetype: file.type,
         url: (type === 'image' || type === 'sticker') ? URL.createObjectURL(file) : null },
       ack: 0, t: Date.now() / 1000, fresh: true });
-    uploadMedia({ cid: S.cid, to: to, chat: S.openChat.wid, id: id, kind: p.kind === 'document' ? 'document' : 'media',
-      caption: captionText, sticker: sticker ? 'true' : 'false' }, file);
-  }
-
-  function uploadMedia(fields, file) {
-    var fd = new FormData();
-    Object.keys(fields).forEach(function (k) { if (fields[k] !== null && fields[k] !== undefined) fd.append(k, fields[k]); });
-    fd.append('file', file, file.name);
-    fetch('/sim/api/send-media', { method: 'POST', body: fd }).then(function (r) {
-      return r.json().catch(function () { return {}; }).then(function (data) {
-        if (r.ok) { updateAck(fields.id, data.ack); return; }
-        if (r.status === 413) { removeRow(fields.id); toast(data.message || t('too_large', { mb: fmtMb(S.limits.media_max_mb) })); return; }
-        if (r.status < 500 && r.status !== 404) { updateAck(fields.id, -1); toast(data.message || t('upload_failed')); return; }
-        throw new Error('retry');
-      });
-    }).catch(function () { setTimeout(function () { uploadMedia(fields, file); }, 1000); });
+    C.uploadMedia({ cid: S.cid, to: to, chat: S.openChat.wid, id: id, kind: p.kind === 'document' ? 'document' : 'media',
+      caption: captionText, sticker: sticker ? 'true' : 'false' }, file, {
+      ack: function (ack) { updateAck(id, ack); }, drop: function () { removeRow(id); },
+      tooLarge: function () { return t('too_large', { mb: fmtMb(S.limits.media_max_mb) }); },
+      failed: function () { return t('upload_failed'); }
+    });
   }
 
   // ------------------------------------------------------ in-page wa.me links
-  function parseWaLink(href) {
-    var u;
-    try { u = new URL(href, location.href); } catch (e) { return null; }
-    var host = u.hostname.toLowerCase();
-    if ((u.protocol === 'https:' || u.protocol === 'http:') && (host === 'wa.me' || host === 'www.wa.me')) {
-      var path = u.pathname.replace(/^\/+|\/+$/g, '');
-      if (!path || path.indexOf('/') >= 0) return null;
-      return { phone: decodeURIComponent(path), text: u.searchParams.get('text') || '' };
-    }
-    if ((u.protocol === 'https:' || u.protocol === 'http:') && host === 'api.whatsapp.com' && /^\/send\/?$/.test(u.pathname)) {
-      return { phone: u.searchParams.get('phone') || '', text: u.searchParams.get('text') || '' };
-    }
-    if (u.protocol === 'whatsapp:') {
-      var q = new URLSearchParams(href.split('?')[1] || '');
-      if (!/^whatsapp:\/\/send/.test(href)) return null;
-      return { phone: q.get('phone') || '', text: q.get('text') || '' };
-    }
-    return null;
-  }
-
   function startChatFromLink(link) {
     openModal('starting', { title: null, body: t('starting_chat'), buttons: [], cls: 'wa-modal-starting' });
     var shown = Date.now();
@@ -1520,15 +1252,7 @@
     });
   }
 
-  document.addEventListener('click', function (e) {
-    var a = e.target && e.target.closest ? e.target.closest('a[href]') : null;
-    if (!a || a.closest('[data-nohandle]')) return;
-    var link = parseWaLink(a.getAttribute('href'));
-    if (!link || S.view !== 'app' || !S.appNode || !S.cid) return;  // otherwise the click navigates normally
-    e.preventDefault();
-    e.stopPropagation();
-    startChatFromLink(link);
-  }, true);
+  C.catchWaLinks(function () { return S.view === 'app' && !!S.appNode && !!S.cid; }, startChatFromLink);
 
   // ----------------------------------------------------------------- events
   function handleEvent(ev) {
@@ -1574,39 +1298,7 @@
 
   function pollLoop() { schedulePoll(S.pollMs); }
 
-  document.addEventListener('click', function (e) {
-    if (S.menu && !S.menu.contains(e.target)) closeMenu();
-    if (S.attachMenu && !S.attachMenu.contains(e.target)) closeAttach();
-  });
-  window.addEventListener('pagehide', function () {
-    if (S.cid) navigator.sendBeacon('/sim/api/disconnect', JSON.stringify({ cid: S.cid }));
-  });
-
-  // ------------------------------------------------------------ page heap
-  // page_heap_mb: that many MiB of live JS objects (arrays of doubles), a slice touched every second
-  var HEAP = { chunks: [], timer: null, idx: 0 };
-  var HEAP_CHUNK = 65536;  // doubles: 0.5 MiB each
-  function setHeap(mb) {
-    var want = Math.max(0, Math.round((Number(mb) || 0) * 2));
-    if (HEAP.chunks.length > want) HEAP.chunks.length = want;
-    while (HEAP.chunks.length < want) {
-      var a = new Array(HEAP_CHUNK);
-      for (var i = 0; i < HEAP_CHUNK; i++) a[i] = Math.random() + i;
-      HEAP.chunks.push(a);
-    }
-    if (want && !HEAP.timer) HEAP.timer = setInterval(touchHeap, 1000);
-    if (!want && HEAP.timer) { clearInterval(HEAP.timer); HEAP.timer = null; }
-  }
-  function touchHeap() {
-    var n = HEAP.chunks.length;
-    if (!n) return;
-    var slice = Math.max(1, Math.ceil(n / 16));
-    for (var k = 0; k < slice; k++) {
-      var a = HEAP.chunks[HEAP.idx % n];
-      HEAP.idx += 1;
-      for (var i = 0; i < a.length; i += 16) a[i] = a[i] * 1.0000001 + 1e-9;
-    }
-  }
+  C.watchPage(S, closeMenu, closeAttach);
 
   boot();
 })();

@@ -35,8 +35,9 @@
 
   function load(cfg) {
     window.__WASimPageConfig = cfg;
-    var files = cfg.profile === 'legacy' ? ['app.js']
-      : (cfg.unsupported ? ['wa-i18n.js', 'app2026.js'] : ['wa-i18n.js', 'wa-modules.js', 'app2026.js']);
+    // sim-common.js (window.__WASimCommon: the helpers both pages use) comes first for either profile
+    var files = ['sim-common.js'].concat(cfg.profile === 'legacy' ? ['app.js']
+      : (cfg.unsupported ? ['wa-i18n.js', 'app2026.js'] : ['wa-i18n.js', 'wa-modules.js', 'app2026.js']));
     var base = BASE;
     files.forEach(function (f) {
       var s = document.createElement('script');
