@@ -79,6 +79,7 @@ class Settings:
     # stuck_timeout_seconds its browser is recycled with the login saved.
     unknown_page_grace: float = 15.0
     memory_ceiling_mb: int = 0  # recycle a browser whose process tree uses more (0: never)
+    max_crash_restarts: int = 3  # a crashed browser is started again from its login this often per hour
 
     # Pacing per session (defaults; a session can set its own), circuit breaker, bulk.
     pacing_min_gap: float = 1.0  # seconds between two sends of a session, at least...
@@ -161,6 +162,7 @@ class Settings:
             stuck_timeout_seconds=float(get("STUCK_TIMEOUT_SECONDS", d.stuck_timeout_seconds)),
             unknown_page_grace=float(get("UNKNOWN_PAGE_GRACE", d.unknown_page_grace)),
             memory_ceiling_mb=int(get("MEMORY_CEILING_MB", d.memory_ceiling_mb)),
+            max_crash_restarts=int(get("MAX_CRASH_RESTARTS", d.max_crash_restarts)),
             pacing_min_gap=float(get("PACING_MIN_GAP", d.pacing_min_gap)),
             pacing_max_gap=float(get("PACING_MAX_GAP", d.pacing_max_gap)),
             hourly_cap=int(get("HOURLY_CAP", d.hourly_cap)),

@@ -5,10 +5,12 @@ worker runs (``workers.slot.SlotRuntime``, its monitor thread included) and meas
 
 * initialize -> first QR event (Chrome start, page load with its boot time, QR read, PNG made),
 * scan -> READY event (the simulator's sync screen lasts SIM_SYNC_DELAY, default 1 s),
-* one text send (a full page load of /send, type, Enter, until the server has it; no pacing),
+* one text send (open the chat in the app, insert the text, Enter, until the server has it; no pacing),
 * one image send (download from a local server, attach, caption, upload, server ack),
 * ack latency: from the simulated phone's delivered / read receipt (forced through the
-  control API) to the slot's delivered / read event.
+  control API) to the slot's delivered / read event;
+* full page loads per 100 sends (the simulator's counter; the target is none after a
+  session's first load).
 
 Each page profile of the simulator is measured in turn (``--profiles 2026,legacy``); the
 2026 profile boots for SIM_BOOT_SECONDS on every full page load (``--boot-seconds``,
@@ -86,6 +88,12 @@ class TimedBus:
             return found()
 
 
+def page_loads(base: str, phone: str) -> int:
+    """Full page loads of the device linked by ``phone``, as the simulator counts them."""
+    counters = requests.get(base + "/sim/control/counters", timeout=5).json()
+    return sum(d["page_loads"] for d in counters.get("devices", []) if d["phone"] == phone)
+
+
 def image_bytes() -> bytes:
     buf = io.BytesIO()
     Image.frombytes("RGB", (640, 480), secrets.token_bytes(640 * 480 * 3)).save(buf, "JPEG", quality=85)
@@ -135,6 +143,7 @@ def measure(args, work: Path, base: str, image_url: str, image_size: int) -> Non
     rt = SlotRuntime(settings, client=redis.Redis.from_url(redis_url), bus=bus)
     rt.start(heartbeat=False)
     first_qr, ready, text, image, delivered, read = [], [], [], [], [], []
+    loads_during_sends, sends = 0, 0
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -162,6 +171,7 @@ def measure(args, work: Path, base: str, image_url: str, image_size: int) -> Non
             requests.post(base + "/sim/phone/scan", json={"payload": qr["qr"], "phone": phone}, timeout=5).raise_for_status()
             t_ready, _ = bus.wait(sid, "READY")
             ready.append(t_ready - scanned)
+            loads_before = page_loads(base, phone)
             for i in range(args.sends):
                 t0 = time.monotonic()
                 message_id = f"bench-{secrets.token_hex(6)}"
@@ -178,6 +188,8 @@ def measure(args, work: Path, base: str, image_url: str, image_size: int) -> Non
                 rt.deliver(sid, 1, f"bench-{secrets.token_hex(6)}", PEER, f"Benchmark image {run}.{i}",
                            [{"url": image_url}])
                 image.append(time.monotonic() - t0)
+            loads_during_sends += page_loads(base, phone) - loads_before
+            sends += 2 * args.sends
             rt.stop(sid, 1, forget=True)
             print(f"run {run + 1}: qr {first_qr[-1]:.2f}s ready {ready[-1]:.2f}s "
                   f"text {statistics.median(text[-args.sends:]):.2f}s image {statistics.median(image[-args.sends:]):.2f}s",
@@ -191,6 +203,8 @@ def measure(args, work: Path, base: str, image_url: str, image_size: int) -> Non
     print(summary("image send", image))
     print(summary("delivered receipt -> event", delivered))
     print(summary("read receipt -> event", read))
+    print(f"full page loads per 100 sends: {100 * loads_during_sends / max(sends, 1):.1f} "
+          f"({loads_during_sends} in {sends} sends, after each session's first load)")
     print()
 
 

@@ -1,4 +1,4 @@
-"""Paced bulk sends end to end (issue 4).
+"""Paced bulk sends end to end (issues 4 and 9).
 
 Starts the simulator, the recorder, a control worker with beat and N slot workers (one
 session each, SLOT_CAPACITY=1), against a fresh PostgreSQL database and Redis; links N
@@ -10,7 +10,9 @@ sessions by QR; then
    the single session's.
 
 Times are the jobs' own: from created_at (accepted) to finished_at (the last message
-recorded sent), as PostgreSQL holds them.
+recorded sent), as PostgreSQL holds them. CPU is the time the slot workers, their Chromes
+and the simulator used during each phase (from /proc), per sent message. The simulator
+serves its default page (2026, with its 4 s boot per full page load).
 
     python bench/bulk.py [--sessions 8] [--messages 50] [--gap-min 1 --gap-max 2]
 """
@@ -28,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 import requests  # noqa: E402
 
-from bench.common import World, fresh_world  # noqa: E402
+from bench.common import World, cpu_seconds, fresh_world, owned_pids  # noqa: E402
 
 from browser.qr import read_qr_data_url  # noqa: E402
 from models import Job, make_engine, make_sessionmaker  # noqa: E402
@@ -121,15 +123,28 @@ def run(args, world: World) -> None:
               f"[{args.gap_min}, {args.gap_max}] s (mean {mean_gap} s), simulator polling every "
               f"{args.sim_poll_ms} ms", flush=True)
 
+        def browser_cpu() -> float:
+            """CPU seconds so far of every slot worker with its Chromes, and of the simulator."""
+            pids = [pid for p in procs if p.name in slot_names for pid in owned_pids(p.name, p.popen.pid)]
+            return cpu_seconds(pids + [procs[0].popen.pid])
+
+        cpu0 = browser_cpu()
         (single,), _ = run_job(api, db, sessions[:1], args.messages, "alone")
+        cpu_single = browser_cpu() - cpu0
         print(f"one session: {single:.1f} s for {args.messages} messages; target {args.messages} x {mean_gap} + 10 % "
               f"= {target:.1f} s: {'met' if single <= target else 'NOT met'}", flush=True)
 
+        print(f"CPU (slot workers, their Chromes, the simulator) per sent message, one session: "
+              f"{cpu_single / args.messages:.3f} s", flush=True)
+        cpu0 = browser_cpu()
         times, rows = run_job(api, db, sessions, args.messages, "together")
+        cpu_together = browser_cpu() - cpu0
         total = (max(r.finished_at for r in rows) - min(r.created_at for r in rows)).total_seconds()
         print(f"{args.sessions} sessions in parallel: total {total:.1f} s (each {min(times):.1f}-{max(times):.1f} s); "
               f"{total / single:.2f} x one session's time; target within 15 %: "
               f"{'met' if total <= single * 1.15 else 'NOT met'}", flush=True)
+        print(f"CPU per sent message, {args.sessions} sessions at once: "
+              f"{cpu_together / (args.messages * args.sessions):.3f} s", flush=True)
     finally:
         for p in reversed(procs):
             p.stop()

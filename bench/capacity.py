@@ -38,52 +38,12 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 import requests  # noqa: E402
 
-from bench.common import World, fresh_world  # noqa: E402
+from bench.common import World, cpu_seconds, du, fresh_world, owned_pids  # noqa: E402
 from browser.qr import read_qr_data_url  # noqa: E402
 from settings import Settings  # noqa: E402
 from storage.profiles import LOGIN_PARTS, LocalProfileStore  # noqa: E402
 from tests.helpers import Proc, free_port, port_open, wait_until  # noqa: E402
 from workers import dispatch, slots  # noqa: E402
-
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def du(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        except (OSError, IndexError):
-            continue
-    return total / CLK_TCK
-
-
-def owned_pids(slot: str, worker_pid: int) -> list[int]:
-    """The slot worker and every process of its Chromes (their groups)."""
-    mark = f"--wa-owner={slot}".encode()
-    leaders = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if mark in (entry / "cmdline").read_bytes().split(b"\0"):
-                    leaders.add(os.getpgid(int(entry.name)))
-            except OSError:
-                continue
-    pids = [worker_pid]
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if os.getpgid(int(entry.name)) in leaders:
-                    pids.append(int(entry.name))
-            except OSError:
-                continue
-    return pids
-
 
 def main() -> None:
     parser = argparse.ArgumentParser()

@@ -46,3 +46,44 @@ def fresh_world(label: str):
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def du(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, IndexError):
+            continue
+    return total / CLK_TCK
+
+
+def owned_pids(slot: str, worker_pid: int) -> list[int]:
+    """The slot worker and every process of its Chromes (their groups; each Chrome runs in a
+    session of its own, tagged with its slot's name)."""
+    mark = f"--wa-owner={slot}".encode()
+    leaders = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if mark in (entry / "cmdline").read_bytes().split(b"\0"):
+                    leaders.add(os.getpgid(int(entry.name)))
+            except OSError:
+                continue
+    pids = [worker_pid]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getpgid(int(entry.name)) in leaders:
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids

@@ -121,12 +121,14 @@ def launch_chrome(*, chromium_path: str, chromedriver_path: str, profile_dir: Pa
     )
 
 
-def close_gracefully(driver, timeout: float = 5.0) -> None:
+def close_gracefully(driver, timeout: float = 15.0) -> None:
     """Close Chrome the way a user would, so it writes its storage (the login) to disk,
     then end the driver. A plain kill can leave Local Storage unwritten.
 
     Asked through chromedriver, or, when chromedriver is already gone (a supervisor
     signalled the worker's whole process group), through Chrome's own DevTools socket.
+    ``timeout`` (seconds) is how long Chrome may take to exit before the driver ends it:
+    well under a second on a quiet machine, several on a loaded one.
     """
     pid = getattr(driver, "browser_pid", None)
     try:

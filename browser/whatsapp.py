@@ -658,11 +658,13 @@ class WhatsAppWeb:
         invalid-number dialog) says so, TransientSendError when the chat does not open.
         """
         snap = self.snapshot()
+        if snap.state == PageState.UNKNOWN:
+            self.open()  # an error, blank or foreign page: load the app again (no message text in any URL)
+        if snap.state in (PageState.UNKNOWN, PageState.OPENING, PageState.PAIRING):
+            snap = self._wait(deadline, lambda: (now := self.snapshot()).state == PageState.CONNECTED and now,
+                              "the app did not come back")
         if snap.state != PageState.CONNECTED:
-            if snap.state in (PageState.OPENING, PageState.PAIRING):
-                raise TransientSendError("the page is still loading")
-            self.open()  # a page that is not the app: load it again (no message text in any URL)
-            raise TransientSendError(f"the page was {snap.state.value}; reloaded")
+            raise TransientSendError(f"the page is {snap.state.value}")
         others = tuple(d for d in snap.dialogs if not is_screen_dialog(d))
         if len(self.dismiss_dialogs(others)) < len(others):
             raise TransientSendError("a dialog was answered")  # look again once it has gone

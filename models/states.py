@@ -48,14 +48,16 @@ class DisconnectReason(StrEnum):
     CONFLICT = "CONFLICT"  # open elsewhere, and not taken over (CONFLICT_POLICY)
     LOGOUT = "LOGOUT"  # logged out from the phone
     QR_TIMEOUT = "QR_TIMEOUT"
-    BROWSER_CRASHED = "BROWSER_CRASHED"
+    BROWSER_CRASHED = "BROWSER_CRASHED"  # crashed more than MAX_CRASH_RESTARTS times in an hour (or never linked)
+    BROWSER_RESTARTING = "BROWSER_RESTARTING"  # crashed; a new browser is starting from the saved login
     BROWSER_FAILED = "BROWSER_FAILED"
 
 
 # DISCONNECTED for these reasons keeps the browser running: the page may come back to
 # READY by itself, and the session keeps its place on the slot meanwhile.
 BROWSER_KEPT_REASONS = frozenset({DisconnectReason.CONNECTION_LOST, DisconnectReason.TEMP_BANNED,
-                                  DisconnectReason.APP_LOCKED, DisconnectReason.UNKNOWN_PAGE})
+                                  DisconnectReason.APP_LOCKED, DisconnectReason.UNKNOWN_PAGE,
+                                  DisconnectReason.BROWSER_RESTARTING})
 
 # States in which a browser is (or is about to be) running for the session.
 LIVE_SESSION_STATES = frozenset({S.INITIALIZING, S.QR_READY, S.AUTHENTICATED, S.READY})

@@ -292,16 +292,23 @@ def test_connection_loss_is_reported_and_recovers(make_runtime, sim):
     assert rt.bus.statuses()[-3:] == ["READY", "DISCONNECTED/CONNECTION_LOST", "READY"]
 
 
-def test_a_killed_chrome_is_reported_crashed(make_runtime, sim):
-    rt = make_runtime()
+def test_a_killed_chrome_is_started_again_from_its_login(make_runtime, sim):
+    rt = make_runtime(max_crash_restarts=1)
     link(rt, sim)
+    rt.bus.wait("the first backup", status="backup")  # a crash comes later than a few seconds after linking
     os.kill(chrome_pid(rt), signal.SIGKILL)
-    assert rt.bus.wait("BROWSER_CRASHED", status="DISCONNECTED")["reason"] == "BROWSER_CRASHED"
-    assert "s1" not in rt.sessions
+    assert rt.bus.wait("restarting", status="DISCONNECTED")["reason"] == "BROWSER_RESTARTING"
+    wait_until(lambda: rt.bus.statuses()[-1] == "READY", 30, what="READY again")
+    assert rt.bus.statuses().count("QR_READY") == 1, "no new QR: the login was kept"
+    assert rt.deliver("s1", 1, mid(), PEER, "after the crash")
+    # Past MAX_CRASH_RESTARTS an hour the session stops for good.
+    os.kill(chrome_pid(rt), signal.SIGKILL)
+    assert rt.bus.wait("BROWSER_CRASHED", status="DISCONNECTED", reason="BROWSER_CRASHED")
+    wait_until(lambda: "s1" not in rt.sessions, 10, what="no new browser")
 
 
 def test_a_hung_chrome_is_detected_by_a_bounded_probe(make_runtime, sim):
-    rt = make_runtime(probe_timeout=2.0)
+    rt = make_runtime(probe_timeout=2.0, max_crash_restarts=0)
     link(rt, sim)
     pid = chrome_pid(rt)
     os.killpg(pid, signal.SIGSTOP)  # Chrome and its renderers stop answering
@@ -798,3 +805,15 @@ def test_long_texts_and_captions_arrive_whole(make_runtime, sim, media_server):
     got = sim.messages(PEER)
     assert [m["text"] for m in got[:2]] == [hindi.strip(), longest]
     assert got[2]["caption"] == "Emoji caption 😀🇮🇳\nsecond line", repr(got[2]["caption"])
+
+
+@pytest.mark.profiles("2026")
+def test_a_page_left_on_an_error_page_is_reloaded_by_the_next_send(make_runtime, sim):
+    """A READY session's page wandered off the app (an error page, as an over-long URL once
+    left it): the next message is sent all the same."""
+    rt = make_runtime()
+    link(rt, sim)
+    with rt.sessions["s1"].lock:
+        rt.sessions["s1"].driver.get(sim.base + "/no-such-page")
+    assert rt.deliver("s1", 1, mid(), PEER, "after the error page")
+    assert [m["text"] for m in sim.messages(PEER)] == ["after the error page"]

@@ -139,6 +139,7 @@ class SlotRuntime:
         self.default_pacing = PacingPolicy(settings.pacing_min_gap, settings.pacing_max_gap,
                                            settings.hourly_cap, settings.daily_cap)
         self.sessions: dict[str, BrowserSession] = {}
+        self._crashes: dict[str, list[float]] = {}  # session id -> monotonic times of its browser's crashes
         self._lock = threading.Lock()
         self._stop = threading.Event()
         # This life of the slot: placements older than it died with an earlier one, and
@@ -365,10 +366,13 @@ class SlotRuntime:
         is kept in Redis too, so a restarted slot (or another one after a failover) goes on
         following it."""
         watch = AckWatch(message_id, job_id, peer, at=time.time())
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(acks_key(session_id), wa_id, json.dumps(vars(watch)))
-        pipe.expire(acks_key(session_id), DONE_TTL)
-        pipe.execute()
+        try:
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.hset(acks_key(session_id), wa_id, json.dumps(vars(watch)))
+            pipe.expire(acks_key(session_id), DONE_TTL)
+            pipe.execute()
+        except redis.RedisError as exc:  # followed in memory all the same, until a restart
+            log.warning("session=%s ack watch of message=%s not kept: %s", session_id, message_id, exc)
         bs = self.sessions.get(session_id)
         if bs is None:
             return
@@ -468,11 +472,36 @@ class SlotRuntime:
             return False
 
     def _crashed(self, bs: BrowserSession) -> None:
-        self._publish(bs, SessionStatus.DISCONNECTED, reason="BROWSER_CRASHED")
+        """A browser that died or hangs: killed, then started again from its saved login
+        (up to MAX_CRASH_RESTARTS times an hour), else the session ends BROWSER_CRASHED."""
+        now = time.monotonic()
+        recent = [t for t in self._crashes.get(bs.session_id, []) if now - t < 3600] + [now]
+        self._crashes[bs.session_id] = recent
+        restart = bs.had_login and len(recent) <= self.settings.max_crash_restarts
+        reason = DisconnectReason.BROWSER_RESTARTING if restart else DisconnectReason.BROWSER_CRASHED
+        self._publish(bs, SessionStatus.DISCONNECTED, reason=reason)
         with self._lock:
             if self.sessions.get(bs.session_id) is bs:
                 del self.sessions[bs.session_id]
         kill_browser(bs.driver)  # also ends a probe still waiting on it
+        if restart:
+            log.warning("session=%s browser crashed (%d in the last hour); starting it again", bs.session_id,
+                        len(recent))
+            self._backups.submit(self._restart_after_crash, bs)
+
+    def _restart_after_crash(self, bs: BrowserSession) -> None:
+        """A new browser for a crashed one, from the last verified backup of its login when
+        there is one (a killed Chrome may leave its profile half written), else from what
+        its profile holds."""
+        try:
+            if self.store.latest(bs.session_id):
+                shutil.rmtree(self._profile_dir(bs.session_id), ignore_errors=True)
+        except Exception as exc:  # the store is unreachable: the local profile it is
+            log.warning("session=%s backups not listed (%s); restarting from the local profile", bs.session_id, exc)
+        try:
+            self.initialize(bs.session_id, bs.epoch)
+        except Exception:
+            log.exception("session=%s restart after a crash failed", bs.session_id)
 
     def _on_snapshot(self, bs: BrowserSession, snap: PageSnapshot) -> None:
         bs.state = snap.state
