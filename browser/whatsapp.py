@@ -672,7 +672,11 @@ class WhatsAppWeb:
             box = self._first(sel.COMPOSE_BOX)
             if box is not None:
                 return box
-        opened = self.driver.execute_async_script(_OPEN_CHAT_MODULES_JS, _PAGE_ARGS, phone) or {}
+        try:  # bounded: a model call that never answers costs the fallback, not the send
+            self.driver.set_script_timeout(max(1.0, min(10.0, deadline - time.monotonic())))
+            opened = self.driver.execute_async_script(_OPEN_CHAT_MODULES_JS, _PAGE_ARGS, phone) or {}
+        except WebDriverException:
+            opened = {}
         if opened.get("unregistered"):
             raise NumberNotOnWhatsApp(f"The number {phone} is not on WhatsApp")
         if not opened.get("ok"):
