@@ -32,7 +32,7 @@ def job_view(job: Job) -> dict:
     for m in job.messages:
         results.append({
             "message_id": m.id, "to": m.to_input, "status": _seed_status(m.status), "message_status": m.status,
-            "whatsapp_message_id": m.wa_message_id, "error": m.error, "attempts": m.attempts,
+            "whatsapp_message_id": m.wa_message_id, "wa_id": m.wa_id, "error": m.error, "attempts": m.attempts,
             "timestamp": m.sent_at or m.failed_at or m.updated_at,
             "next_attempt_at": m.next_attempt_at, "wait_reason": m.wait_reason,
         })

@@ -185,6 +185,8 @@ class SendResultSchema(Schema):
     message_id = fields.String(metadata={"description": "This service's id of the message; poll the job."})
     status = fields.String(metadata={"description": "queued, sending, sent, delivered, read or failed"})
     whatsapp_message_id = fields.String(allow_none=True)
+    wa_id = fields.String(allow_none=True, metadata={
+        "description": "The recipient as WhatsApp knows it (<digits>@c.us), from its existence query."})
     error = fields.String(allow_none=True)
 
 
@@ -194,6 +196,9 @@ class MessageResultSchema(Schema):
     status = fields.String(metadata={"description": "success, failed or pending (the seed's values)"})
     message_status = fields.String()
     whatsapp_message_id = fields.String(allow_none=True)
+    wa_id = fields.String(allow_none=True, metadata={
+        "description": "The recipient as WhatsApp knows it (<digits>@c.us): what its existence query answered, "
+                       "which can differ from `to` (Brazil's ninth digit, Mexico's 52 1)."})
     error = fields.String(allow_none=True)
     attempts = fields.Integer()
     timestamp = fields.DateTime()

@@ -329,7 +329,8 @@ class SendMessage(MethodView):
             return result
         ok = event["status"] != MessageStatus.FAILED
         return {**result, "success": ok, "status": event["status"],
-                "whatsapp_message_id": event.get("wa_message_id"), "error": event.get("error")}, 200
+                "whatsapp_message_id": event.get("wa_message_id"), "wa_id": event.get("wa_id"),
+                "error": event.get("error")}, 200
 
 
 @blp.route("/<session_id>/send-bulk-messages")

@@ -190,6 +190,27 @@ def wid_to_phone(wid: str | None) -> str | None:
     return digits if digits.isdigit() else None
 
 
+def number_forms(digits: str) -> set[str]:
+    """The ways one WhatsApp account's number is written: a Mexican mobile with or without
+    the old "1" after 52, a Brazilian mobile with or without its ninth digit (WhatsApp's
+    existence query answers the form it knows; WHATSAPP_WEB.md section 9)."""
+    forms = {digits}
+    if digits.startswith("52") and len(digits) == 13 and digits[2] == "1":
+        forms.add("52" + digits[3:])
+    elif digits.startswith("52") and len(digits) == 12:
+        forms.add("521" + digits[2:])
+    elif digits.startswith("55") and len(digits) == 13 and digits[4] == "9" and digits[5] in "6789":
+        forms.add(digits[:4] + digits[5:])
+    elif digits.startswith("55") and len(digits) == 12 and digits[4] in "6789":
+        forms.add(digits[:4] + "9" + digits[4:])
+    return forms
+
+
+def same_account(a: str, b: str) -> bool:
+    """Whether two numbers (digits) reach the same WhatsApp account (see number_forms)."""
+    return bool(number_forms(a) & number_forms(b))
+
+
 def format_pairing_code(code: str) -> str:
     """'A,B,C,D,E,F,G,H' (the page's data-link-code) -> 'ABCD-EFGH', as the page shows it."""
     code = code.replace("-", "").replace(",", "").strip().upper()  # the page's attribute is "A,B,C,..."
@@ -532,6 +553,9 @@ class WhatsAppWeb:
         # The document (performance.timeOrigin) that last showed a QR or pairing code: a
         # loading bar in that same document follows a scan; after a reload it is a start-up.
         self._code_document: float | None = None
+        # Dialled number -> the id WhatsApp answered with for it (``<digits>@c.us``), learnt
+        # when its chat opened: the existence query's answer, or the open chat's number.
+        self.recipients: dict[str, str] = {}
 
     # --- reading the page -------------------------------------------------------------
     def open(self) -> None:
@@ -668,7 +692,7 @@ class WhatsAppWeb:
         others = tuple(d for d in snap.dialogs if not is_screen_dialog(d))
         if len(self.dismiss_dialogs(others)) < len(others):
             raise TransientSendError("a dialog was answered")  # look again once it has gone
-        if self._chat_number() == phone:
+        if phone in self.recipients and self._chat_number() == self.number_of(phone):
             box = self._first(sel.COMPOSE_BOX)
             if box is not None:
                 return box
@@ -679,9 +703,16 @@ class WhatsAppWeb:
             opened = {}
         if opened.get("unregistered"):
             raise NumberNotOnWhatsApp(f"The number {phone} is not on WhatsApp")
-        if not opened.get("ok"):
+        if opened.get("ok") and opened.get("wid"):
+            self.recipients[phone] = opened["wid"]
+        else:
             self.driver.execute_script(_OPEN_CHAT_LINK_JS, phone)
         return self._wait_for_chat(phone, deadline)
+
+    def number_of(self, phone: str) -> str:
+        """The number of the account ``phone`` reaches, once its chat was opened (else
+        ``phone`` itself)."""
+        return self.recipients.get(phone, phone).split("@", 1)[0]
 
     def send_text(self, phone: str, text: str, timeout: float = 20.0, on_commit=None) -> str:
         """Send ``text`` to ``phone`` (E.164 digits); return the WhatsApp message id
@@ -700,9 +731,10 @@ class WhatsAppWeb:
             return box
 
         box = self._prepared(prepare, deadline)
-        before = self._commit_point(phone, on_commit)  # taken last: the history loads meanwhile
+        number = self.number_of(phone)
+        before = self._commit_point(number, on_commit)  # taken last: the history loads meanwhile
         box.send_keys(Keys.ENTER)
-        return self._wait_sent(phone, before, deadline)
+        return self._wait_sent(number, before, deadline)
 
     def send_file(self, phone: str, path: Path, *, as_media: bool, caption: str = "",
                   timeout: float = 60.0, on_commit=None) -> str:
@@ -728,9 +760,10 @@ class WhatsAppWeb:
             return box
 
         box = self._prepared(prepare, deadline)
-        before = self._commit_point(phone, on_commit)
+        number = self.number_of(phone)
+        before = self._commit_point(number, on_commit)
         box.send_keys(Keys.ENTER)  # the editor's Enter sends, in any language
-        return self._wait_sent(phone, before, deadline)
+        return self._wait_sent(number, before, deadline)
 
     def find_sent(self, phone: str, *, text: str = "", after_row: str | None = None,
                   timeout: float = 20.0) -> str | None:
@@ -740,7 +773,7 @@ class WhatsAppWeb:
         chats addressed by number or by LID: messages are compared by their key."""
         deadline = time.monotonic() + timeout
         self._prepared(lambda: self.open_chat(phone, deadline), deadline)
-        rows = self._settled_rows(phone, deadline)
+        rows = self._settled_rows(self.number_of(phone), deadline)
         keys = [message_key(r["id"]) for r in rows]
         if after_row and message_key(after_row) in keys:
             rows = rows[keys.index(message_key(after_row)) + 1:]
@@ -826,7 +859,11 @@ class WhatsAppWeb:
             if box is None:
                 return None
             number = self._chat_number()
-            return box if number in ("", phone) else None  # "" = a saved name: cannot tell
+            if number is None or (number and not same_account(number, phone)):
+                return None  # another chat is still open
+            if number:  # "" = a saved name: cannot tell
+                self.recipients[phone] = f"{number}@c.us"
+            return box
 
         return self._wait(deadline, ready, "the chat did not open")
 

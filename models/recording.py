@@ -122,8 +122,8 @@ _TIMESTAMP_FIELD = {
 
 def change_message_status(
     db: Session, msg: Message, new: MessageStatus, *, at: datetime | None = None,
-    attempt: int | None = None, wa_message_id: str | None = None, error: str | None = None,
-    next_attempt_at: datetime | None = None, wait_reason: str | None = None,
+    attempt: int | None = None, wa_message_id: str | None = None, wa_id: str | None = None,
+    error: str | None = None, next_attempt_at: datetime | None = None, wait_reason: str | None = None,
     dispatch_at: datetime | None = None,
 ) -> Outcome:
     """``dispatch_at``: when the sweeper should dispatch the message again if nothing
@@ -137,6 +137,8 @@ def change_message_status(
         msg.attempts = max(msg.attempts, attempt)
     if wa_message_id:
         msg.wa_message_id = wa_message_id
+    if wa_id:
+        msg.wa_id = wa_id[:64]
     if error:
         msg.error = error
     if new in _TIMESTAMP_FIELD:
@@ -153,7 +155,8 @@ def change_message_status(
         if url:
             enqueue_webhook(db, url, f"message.{new.value}", {
                 "message_id": msg.id, "job_id": msg.job_id, "session_id": msg.session_id, "to": msg.to_input,
-                "status": new.value, "whatsapp_message_id": msg.wa_message_id, "error": msg.error,
+                "status": new.value, "whatsapp_message_id": msg.wa_message_id, "wa_id": msg.wa_id,
+                "error": msg.error,
                 "attempts": msg.attempts, "at": at.isoformat(),
             }, at=at)
     return Outcome(True)
@@ -218,7 +221,7 @@ def apply_message_event(db: Session, event_id: str, event: dict) -> Outcome:
     at = _parse_time(event.get("at"))
     outcome = change_message_status(
         db, msg, MessageStatus(event["status"]), at=at, attempt=event.get("attempt"),
-        wa_message_id=event.get("wa_message_id"), error=event.get("error"),
+        wa_message_id=event.get("wa_message_id"), wa_id=event.get("wa_id"), error=event.get("error"),
         next_attempt_at=_parse_optional_time(event.get("next_attempt_at")),
         wait_reason=event.get("wait_reason"), dispatch_at=_parse_optional_time(event.get("dispatch_at")),
     )

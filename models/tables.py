@@ -128,6 +128,9 @@ class Message(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     wa_message_id: Mapped[str | None] = mapped_column(String(120))
+    # The recipient as WhatsApp knows it (<digits>@c.us): its existence query's answer,
+    # which can differ from the number given (Brazil's ninth digit, Mexico's "52 1").
+    wa_id: Mapped[str | None] = mapped_column(String(64))
     # When a queued message that the recorder has not heard of should be dispatched again.
     dispatch_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # The message before it to the same recipient, unsent when this one was accepted:

@@ -133,6 +133,8 @@ class SimConfig:
     pair_code_ttl: float = 180.0  # lifetime of a "link with phone number" code
     # numbers
     unregistered: list[str] = field(default_factory=lambda: ["919999999999"])
+    # Brazilian accounts WhatsApp knows without the ninth digit (55 + area + 8 digits)
+    legacy_br_numbers: list[str] = field(default_factory=list)
     # media limits in MiB
     media_max_mb: float = 16.0  # photos and videos
     doc_max_mb: float = 100.0  # documents
@@ -241,7 +243,7 @@ class SimConfig:
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        for name in ("unregistered", "lid_numbers", "pn_numbers"):
+        for name in ("unregistered", "legacy_br_numbers", "lid_numbers", "pn_numbers"):
             data[name] = list(getattr(self, name))
         return data
 
@@ -255,6 +257,7 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "sync_delay": _to_float,
     "pair_code_ttl": _to_float,
     "unregistered": _to_list,
+    "legacy_br_numbers": _to_list,
     "media_max_mb": _to_float,
     "doc_max_mb": _to_float,
     "deliver_delay": _to_float,

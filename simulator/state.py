@@ -115,14 +115,33 @@ class SimState(ModernMixin):
         return lid_wid(self._lid(phone)) if self._uses_lid(phone, profile) else pn_wid(phone)
 
     def _peer(self, raw: Any, *, strict: bool = True) -> str | None:
-        """Phone digits of a chat given as digits ("+" and spaces allowed), a c.us wid or a known LID wid."""
+        """Phone digits of a chat given as digits ("+" and spaces allowed), a c.us wid or a known LID wid,
+        as the account WhatsApp knows (``account_number``)."""
         wid = split_wid(raw)
         if wid is not None:
             user, server = wid
             if server == "lid":
                 return self.lid_phone.get(user)
-            return normalize_phone(user, strict=True)
-        return normalize_phone(raw, strict=strict)
+            return self.account_number(normalize_phone(user, strict=True))
+        return self.account_number(normalize_phone(raw, strict=strict))
+
+    def account_number(self, phone: str | None) -> str | None:
+        """The number of the account a dialled number reaches, as the existence query answers it:
+        a Mexican mobile dialled with the old "1" after 52 is the account without it
+        (code-chat-br/whatsapp-api#107, evolution-api#447); a Brazilian mobile is the account
+        with the ninth digit, unless its 8-digit form is in ``legacy_br_numbers`` (older accounts:
+        wwebjs/whatsapp-web.js#596, devlikeapro/waha#238, wppconnect-team/wa-js PR #3216)."""
+        if phone is None:
+            return None
+        if len(phone) == 13 and phone.startswith("521"):
+            return "52" + phone[3:]
+        if phone.startswith("55") and len(phone) in (12, 13):
+            area, rest = phone[2:4], phone[4:]
+            short = rest[1:] if len(rest) == 9 and rest[0] == "9" else rest
+            if len(short) == 8 and short[0] in "6789":
+                legacy = f"55{area}{short}"
+                return legacy if legacy in self.config.legacy_br_numbers else f"55{area}9{short}"
+        return phone
 
     def _chat_head(self, phone: str, profile: str) -> dict[str, Any]:
         """id / wid / phone / lid / title of a chat, as a page of ``profile`` shows it."""

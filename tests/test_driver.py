@@ -817,3 +817,20 @@ def test_a_page_left_on_an_error_page_is_reloaded_by_the_next_send(make_runtime,
         rt.sessions["s1"].driver.get(sim.base + "/no-such-page")
     assert rt.deliver("s1", 1, mid(), PEER, "after the error page")
     assert [m["text"] for m in sim.messages(PEER)] == ["after the error page"]
+
+
+@every_route
+@pytest.mark.parametrize("dialled, account", [
+    ("5215534372942", "525534372942"),  # Mexico, written with the old "1"
+    ("5511987654321", "551187654321"),  # Brazil: an older account known without the ninth digit
+    ("552187654321", "5521987654321"),  # Brazil: dialled without it, the account has it
+])
+def test_a_number_reaches_the_account_whatsapp_answers_with(make_runtime, sim, dialled, account):
+    sim.post("/sim/control/config", {"legacy_br_numbers": ["551187654321"]})
+    rt = make_runtime()
+    link(rt, sim)
+    wa_id = rt.deliver("s1", 1, mid(), dialled, "to the account WhatsApp knows")
+    assert rt.recipient_wid("s1", dialled) == f"{account}@c.us"
+    assert [m["serialized"] for m in sim.messages(account)] == [wa_id]
+    rt.deliver("s1", 1, mid(), dialled, "again")  # the chat stays open: no new navigation needed
+    assert len(sim.messages(account)) == 2

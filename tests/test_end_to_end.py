@@ -74,6 +74,7 @@ def test_text_message_end_to_end(client, stack, user_id):
     result = job["results"][0]
     assert result["status"] == "success" and result["message_status"] in ("sent", "delivered", "read")
     assert result["whatsapp_message_id"] == wa_id
+    assert result["wa_id"] == r.json["wa_id"] == "919876543210@c.us"  # what WhatsApp's existence query answered
 
     received = network_log(sim)
     mine = [m for m in received if m.get("text") == text]

@@ -79,3 +79,16 @@ def test_state_dialogs_are_told_from_other_dialogs():
     assert is_screen_dialog(Dialog("Connecting to WhatsApp Make sure your computer ...", ("Log out",)))
     assert is_screen_dialog(Dialog('WhatsApp is open in another window. Click "Use here" ...', ("Log out", "Use here")))
     assert not is_screen_dialog(Dialog("What's new on WhatsApp Web", ("Continue",)))
+
+
+@pytest.mark.parametrize("a, b, same", [
+    ("5215534372942", "525534372942", True),
+    ("5511987654321", "551187654321", True),
+    ("919876543210", "919876543210", True),
+    ("919876543210", "919876543211", False),
+    ("551133334444", "5511933334444", False),  # a landline has no ninth digit to add
+])
+def test_one_account_written_two_ways(a, b, same):
+    from browser.whatsapp import same_account
+
+    assert same_account(a, b) is same and same_account(b, a) is same

@@ -352,6 +352,12 @@ class SlotRuntime:
         except MediaError as exc:
             raise MediaUnavailable(exc) from exc
 
+    def recipient_wid(self, session_id: str, to: str) -> str | None:
+        """The id WhatsApp answered with for ``to`` (``<digits>@c.us``) when the session's page
+        last opened its chat; None when unknown."""
+        bs = self.sessions.get(session_id)
+        return bs.page.recipients.get(to) if bs is not None else None
+
     def claim_holder(self, task_id: str) -> str:
         return f"{self.settings.slot_name}|{self.boot_id}|{task_id}"
 

@@ -149,9 +149,10 @@ def send_message(self, message_id: str, job_id: str, session_id: str, epoch: int
     rt.pacer.mark_sent(session_id)
     rt.pacer.forget(session_id, message_id)
     rt.breaker.success(session_id)
+    recipient = rt.recipient_wid(session_id, to)  # what WhatsApp's existence query answered
     bus.message(message_id, job_id, session_id, MessageStatus.SENT, attempt=attempt,
-                wa_message_id=wa_id, mark_key=done_key(message_id), mark_ttl=DONE_TTL)
-    rt.watch_acks(session_id, wa_id, message_id, job_id, to)
+                wa_message_id=wa_id, wa_id=recipient, mark_key=done_key(message_id), mark_ttl=DONE_TTL)
+    rt.watch_acks(session_id, wa_id, message_id, job_id, (recipient or to).split("@", 1)[0])
     log.info("message=%s session=%s sent as %s", message_id, session_id, wa_id)
 
 
