@@ -210,7 +210,8 @@ class Qr(MethodView):
                 return qr_response(row)
             if not row.slot or status not in LIVE_SESSION_STATES:
                 abort(400, message=QR_NOT_AVAILABLE)
-            event = waiter.until(lambda e: e.get("epoch") == row.epoch and e.get("status") != "INITIALIZING",
+            event = waiter.until(lambda e: e.get("epoch") == row.epoch and "status" in e
+                                 and e.get("status") != "INITIALIZING",
                                  svc.settings.qr_wait_seconds)
         if event is None:
             return qr_response(row)

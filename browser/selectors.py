@@ -10,8 +10,6 @@ X from public dumps of its 2025-26 bundle; "field code" = a public automation sc
 from __future__ import annotations
 
 # --- The page's own modules (read first; the DOM below is the fallback) ---------------
-# The build string; defined once the app's loader runs. WWJ waits for it before anything.
-VERSION_GLOBAL = "Debug.VERSION"  # WWJ getWWebVersion (2026-03); WAJS getBuildConstants (2026-08)
 # Socket state (UNPAIRED, PAIRING, CONNECTED, TIMEOUT, CONFLICT, TOS_BLOCK, ...) and takeover().
 MODULE_SOCKET = (
     "WAWebSocketModel",  # WWJ src/Client.js (2026-03); WAJS SOCKET_STATE.ts (2026-08)
@@ -192,18 +190,9 @@ COMPOSE_BOX = (
     "#main footer div[contenteditable='true'][data-tab='10']",  # ALR (2021-23)
     "footer div[contenteditable='true']",  # WWW (2019-21)
 )
-SEND_BUTTON = (
-    "#main footer button[aria-label='Send']",  # field code read_file ids 12985095295, 23129674030
-    "#main footer span[data-icon='wds-ic-send-filled']",  # field code read_file id 12985095295 (2025-26)
-    "#main footer span[data-icon='send']",  # ALR, WWW (2019-23)
-)
-INVALID_NUMBER_DIALOG = DIALOG
+# The page's answer to a chat with a number not on WhatsApp (also shown, 2022, for valid
+# numbers when new chats by link were limited).
 INVALID_NUMBER_TEXT = "Phone number shared via url is invalid."  # ALR; WWW; 2022 reports (WHATSAPP_WEB.md s9)
-DIALOG_OK_BUTTON = (
-    "[role='dialog'] button",  # module WAWebModal.react (2025-26)
-    "div[data-animate-modal-popup='true'] button",  # ALR
-    "div[role='dialog'] div[role='button']",  # 2019-23 page
-)
 
 # Sending media: the attach button, then the exact input of the menu item.
 ATTACH_BUTTON = (

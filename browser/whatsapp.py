@@ -17,7 +17,6 @@ import unicodedata
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from urllib.parse import urljoin
 
 from selenium.common.exceptions import (
     ElementClickInterceptedException,
@@ -71,6 +70,8 @@ _SOCKET_SCREENS = {
 }
 # Socket states on the way to a usable page.
 _SOCKET_STARTING = frozenset({"UNLAUNCHED", "OPENING", "PAIRING", "UNPAIRED", "UNPAIRED_IDLE"})
+
+SCRIPT_TIMEOUT = 30.0  # seconds: WebDriver's default for asynchronous scripts
 
 # Ack levels of an outgoing message (WWJ MessageAck order).
 ACK_LEVELS = ("pending", "sent", "delivered", "read")
@@ -338,15 +339,21 @@ const phone = arguments[1];
 const coll = mod(S.m_collections), contact = mod(S.m_contact);
 if (coll && coll.Msg && typeof coll.Msg.getModelsArray === 'function') {
   try {
+    let unresolved = false;
     const numberOf = (wid) => {
       if (!wid) return '';
       const ser = String(wid._serialized || wid);
       if (!ser.endsWith('@lid')) return ser.split('@')[0];
-      try { const pn = contact && contact.getPhoneNumber(wid); return pn ? String(pn.user || String(pn._serialized || pn).split('@')[0]) : ''; }
-      catch (e) { return ''; }
+      try {
+        const pn = contact && contact.getPhoneNumber(wid);
+        if (pn) return String(pn.user || String(pn._serialized || pn).split('@')[0]);
+      } catch (e) {}
+      unresolved = true;  // a LID chat whose number the models do not tell
+      return '';
     };
     const mine = coll.Msg.getModelsArray().filter(m => m.id && m.id.fromMe && numberOf(m.id.remote) === phone);
-    return {route: 'modules', rows: mine.map(m => ({id: m.id._serialized, text: String(m.body || m.caption || '')}))};
+    // Missing one of ours would make a sent message look unsent: then the open chat's rows decide.
+    if (!unresolved) return {route: 'modules', rows: mine.map(m => ({id: m.id._serialized, text: String(m.body || m.caption || '')}))};
   } catch (e) {}
 }
 const number = openChatNumber();
@@ -701,6 +708,8 @@ class WhatsAppWeb:
             opened = self.driver.execute_async_script(_OPEN_CHAT_MODULES_JS, _PAGE_ARGS, phone) or {}
         except WebDriverException:
             opened = {}
+        finally:
+            self.driver.set_script_timeout(SCRIPT_TIMEOUT)
         if opened.get("unregistered"):
             raise NumberNotOnWhatsApp(f"The number {phone} is not on WhatsApp")
         if opened.get("ok") and opened.get("wid"):
@@ -895,7 +904,10 @@ class WhatsAppWeb:
             box.send_keys(Keys.BACKSPACE)
 
     def _insert_in_page(self, box, lines: list[str]) -> None:
-        self.driver.execute_script(_INSERT_LINES_JS, box, lines)
+        try:
+            self.driver.execute_script(_INSERT_LINES_JS, box, lines)
+        except WebDriverException:
+            pass  # checked by the caller, which then tries CDP
 
     def _insert_over_cdp(self, box, lines: list[str]) -> None:
         for i, line in enumerate(lines):

@@ -66,9 +66,10 @@ LIVE_SESSION_STATES = frozenset({S.INITIALIZING, S.QR_READY, S.AUTHENTICATED, S.
 def session_transition_allowed(current: SessionStatus | str, new: SessionStatus | str,
                                current_reason: str | None = None) -> bool:
     current, new = SessionStatus(current), SessionStatus(new)
-    if current == S.DISCONNECTED and new == S.READY:
+    if current == S.DISCONNECTED and new in (S.READY, S.QR_READY, S.AUTHENTICATED):
         # Only a page whose browser kept running (offline, banned for a while, locked,
-        # unknown for a moment) comes back by itself.
+        # unknown for a moment, restarted after a crash) comes back by itself: to READY,
+        # or to a QR when its stored login turned out to be gone.
         return current_reason in BROWSER_KEPT_REASONS
     return new in SESSION_TRANSITIONS[current]
 

@@ -158,7 +158,7 @@ h1{{font-size:24px;font-weight:400;color:#41525d}}a{{color:#008069}}</style>
 <div class="unsupported-browser" data-screen="UNSUPPORTED_BROWSER">
 <h1>{title}</h1>
 <p>{body}</p>
-<p><a href="https://www.google.com/chrome/" data-nohandle="true">{link}</a></p>
+<p><a href="/sim/outside?to=https%3A%2F%2Fwww.google.com%2Fchrome%2F" data-nohandle="true">{link}</a></p>
 </div>
 </body>
 </html>

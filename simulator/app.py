@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request, send_from_directory
+from markupsafe import escape
 
 from .addressing import unsupported_html
 from .config import SimConfig
@@ -92,6 +93,15 @@ def create_app(config: SimConfig | None = None) -> Flask:
     @app.get("/favicon.ico")
     def _favicon():
         return send_from_directory(app.static_folder, "favicon.svg", mimetype="image/svg+xml")
+
+    @app.get("/sim/outside")
+    def _outside():
+        """Where the real page's links out of WhatsApp Web (www.whatsapp.com, the FAQ, a browser
+        download) lead: a local page naming the address, so that nothing leaves the machine."""
+        target = request.args.get("to", "")
+        body = ("<!DOCTYPE html><title>Outside WhatsApp Web</title>"
+                f"<p>The real page would open <code>{escape(target)}</code> here.</p>")
+        return Response(body, mimetype="text/html")
 
     @app.get("/sim/health")
     def _health():

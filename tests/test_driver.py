@@ -672,14 +672,29 @@ def test_a_page_that_reloads_itself_is_followed_not_crashed(make_runtime, sim):
 
 
 @on_2026
-def test_an_unknown_page_is_reported_then_recycled_with_its_login(make_runtime, sim):
-    rt = make_runtime(unknown_page_grace=1.0, stuck_timeout_seconds=4.0)
+def test_an_unknown_page_is_reported_and_loaded_again(make_runtime, sim):
+    rt = make_runtime(unknown_page_grace=1.0)
     link(rt, sim)
     first_pid = chrome_pid(rt)
     with rt.sessions["s1"].lock:  # as if the page had wandered off somewhere unknown
         rt.sessions["s1"].driver.get(sim.base + "/sim/health")
     event = rt.bus.wait("UNKNOWN_PAGE", timeout=10, status="DISCONNECTED")
     assert event["reason"] == "UNKNOWN_PAGE"
+    wait_until(lambda: rt.bus.statuses()[-1] == "READY", 15, what="READY again")
+    assert chrome_pid(rt) == first_pid, "the same browser, the app loaded again"
+    assert rt.deliver("s1", 1, mid(), PEER, "after the unknown page")
+
+
+@on_2026
+def test_a_page_that_stays_unknown_is_recycled_with_its_login(make_runtime, sim):
+    rt = make_runtime(unknown_page_grace=1.0, stuck_timeout_seconds=4.0)
+    link(rt, sim)
+    first_pid = chrome_pid(rt)
+    bs = rt.sessions["s1"]
+    with bs.lock:  # loading the app again lands on an unknown page too
+        bs.page.base_url = sim.base + "/sim/health"
+        bs.driver.get(bs.page.base_url)
+    rt.bus.wait("UNKNOWN_PAGE", timeout=10, status="DISCONNECTED")
     wait_until(lambda: "s1" in rt.sessions and chrome_pid(rt) != first_pid, 20, what="a new browser")
     wait_until(lambda: rt.bus.statuses()[-1] == "READY", 20, what="READY again")
     assert rt.bus.statuses().count("QR_READY") == 1, "the login was kept"
@@ -808,10 +823,10 @@ def test_long_texts_and_captions_arrive_whole(make_runtime, sim, media_server):
 
 
 @pytest.mark.profiles("2026")
-def test_a_page_left_on_an_error_page_is_reloaded_by_the_next_send(make_runtime, sim):
+def test_a_send_on_a_page_left_on_an_error_page_loads_the_app_first(make_runtime, sim):
     """A READY session's page wandered off the app (an error page, as an over-long URL once
-    left it): the next message is sent all the same."""
-    rt = make_runtime()
+    left it) just before a send: the send loads the app again and goes out."""
+    rt = make_runtime(ready_probe_interval=30.0)  # before the monitor would notice
     link(rt, sim)
     with rt.sessions["s1"].lock:
         rt.sessions["s1"].driver.get(sim.base + "/no-such-page")

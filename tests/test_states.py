@@ -27,6 +27,9 @@ def test_session_illegal_transitions_are_refused():
 def test_a_page_that_lost_its_connection_comes_back_ready():
     assert session_transition_allowed(S.READY, S.DISCONNECTED)
     assert session_transition_allowed(S.DISCONNECTED, S.READY, "CONNECTION_LOST")
+    # A kept browser whose stored login turned out revoked shows a QR again.
+    assert session_transition_allowed(S.DISCONNECTED, S.QR_READY, "BROWSER_RESTARTING")
+    assert not session_transition_allowed(S.DISCONNECTED, S.QR_READY, "LOGOUT")
 
 
 def test_stale_session_events_are_refused():

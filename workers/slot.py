@@ -140,6 +140,7 @@ class SlotRuntime:
                                            settings.hourly_cap, settings.daily_cap)
         self.sessions: dict[str, BrowserSession] = {}
         self._crashes: dict[str, list[float]] = {}  # session id -> monotonic times of its browser's crashes
+        self._stopped: dict[str, int] = {}  # session id -> the newest placement (epoch) told to stop
         self._lock = threading.Lock()
         self._stop = threading.Event()
         # This life of the slot: placements older than it died with an earlier one, and
@@ -215,8 +216,11 @@ class SlotRuntime:
         """A fresh browser for the same placement: the login is saved, Chrome restarted, restored."""
         try:
             with bs.lock:
+                if not self._may_restart(bs):
+                    return
                 self._close(bs.session_id, save=True)
-            self.initialize(bs.session_id, bs.epoch)
+            if self._may_restart(bs):
+                self.initialize(bs.session_id, bs.epoch)
         except Exception:
             log.exception("session=%s recycle failed", bs.session_id)
 
@@ -279,7 +283,16 @@ class SlotRuntime:
         if current is not None and current.epoch > epoch:
             log.info("session=%s stop for epoch %s ignored (running %s)", session_id, epoch, current.epoch)
             return
+        self._stopped[session_id] = max(epoch, self._stopped.get(session_id, 0))
         self._close(session_id, forget=forget, save=not forget)
+
+    def _may_restart(self, bs: BrowserSession) -> bool:
+        """Whether a browser this runtime replaces by itself (after a crash, a memory
+        ceiling, an unknown page) may still be started: the slot is not stopping, no stop
+        came for its placement meanwhile, and no newer placement runs."""
+        current = self.sessions.get(bs.session_id)
+        return (not self._stop.is_set() and self._stopped.get(bs.session_id, -1) < bs.epoch
+                and (current is None or current is bs))
 
     def session_for_send(self, session_id: str, epoch: int) -> BrowserSession:
         """The READY browser of a session; LookupError (for good) or SessionOffline (for now)."""
@@ -323,7 +336,8 @@ class SlotRuntime:
                         wa_id = bs.page.find_sent(to, text=caption, after_row=committed.decode() or None,
                                                   timeout=self.settings.send_timeout)
                         if wa_id:
-                            log.info("message=%s part %d was sent before the crash (%s)", message_id, i, wa_id)
+                            log.info("message=%s part %d was sent before the crash (%s)", message_id, i,
+                                     message_key(wa_id))
 
                     def on_commit(after_row: str | None, key=commit_key) -> None:
                         self.redis.set(key, after_row or "", ex=DONE_TTL)
@@ -485,11 +499,14 @@ class SlotRuntime:
         self._crashes[bs.session_id] = recent
         restart = bs.had_login and len(recent) <= self.settings.max_crash_restarts
         reason = DisconnectReason.BROWSER_RESTARTING if restart else DisconnectReason.BROWSER_CRASHED
-        self._publish(bs, SessionStatus.DISCONNECTED, reason=reason)
         with self._lock:
             if self.sessions.get(bs.session_id) is bs:
                 del self.sessions[bs.session_id]
         kill_browser(bs.driver)  # also ends a probe still waiting on it
+        try:
+            self._publish(bs, SessionStatus.DISCONNECTED, reason=reason)
+        except redis.RedisError as exc:  # the control worker's reaper reports the session instead
+            log.warning("session=%s crash not reported: %s", bs.session_id, exc)
         if restart:
             log.warning("session=%s browser crashed (%d in the last hour); starting it again", bs.session_id,
                         len(recent))
@@ -499,6 +516,9 @@ class SlotRuntime:
         """A new browser for a crashed one, from the last verified backup of its login when
         there is one (a killed Chrome may leave its profile half written), else from what
         its profile holds."""
+        if not self._may_restart(bs):
+            log.info("session=%s stopped meanwhile: not restarted", bs.session_id)
+            return
         try:
             if self.store.latest(bs.session_id):
                 shutil.rmtree(self._profile_dir(bs.session_id), ignore_errors=True)
@@ -565,12 +585,12 @@ class SlotRuntime:
         elif snap.state == PageState.NEEDS_UPDATE and bs.update_reloads < 1:
             bs.update_reloads += 1
             log.info("session=%s the page asks for an update; reloading it once", bs.session_id)
-            bs.driver.refresh()
+            bs.driver.execute_script("location.reload()")  # not driver.refresh(): it waits for the load
         elif snap.state in GIVE_UP:
             log.warning("session=%s page shows %s; stopping the session (login kept)", bs.session_id,
                         snap.state.value)
             self._publish(bs, SessionStatus.DISCONNECTED, reason=GIVE_UP[snap.state])
-            self._close(bs.session_id, save=True)
+            self._backups.submit(self._close, bs.session_id, save=True)  # closing and saving take seconds
             return
         elif snap.state == PageState.CONFLICT:
             if self.settings.conflict_policy == "takeover" and bs.takeovers < self.settings.max_takeovers:
@@ -599,11 +619,11 @@ class SlotRuntime:
             mark = dialog.text[:120]
             if mark in bs.reported_dialogs:
                 continue
-            bs.reported_dialogs.add(mark)
             log.warning("session=%s a dialog with no allowed action is open (buttons %s)", bs.session_id,
                         list(dialog.buttons))
             self.bus.page_notice(bs.session_id, bs.epoch, "unknown_dialog", text=dialog.text[:500],
                                  buttons=list(dialog.buttons))
+            bs.reported_dialogs.add(mark)
 
     def _on_unknown_page(self, bs: BrowserSession, snap: PageSnapshot) -> None:
         """A page matching no known state: reported after UNKNOWN_PAGE_GRACE (never taken
@@ -614,9 +634,13 @@ class SlotRuntime:
         unknown_for = now - bs.unknown_since
         if unknown_for >= self.settings.unknown_page_grace and bs.reason != DisconnectReason.UNKNOWN_PAGE:
             # The URL without its query: a /send?text= URL holds a message.
-            log.warning("session=%s unknown page: title %r, url %s", bs.session_id, snap.title[:100],
-                        snap.url.split("?", 1)[0][:200])
+            log.warning("session=%s unknown page: title %r, url %s; loading the app again", bs.session_id,
+                        snap.title[:100], snap.url.split("?", 1)[0][:200])
             self._publish(bs, SessionStatus.DISCONNECTED, reason=DisconnectReason.UNKNOWN_PAGE)
+            try:  # a navigation started from the page: the monitor does not wait for the load
+                bs.driver.execute_script("location.href = arguments[0]", bs.page.base_url)
+            except WebDriverException:  # a page that runs no script (a browser error page)
+                bs.page.open()
         if unknown_for >= self.settings.stuck_timeout_seconds and not bs.backing_up:
             log.warning("session=%s unknown page for %.0f s: recycling its browser", bs.session_id, unknown_for)
             bs.backing_up = True
@@ -656,17 +680,19 @@ class SlotRuntime:
             # Each step is reported, also when the page showed only the last one (read
             # implies delivered): job polling and webhooks see both.
             for level in ACK_LEVELS[ack_rank(watch.level) + 1:rank + 1]:
-                watch.level = level
                 self.bus.message(watch.message_id, watch.job_id, bs.session_id, ACK_STATUS[level].value)
+                watch.level = level
             if watch.level == "read":
                 self._unwatch(bs, wa_id)
 
     def _publish(self, bs: BrowserSession, status: SessionStatus, **fields) -> None:
-        bs.reported = status
-        bs.reason = fields.get("reason")
+        """Send a status event; the browser's record of what it reported changes only once
+        the event is out (a Redis error leaves it to be sent again at the next probe)."""
         log.info("session=%s epoch=%s -> %s %s", bs.session_id, bs.epoch, status.value,
                  fields.get("reason") or "")
         self.bus.session(bs.session_id, bs.epoch, status.value, **fields)
+        bs.reported = status
+        bs.reason = fields.get("reason")
 
     # --- helpers ----------------------------------------------------------------------
     @staticmethod

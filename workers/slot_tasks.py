@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import time
 from datetime import datetime, timezone
 
 from selenium.common.exceptions import WebDriverException
 
-from browser.whatsapp import PairingError, SendError, UnconfirmedSend
+from browser.whatsapp import PairingError, SendError, UnconfirmedSend, message_key
 from models.states import MessageStatus
 from workers.app import celery
 from settings import slot_queue
@@ -88,7 +89,7 @@ def send_message(self, message_id: str, job_id: str, session_id: str, epoch: int
             raise self.retry(countdown=wait, kwargs={**args, **changes}, queue=slot_queue(settings.slot_name))
 
     def fail(error: str) -> None:
-        log.info("message=%s session=%s failed: %s", message_id, session_id, error)
+        log.info("message=%s session=%s failed: %s", message_id, session_id, redact_numbers(error))
         rt.pacer.release(session_id, message_id)
         bus.message(message_id, job_id, session_id, MessageStatus.FAILED, attempt=attempt, error=error)
 
@@ -144,7 +145,7 @@ def send_message(self, message_id: str, job_id: str, session_id: str, epoch: int
         last = settings.task_max_retries + (1 if isinstance(exc, UnconfirmedSend) else 0)
         if permanent or attempt >= last:
             return fail(error)
-        log.info("message=%s attempt %d failed (%s); retrying", message_id, attempt, error)
+        log.info("message=%s attempt %d failed (%s); retrying", message_id, attempt, redact_numbers(error))
         return later(time.time() + backoff_seconds(attempt), f"retrying after: {error}", attempt=attempt + 1)
     rt.pacer.mark_sent(session_id)
     rt.pacer.forget(session_id, message_id)
@@ -153,11 +154,17 @@ def send_message(self, message_id: str, job_id: str, session_id: str, epoch: int
     bus.message(message_id, job_id, session_id, MessageStatus.SENT, attempt=attempt,
                 wa_message_id=wa_id, wa_id=recipient, mark_key=done_key(message_id), mark_ttl=DONE_TTL)
     rt.watch_acks(session_id, wa_id, message_id, job_id, (recipient or to).split("@", 1)[0])
-    log.info("message=%s session=%s sent as %s", message_id, session_id, wa_id)
+    log.info("message=%s session=%s sent as %s", message_id, session_id, message_key(wa_id))
 
 
 PACING_REASONS = {"gap": "pacing: gap between sends", "hourly": "pacing: hourly cap reached",
                   "daily": "pacing: daily cap reached", "held": "pacing", "now": "pacing"}
+
+
+def redact_numbers(text: str) -> str:
+    """An error for the log: runs of 7 or more digits (phone numbers) masked; the caller's
+    copy (job results, webhooks) keeps them."""
+    return re.sub(r"\d{7,}", lambda m: m.group()[:2] + "…" + m.group()[-2:], text or "")
 
 
 def iso(ts: float) -> str:

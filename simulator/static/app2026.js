@@ -502,7 +502,7 @@
         texts = [t('another_session')];
         buttons = [
           btn(t('close'), false, function () {
-            screenAction('close').catch(noop).then(function () { S.stopped = true; window.open('https://www.whatsapp.com/', '_self'); });
+            screenAction('close').catch(noop).then(function () { S.stopped = true; window.open('/sim/outside?to=' + encodeURIComponent('https://www.whatsapp.com/'), '_self'); });
           }),
           btn(t('use_here'), true, function (b) {
             b.disabled = true;
@@ -524,7 +524,7 @@
           btn(t('log_out'), false, function () { doLogout('temp_ban'); }),
           btn(t('learn_more'), true, function () {
             screenAction('learn_more').catch(noop);
-            window.open(info.url || 'https://faq.whatsapp.com/', '_blank', 'noopener');
+            window.open('/sim/outside?to=' + encodeURIComponent(info.url || 'https://faq.whatsapp.com/'), '_blank', 'noopener');
           })
         ];
         break;
@@ -584,7 +584,7 @@
           el('h1', { class: 'wa-screen-title' }, t('unsupported_title', { v: (info && info.min_chrome) || 100 })),
           el('div', { class: 'wa-screen-text' }, [el('div', null, t('unsupported_body'))]),
           el('div', { class: 'wa-screen-actions' }, [
-            el('a', { href: 'https://www.google.com/chrome/', class: 'wa-btn wa-btn-primary', target: '_blank', rel: 'noopener' }, t('unsupported_link'))
+            el('a', { href: '/sim/outside?to=' + encodeURIComponent('https://www.google.com/chrome/'), class: 'wa-btn wa-btn-primary', target: '_blank', rel: 'noopener' }, t('unsupported_link'))
           ])
         ])
       ]));
