@@ -643,12 +643,21 @@ class WhatsAppWeb:
         if self._first(sel.PAIRING_CODE) is not None or self._first(sel.PHONE_NUMBER_INPUT) is None:
             self.open()  # a fresh login page; a code for another number would be stale
 
-            def link_entry():
-                self.dismiss_dialogs(self.snapshot().dialogs)  # a cookie dialog may cover the page
-                return self.driver.execute_script(_BY_TEXT_JS, list(sel.LINK_WITH_PHONE_TEXTS), None)
+            def link_entry() -> bool:
+                # A cookie dialog may cover the page, and its backdrop may still take a click
+                # while it closes: an intercepted click is tried again.
+                dialogs = self.snapshot().dialogs
+                if dialogs:
+                    self.dismiss_dialogs(dialogs)
+                    return False  # look again once it has gone
+                entry = self.driver.execute_script(_BY_TEXT_JS, list(sel.LINK_WITH_PHONE_TEXTS), None)
+                if entry is None:
+                    return False
+                entry.click()
+                return True
 
             self._wait(deadline, link_entry, "the login page offered no 'Log in with phone number'",
-                       error=PairingError).click()
+                       error=PairingError)
         box = self._wait(deadline, lambda: self._first(sel.PHONE_NUMBER_INPUT),
                          "the phone number input did not appear", error=PairingError)
         box.send_keys(Keys.CONTROL, "a")

@@ -51,8 +51,12 @@ def request_pairing_code(session_id: str, epoch: int, phone: str) -> None:
     try:
         rt.request_pairing_code(session_id, epoch, phone)
     except (LookupError, PairingError) as exc:
-        log.info("session=%s pairing code refused: %s", session_id, exc)
+        log.info("session=%s pairing code refused: %s", session_id, redact_numbers(str(exc)))
         rt.bus.notify_session(session_id, {"type": "pairing_error", "epoch": epoch, "error": str(exc)})
+    except WebDriverException as exc:  # the page moved under the driver: the caller may ask again
+        log.warning("session=%s pairing code not read: %s", session_id, (exc.msg or "")[:200])
+        rt.bus.notify_session(session_id, {"type": "pairing_error", "epoch": epoch,
+                                           "error": "The page did not show a pairing code. Please try again."})
 
 
 # Waits up to this long are held by the worker as a countdown; longer ones end the task
