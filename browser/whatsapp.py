@@ -664,10 +664,15 @@ class WhatsAppWeb:
         box.send_keys(Keys.DELETE)
         box.send_keys(f"+{phone}")
         button = self.driver.execute_script(_BY_TEXT_JS, list(sel.PHONE_NUMBER_NEXT_TEXTS), None)
+        clicked = False
         if button is not None:
-            button.click()
-        else:
-            box.send_keys(Keys.ENTER)
+            try:
+                button.click()
+                clicked = True
+            except ElementClickInterceptedException:  # something covers it for a moment
+                pass
+        if not clicked:
+            box.send_keys(Keys.ENTER)  # Enter in the number field does the same
 
         def shown():
             code = self._first(sel.PAIRING_CODE)
