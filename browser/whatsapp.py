@@ -29,6 +29,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from tenacity.stop import stop_base
 
 from browser import selectors as sel
+from models.phones import same_account
 
 
 class PageState(StrEnum):
@@ -117,6 +118,20 @@ def is_screen_dialog(dialog: Dialog) -> bool:
     return any(needle.lower() in text for needles, _state in _SCREENS.values() for needle in needles)
 
 
+def allowed_action(dialog: Dialog) -> str | None:
+    """The button the driver may press by itself on ``dialog`` (Continue, OK, Got it,
+    Accept, ...), or None: never one of a dialog that is a page state."""
+    if is_screen_dialog(dialog):
+        return None
+    allowed = {a.lower() for a in sel.DIALOG_ALLOWED_ACTIONS}
+    return next((b for b in dialog.buttons if b.strip().lower() in allowed), None)
+
+
+def unknown_dialogs(dialogs: tuple[Dialog, ...]) -> list[Dialog]:
+    """The dialogs the driver leaves open: neither a page state nor one with an allowed action."""
+    return [d for d in dialogs if not is_screen_dialog(d) and allowed_action(d) is None]
+
+
 @dataclass(frozen=True)
 class PageSnapshot:
     state: PageState
@@ -189,27 +204,6 @@ def wid_to_phone(wid: str | None) -> str | None:
         return None
     digits = value.split("@", 1)[0].split(":", 1)[0]
     return digits if digits.isdigit() else None
-
-
-def number_forms(digits: str) -> set[str]:
-    """The ways one WhatsApp account's number is written: a Mexican mobile with or without
-    the old "1" after 52, a Brazilian mobile with or without its ninth digit (WhatsApp's
-    existence query answers the form it knows; WHATSAPP_WEB.md section 9)."""
-    forms = {digits}
-    if digits.startswith("52") and len(digits) == 13 and digits[2] == "1":
-        forms.add("52" + digits[3:])
-    elif digits.startswith("52") and len(digits) == 12:
-        forms.add("521" + digits[2:])
-    elif digits.startswith("55") and len(digits) == 13 and digits[4] == "9" and digits[5] in "6789":
-        forms.add(digits[:4] + digits[5:])
-    elif digits.startswith("55") and len(digits) == 12 and digits[4] in "6789":
-        forms.add(digits[:4] + "9" + digits[4:])
-    return forms
-
-
-def same_account(a: str, b: str) -> bool:
-    """Whether two numbers (digits) reach the same WhatsApp account (see number_forms)."""
-    return bool(number_forms(a) & number_forms(b))
 
 
 def format_pairing_code(code: str) -> str:
@@ -566,7 +560,17 @@ class WhatsAppWeb:
 
     # --- reading the page -------------------------------------------------------------
     def open(self) -> None:
+        """Load the app and wait for its document (not for the app's own boot)."""
         self.driver.get(self.base_url)
+
+    def start_loading(self, *, reload: bool = False) -> None:
+        """Start loading the app again (``reload``: the page it shows) without waiting for
+        the load, for callers that must not block on it (the slot's monitor)."""
+        try:
+            self.driver.execute_script("if (arguments[0]) location.reload(); else location.href = arguments[1];",
+                                       reload, self.base_url)
+        except WebDriverException:  # a page that runs no script (a browser error page)
+            self.open()
 
     def snapshot(self, watch: list[str] | tuple[str, ...] = ()) -> PageSnapshot:
         """Read the page once. ``watch``: serialized ids of messages whose acks to read."""
@@ -608,27 +612,20 @@ class WhatsAppWeb:
             return True
         return bool(self.driver.execute_script(_TAKEOVER_JS, list(sel.MODULE_SOCKET)))
 
-    def press_dialog_action(self, dialog: Dialog, label: str) -> bool:
-        """Press the button ``label`` of ``dialog``; only allow-listed labels are pressed."""
-        if label.strip().lower() not in {a.lower() for a in sel.DIALOG_ALLOWED_ACTIONS}:
-            raise ValueError(f"{label!r} is not an action the driver may press")
-        return bool(self.driver.execute_script(_PRESS_DIALOG_JS, _PAGE_ARGS, label, dialog.text[:40]))
-
-    def dismiss_dialogs(self, dialogs: tuple[Dialog, ...]) -> list[Dialog]:
-        """Press the allow-listed action (Continue, OK, Got it, Accept) of every dialog that
-        has one; return the dialogs that have none (left alone: never a Log out)."""
-        allowed = {a.lower(): a for a in sel.DIALOG_ALLOWED_ACTIONS}
-        unknown = []
+    def dismiss_dialogs(self, dialogs: tuple[Dialog, ...]) -> int:
+        """Press the allowed action (``allowed_action``) of every dialog that has one; the
+        others are left alone (never a Log out). Returns how many were pressed."""
+        pressed = 0
         for dialog in dialogs:
-            label = next((b for b in dialog.buttons if b.strip().lower() in allowed), None)
+            label = allowed_action(dialog)
             if label is None:
-                unknown.append(dialog)
-            else:
-                try:
-                    self.press_dialog_action(dialog, label)
-                except WebDriverException:
-                    pass  # gone meanwhile
-        return unknown
+                continue
+            try:
+                self.driver.execute_script(_PRESS_DIALOG_JS, _PAGE_ARGS, label, dialog.text[:40])
+                pressed += 1
+            except WebDriverException:
+                pass  # gone meanwhile
+        return pressed
 
     # --- linking with a phone number ---------------------------------------------------
     def request_pairing_code(self, phone: str, timeout: float = 20.0) -> str:
@@ -710,8 +707,7 @@ class WhatsAppWeb:
                               "the app did not come back")
         if snap.state != PageState.CONNECTED:
             raise TransientSendError(f"the page is {snap.state.value}")
-        others = tuple(d for d in snap.dialogs if not is_screen_dialog(d))
-        if len(self.dismiss_dialogs(others)) < len(others):
+        if self.dismiss_dialogs(snap.dialogs):
             raise TransientSendError("a dialog was answered")  # look again once it has gone
         if phone in self.recipients and self._chat_number() == self.number_of(phone):
             box = self._first(sel.COMPOSE_BOX)
@@ -875,8 +871,7 @@ class WhatsAppWeb:
                 if sel.INVALID_NUMBER_TEXT in dialog.text:
                     self.dismiss_dialogs((dialog,))
                     raise NumberNotOnWhatsApp(f"The number {phone} is not on WhatsApp")
-            others = tuple(d for d in snap_dialogs if not is_screen_dialog(d))
-            if len(self.dismiss_dialogs(others)) < len(others) or len(others) < len(snap_dialogs):
+            if self.dismiss_dialogs(snap_dialogs) or any(is_screen_dialog(d) for d in snap_dialogs):
                 return None  # one was answered, or a popup ("Starting chat") is still going
             box = self._first(sel.COMPOSE_BOX)
             if box is None:

@@ -41,6 +41,27 @@ def normalize_phone(raw: str, default_region: str = "IN") -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164).lstrip("+")
 
 
+def number_forms(digits: str) -> set[str]:
+    """The ways one WhatsApp account's number is written: a Mexican mobile with or without
+    the old "1" after 52, a Brazilian mobile with or without its ninth digit (WhatsApp's
+    existence query answers the form it knows; WHATSAPP_WEB.md section 9)."""
+    forms = {digits}
+    if digits.startswith("52") and len(digits) == 13 and digits[2] == "1":
+        forms.add("52" + digits[3:])
+    elif digits.startswith("52") and len(digits) == 12:
+        forms.add("521" + digits[2:])
+    elif digits.startswith("55") and len(digits) == 13 and digits[4] == "9" and digits[5] in "6789":
+        forms.add(digits[:4] + digits[5:])
+    elif digits.startswith("55") and len(digits) == 12 and digits[4] in "6789":
+        forms.add(digits[:4] + "9" + digits[4:])
+    return forms
+
+
+def same_account(a: str, b: str) -> bool:
+    """Whether two numbers (digits) reach the same WhatsApp account (see number_forms)."""
+    return bool(number_forms(a) & number_forms(b))
+
+
 def _whatsapp_addressable(number: phonenumbers.PhoneNumber) -> bool:
     """Numbers the numbering plan no longer lists but WhatsApp still addresses: its
     existence query answers the id it really uses (WHATSAPP_WEB.md section 9).
@@ -49,17 +70,14 @@ def _whatsapp_addressable(number: phonenumbers.PhoneNumber) -> bool:
       WhatsApp ids kept (code-chat-br/whatsapp-api#107, evolution-api#447).
     * Brazil: mobiles without the ninth digit (``+55 11 8765 4321``); older accounts are
       known under that id (wwebjs/whatsapp-web.js#596, devlikeapro/waha#238, wa-js PR #3216).
-    Each is accepted when the number it stands for is a valid mobile.
+    Each is accepted when the number it stands for (its other form, ``number_forms``) is a
+    valid mobile.
     """
-    national = str(number.national_number)
-    if number.country_code == 52 and len(national) == 11 and national.startswith("1"):
-        return _valid_mobile(52, national[1:])
-    if number.country_code == 55 and len(national) == 10 and national[2] in "6789":
-        return _valid_mobile(55, national[:2] + "9" + national[2:])
-    return False
+    digits = f"{number.country_code}{number.national_number}"
+    return any(_valid_mobile(form) for form in number_forms(digits) - {digits})
 
 
-def _valid_mobile(country_code: int, national: str) -> bool:
-    candidate = phonenumbers.parse(f"+{country_code}{national}", None)
+def _valid_mobile(digits: str) -> bool:
+    candidate = phonenumbers.parse(f"+{digits}", None)
     return phonenumbers.is_valid_number(candidate) and phonenumbers.number_type(candidate) in (
         phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)

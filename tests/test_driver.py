@@ -16,7 +16,7 @@ import os
 import secrets
 import signal
 import threading
-import time
+from datetime import datetime, timedelta
 from dataclasses import replace
 from pathlib import Path
 
@@ -631,8 +631,14 @@ def test_the_onboarding_dialog_is_acknowledged_and_the_device_stays(make_runtime
     link(rt, sim)
     wait_until(lambda: any(d["onboarding"] == "acknowledged" for d in sim.get("/sim/control/state")["devices"]),
                within_a_probe(rt), what="Continue pressed")
-    time.sleep(4.0)  # past the simulator's onboarding timeout: an unanswered dialog would have unlinked us
-    device = next(d for d in sim.get("/sim/control/state")["devices"] if d["phone"] == OWN)
+
+    def past_the_timeout():  # on the simulator's own clock: an unanswered dialog would have unlinked us by then
+        state = sim.get("/sim/control/state")
+        device = next(d for d in state["devices"] if d["phone"] == OWN)
+        shown = datetime.fromisoformat(device["onboarding_shown_at"])
+        return datetime.fromisoformat(state["time"]) > shown + timedelta(seconds=3.0) and device
+
+    device = wait_until(past_the_timeout, 10, what="the onboarding timeout passed")
     assert not device["revoked"]
     assert rt.bus.statuses()[-1] == "READY" and rt.deliver("s1", 1, mid(), PEER, "still linked")
     no_logout_from_the_page(sim)
@@ -654,7 +660,9 @@ def test_an_unknown_dialog_is_reported_once_and_never_answered(make_runtime, sim
     """)
     notice = rt.bus.wait("page notice", timeout=within_a_probe(rt), status="page_notice")
     assert notice["kind"] == "unknown_dialog" and notice["buttons"] == ["Log out", "Later"]
-    time.sleep(2 * rt.settings.ready_probe_interval)
+    probes = {rt.sessions["s1"].next_probe}  # each look at the page sets the next one
+    wait_until(lambda: probes.add(rt.sessions["s1"].next_probe) or len(probes) >= 3, within_a_probe(rt) * 2,
+               what="two more looks at the page")
     assert len([e for e in rt.bus.events if e["status"] == "page_notice"]) == 1, "reported once"
     assert rt.sessions["s1"].driver.execute_script("return window.__pressed") == []
 

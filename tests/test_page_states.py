@@ -7,7 +7,16 @@ from __future__ import annotations
 
 import pytest
 
-from browser.whatsapp import Dialog, PageState, ack_level, classify, is_screen_dialog, message_key
+from browser.whatsapp import (
+    Dialog,
+    PageState,
+    ack_level,
+    allowed_action,
+    classify,
+    is_screen_dialog,
+    message_key,
+    unknown_dialogs,
+)
 
 COMPLETE = {"url": "https://web.whatsapp.com/", "ready": "complete"}
 
@@ -81,14 +90,11 @@ def test_state_dialogs_are_told_from_other_dialogs():
     assert not is_screen_dialog(Dialog("What's new on WhatsApp Web", ("Continue",)))
 
 
-@pytest.mark.parametrize("a, b, same", [
-    ("5215534372942", "525534372942", True),
-    ("5511987654321", "551187654321", True),
-    ("919876543210", "919876543210", True),
-    ("919876543210", "919876543211", False),
-    ("551133334444", "5511933334444", False),  # a landline has no ninth digit to add
-])
-def test_one_account_written_two_ways(a, b, same):
-    from browser.whatsapp import same_account
+def test_only_allow_listed_actions_are_ever_pressed():
+    whats_new = Dialog("What's new on WhatsApp Web", ("Continue",))
+    cookies = Dialog("Accept cookies from WhatsApp on this browser?", ("Reject", "Accept"))
+    stranger = Dialog("Something new", ("Log out", "Later"))
+    connecting = Dialog("Connecting to WhatsApp", ("Log out",))
+    assert [allowed_action(d) for d in (whats_new, cookies, stranger, connecting)] == ["Continue", "Accept", None, None]
+    assert unknown_dialogs((whats_new, cookies, stranger, connecting)) == [stranger]
 
-    assert same_account(a, b) is same and same_account(b, a) is same

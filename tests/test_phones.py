@@ -1,6 +1,6 @@
 import pytest
 
-from models.phones import InvalidPhoneNumber, normalize_phone
+from models.phones import InvalidPhoneNumber, normalize_phone, same_account
 
 
 @pytest.mark.parametrize("raw", ["919876543210", "+91 98765 43210", "9876543210", "0091 98765-43210"])
@@ -38,3 +38,14 @@ def test_numbers_whatsapp_addresses_are_accepted_as_written(raw, digits):
 def test_the_exceptions_need_a_valid_mobile_behind_them(raw):
     with pytest.raises(InvalidPhoneNumber):
         normalize_phone(raw)
+
+
+@pytest.mark.parametrize("a, b, same", [
+    ("5215534372942", "525534372942", True),
+    ("5511987654321", "551187654321", True),
+    ("919876543210", "919876543210", True),
+    ("919876543210", "919876543211", False),
+    ("551133334444", "5511933334444", False),  # a landline has no ninth digit to add
+])
+def test_one_account_written_two_ways(a, b, same):
+    assert same_account(a, b) is same and same_account(b, a) is same

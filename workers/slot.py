@@ -34,8 +34,8 @@ from browser.whatsapp import (
     SendError,
     WhatsAppWeb,
     ack_rank,
-    is_screen_dialog,
     message_key,
+    unknown_dialogs,
 )
 from models.states import NOT_READY_MESSAGE, DisconnectReason, MessageStatus, SessionStatus
 from settings import Settings
@@ -585,7 +585,7 @@ class SlotRuntime:
         elif snap.state == PageState.NEEDS_UPDATE and bs.update_reloads < 1:
             bs.update_reloads += 1
             log.info("session=%s the page asks for an update; reloading it once", bs.session_id)
-            bs.driver.execute_script("location.reload()")  # not driver.refresh(): it waits for the load
+            bs.page.start_loading(reload=True)
         elif snap.state in GIVE_UP:
             log.warning("session=%s page shows %s; stopping the session (login kept)", bs.session_id,
                         snap.state.value)
@@ -614,8 +614,8 @@ class SlotRuntime:
         unanswered "What's new" after linking precedes an unlink (rmyndharis/OpenWA#982).
         A dialog without one is left open, logged and reported once; the dialogs that are
         page states (a conflict, the connecting popup) are the state machine's."""
-        dialogs = tuple(d for d in snap.dialogs if not is_screen_dialog(d))
-        for dialog in bs.page.dismiss_dialogs(dialogs):
+        bs.page.dismiss_dialogs(snap.dialogs)
+        for dialog in unknown_dialogs(snap.dialogs):
             mark = dialog.text[:120]
             if mark in bs.reported_dialogs:
                 continue
@@ -637,10 +637,7 @@ class SlotRuntime:
             log.warning("session=%s unknown page: title %r, url %s; loading the app again", bs.session_id,
                         snap.title[:100], snap.url.split("?", 1)[0][:200])
             self._publish(bs, SessionStatus.DISCONNECTED, reason=DisconnectReason.UNKNOWN_PAGE)
-            try:  # a navigation started from the page: the monitor does not wait for the load
-                bs.driver.execute_script("location.href = arguments[0]", bs.page.base_url)
-            except WebDriverException:  # a page that runs no script (a browser error page)
-                bs.page.open()
+            bs.page.start_loading()
         if unknown_for >= self.settings.stuck_timeout_seconds and not bs.backing_up:
             log.warning("session=%s unknown page for %.0f s: recycling its browser", bs.session_id, unknown_for)
             bs.backing_up = True
