@@ -88,6 +88,9 @@ class Settings:
     daily_cap: int = 1000  # per rolling 24 h; 0 = none
     breaker_threshold: int = 5  # failures in a row that open a session's circuit (the seed)
     breaker_cooldown: float = 60.0
+    # A session WhatsApp restricts (new-chat timelock or cap, temporary ban) pauses its
+    # sends; they are tried again this often (seconds) unless the page says sooner.
+    restriction_recheck_seconds: float = 300.0
     bulk_max_messages: int = 50
     message_max_age_hours: float = 24.0  # a message whose session never came back fails then
     idempotency_hours: float = 24.0  # how long an Idempotency-Key is remembered
@@ -169,6 +172,7 @@ class Settings:
             daily_cap=int(get("DAILY_CAP", d.daily_cap)),
             breaker_threshold=int(get("BREAKER_THRESHOLD", d.breaker_threshold)),
             breaker_cooldown=float(get("BREAKER_COOLDOWN", d.breaker_cooldown)),
+            restriction_recheck_seconds=float(get("RESTRICTION_RECHECK_SECONDS", d.restriction_recheck_seconds)),
             bulk_max_messages=int(get("BULK_MAX_MESSAGES", d.bulk_max_messages)),
             message_max_age_hours=float(get("MESSAGE_MAX_AGE_HOURS", d.message_max_age_hours)),
             idempotency_hours=float(get("IDEMPOTENCY_HOURS", d.idempotency_hours)),

@@ -45,6 +45,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
 from models import make_engine, make_sessionmaker, normalize_url
+from models.sends import stuck_sessions
 from models.states import MessageStatus, SessionStatus
 from models.tables import Message, WebhookDelivery, WhatsAppSession, placed_and_live, utcnow
 from models.webhooks import DeliveryStatus
@@ -193,6 +194,17 @@ def placed_per_slot(db: sessionmaker) -> tuple[int, dict[str, int]] | None:
         return None
 
 
+def not_sending(db: sessionmaker, stuck_after: timedelta) -> dict[str, object] | None:
+    """READY sessions that cannot send (``models.sends.stuck_sessions``), or None when the
+    database does not answer."""
+    try:
+        with db() as s:
+            return stuck_sessions(s, stuck_after)
+    except DB_ERRORS as exc:
+        log.warning("database unavailable: %s", exc)
+        return None
+
+
 def slot_rows(live: list[slot_registry.SlotInfo], known: set[str], used: dict[str, int]) -> list[dict]:
     """One row per slot that is registered, alive, or has sessions placed on it."""
     by_name = {s.name: s for s in live}
@@ -257,8 +269,9 @@ class SlotHealthSchema(Schema):
 
 
 class HealthSchema(Schema):
-    status = fields.String(validate=validate.OneOf(["healthy", "unhealthy"]), metadata={
-        "description": "healthy when the database, Redis and the profile store answer."})
+    status = fields.String(validate=validate.OneOf(["healthy", "degraded", "unhealthy"]), metadata={
+        "description": "healthy when the database, Redis and the profile store answer; degraded when they "
+                       "do but a READY session cannot send (see not_sending_sessions); unhealthy otherwise."})
     timestamp = fields.String(metadata={"description": "ISO 8601, UTC."})
     active_sessions = fields.Integer(allow_none=True, metadata={
         "description": "Sessions holding a place on a slot (a browser runs or starts for them)."})
@@ -276,6 +289,9 @@ class HealthSchema(Schema):
                        "not answer."})
     database = fields.Boolean()
     redis = fields.Boolean()
+    not_sending_sessions = fields.Integer(allow_none=True, metadata={
+        "description": "READY sessions with a message waiting unsent for STUCK_TIMEOUT_SECONDS and nothing sent "
+                       "meanwhile (their /status says NOT_SENDING); null when the database does not answer."})
 
 
 @blp.route("/webjs/health")
@@ -292,8 +308,9 @@ class Health(MethodView):
         store_ok = p.store_ok()
         total, used = counts if counts else (None, {})
         healthy = counts is not None and view is not None and store_ok
+        stuck = not_sending(p.db(), timedelta(seconds=p.services.settings.stuck_timeout_seconds))
         body = {
-            "status": "healthy" if healthy else "unhealthy",
+            "status": ("degraded" if stuck else "healthy") if healthy else "unhealthy",
             "timestamp": iso_now(),
             "active_sessions": sum(used.values()) if counts else None,
             "total_sessions": total,
@@ -309,6 +326,7 @@ class Health(MethodView):
             "queue_depth": view.queue_depth if view else {},
             "database": counts is not None,
             "redis": view is not None,
+            "not_sending_sessions": None if stuck is None else len(stuck),
         }
         return body, 200 if healthy else 503
 
@@ -345,8 +363,12 @@ class ServiceCollector(Collector):
                 recent = s.execute(select(Message.created_at, Message.sent_at)
                                    .where(Message.sent_at >= utcnow() - LATENCY_WINDOW)
                                    .order_by(Message.sent_at.desc()).limit(LATENCY_MAX_ROWS)).all()
+                stuck = stuck_sessions(s, timedelta(seconds=self.probes.services.settings.stuck_timeout_seconds))
                 families = [*_session_families(sessions), *_message_families(messages),
-                            *_latency_families(recent)]
+                            *_latency_families(recent),
+                            GaugeMetricFamily("wa_sessions_not_sending", "READY sessions with a message waiting "
+                                              "unsent for STUCK_TIMEOUT_SECONDS and nothing sent meanwhile.",
+                                              value=len(stuck))]
                 try:
                     deliveries = dict(s.execute(select(WebhookDelivery.status, func.count())
                                                 .group_by(WebhookDelivery.status)).all())

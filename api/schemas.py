@@ -77,7 +77,10 @@ class SessionStatusSchema(Schema):
     reason = fields.String(attribute="status_reason", allow_none=True, metadata={
         "description": "Why the session is in its state: LOGOUT, QR_TIMEOUT, CONNECTION_LOST, CONFLICT, "
                        "TEMP_BANNED, TOS_BLOCKED, NEEDS_UPDATE, UNSUPPORTED_BROWSER, APP_LOCKED, UNKNOWN_PAGE, "
-                       "BROWSER_CRASHED, WORKER_LOST, ..."})
+                       "BROWSER_CRASHED, WORKER_LOST, ...; with READY: NOT_SENDING when a message has waited "
+                       "unsent for STUCK_TIMEOUT_SECONDS with nothing sent meanwhile."})
+    not_sending_since = fields.DateTime(allow_none=True, metadata={
+        "description": "With NOT_SENDING: when the oldest message still waiting was first dispatched."})
     pairing_code = fields.String(allow_none=True, metadata={
         "description": "While linking with a phone number: the code on screen (ABCD-EFGH)."})
     callback_url = fields.String(allow_none=True)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import redis
 from flask import after_this_request, current_app, g, request
@@ -33,7 +34,7 @@ from models import MessageStatus, SessionStatus, WhatsAppSession
 from models.recording import change_session_status
 from models.placement import NoSlot, Placement, place
 from models.tables import placed_and_live
-from models.sends import Recipient
+from models.sends import NOT_SENDING, Recipient, stuck_sessions
 from models.states import BROWSER_KEPT_REASONS, LIVE_SESSION_STATES, MESSAGE_DONE
 from workers import dispatch, slots
 from workers.events import message_channel, session_channel
@@ -273,6 +274,10 @@ class Status(MethodView):
         svc = services()
         with svc.db() as s:
             row = get_session(s, session_id)
+            stuck = stuck_sessions(s, timedelta(seconds=svc.settings.stuck_timeout_seconds), session_id)
+        row.not_sending_since = stuck.get(session_id)
+        if row.not_sending_since is not None:  # READY, but nothing goes out: said, not hidden
+            row.status_reason = NOT_SENDING
         row.browser_memory_bytes = None
         row.web_version = None
         if row.slot:

@@ -44,6 +44,14 @@ MODULE_FIND_CHAT = (
 MODULE_CMD = (
     "WAWebCmd",  # WWJ src/util/InterfaceController.js openChatWindow (2026-03)
 )
+# Restrictions on new chats (WHATSAPP_WEB.md section 9): isUserReachoutTimelocked() and
+# canSendMsgWhileTimelocked({chat, contact}); isUserCapped() and canSendMsgWhileCapped(...).
+MODULE_TIMELOCK = (
+    "WAWebReachoutTimelockUtils",  # module useWAWebConversationPanelCanCompose (read_file id 54326521875)
+)
+MODULE_NEW_CHAT_CAP = (
+    "WAWebIndividualNewChatMessageCappingLimitUtils",  # same module; read_file id 54199007728
+)
 
 # --- Login with a QR code ---------------------------------------------------------------
 # The QR canvas sits inside div[data-ref]; data-ref is the whole payload (copied verbatim:
@@ -193,6 +201,17 @@ COMPOSE_BOX = (
 # The page's answer to a chat with a number not on WhatsApp (also shown, 2022, for valid
 # numbers when new chats by link were limited).
 INVALID_NUMBER_TEXT = "Phone number shared via url is invalid."  # ALR; WWW; 2022 reports (WHATSAPP_WEB.md s9)
+# The footer of the open chat: with no composer in it, a restricted or capped compose bar
+# holds its place (module useWAWebConversationPanelCanCompose, read_file id 54326521875).
+CHAT_FOOTER = (
+    "#main footer",  # field code read_file ids 55928010405, 52621497484 (the composer's parent)
+)
+# The modal a time-locked account gets instead of a new chat (module
+# WAWebDialerPadSearchResult.react, read_file id 61082801994): its text is not public; this
+# word is a guess (English only) [unverified].
+RESTRICTED_DIALOG_TEXTS = (
+    "restricted",
+)
 
 # Sending media: the attach button, then the exact input of the menu item.
 ATTACH_BUTTON = (

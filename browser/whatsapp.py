@@ -72,6 +72,10 @@ _SOCKET_SCREENS = {
 # Socket states on the way to a usable page.
 _SOCKET_STARTING = frozenset({"UNLAUNCHED", "OPENING", "PAIRING", "UNPAIRED", "UNPAIRED_IDLE"})
 
+# Seconds a message's time on WhatsApp's clock may precede our clock's time of its dispatch.
+SEND_CLOCK_SKEW = 5.0
+# Seconds an open chat's footer must show no composer before it is taken for a locked compose bar.
+COMPOSE_LOCK_SECONDS = 0.5
 SCRIPT_TIMEOUT = 30.0  # seconds: WebDriver's default for asynchronous scripts
 
 # Ack levels of an outgoing message (WWJ MessageAck order).
@@ -145,6 +149,9 @@ class PageSnapshot:
     dialogs: tuple[Dialog, ...] = ()
     version: str | None = None  # window.Debug.VERSION, the page's build
     route: str = "dom"  # "modules" when the page's own modules answered
+    # The account's restriction on new chats the page's modules report ("reachout_timelock",
+    # "new_chat_cap"), None when there is none or the modules do not tell.
+    restriction: str | None = None
     url: str = ""
     title: str = ""
 
@@ -176,6 +183,16 @@ class MediaRejected(SendError):
 class UnconfirmedSend(TransientSendError):
     """The send was committed but not confirmed: the message may be out. The next
     attempt looks for it in the chat before sending again."""
+
+
+class SendRestricted(SendError):
+    """WhatsApp restricts the account for now (a reach-out timelock, a new-chat cap, new
+    chats by link limited): the session pauses; the number is not at fault.
+    ``kind`` names the restriction (see ``workers.send_rules.RESTRICTION_NAMES``)."""
+
+    def __init__(self, kind: str, message: str | None = None):
+        super().__init__(message or f"WhatsApp restricts this account for now ({kind})")
+        self.kind = kind
 
 
 class PairingError(Exception):
@@ -268,7 +285,7 @@ const out = {url: location.href, title: document.title, ready: document.readySta
              wid: null, me: null,
              version: null, socket: null, needsUpdate: false, route: 'dom', loggedIn: false, syncing: false,
              qr: null, reload: false, code: null, phoneInput: false, offline: false, screen: null,
-             dialogs: [], acks: {}, chats: {}, text: ''};
+             dialogs: [], acks: {}, chats: {}, text: '', restriction: null};
 for (const k of S.wid_keys) { try { const v = localStorage.getItem(k); if (v) { out.wid = v; break; } } catch (e) {} }
 try { out.version = (window.Debug && window.Debug.VERSION) ? String(window.Debug.VERSION) : null; } catch (e) {}
 const sock = mod(S.m_socket);
@@ -279,6 +296,9 @@ const me = mod(S.m_me);
 if (me && typeof me.getMaybeMePnUser === 'function') {
   try { const w = me.getMaybeMePnUser(); if (w) out.me = String(w.user || String(w._serialized || w).split('@')[0]); } catch (e) {}
 }
+const lock = mod(S.m_timelock), cap = mod(S.m_cap);
+try { if (lock && lock.isUserReachoutTimelocked()) out.restriction = 'reachout_timelock'; } catch (e) {}
+try { if (!out.restriction && cap && cap.isUserCapped()) out.restriction = 'new_chat_cap'; } catch (e) {}
 const coll = mod(S.m_collections);
 if (coll && coll.Msg && typeof coll.Msg.get === 'function') {
   for (const id of watch) {
@@ -347,7 +367,7 @@ if (coll && coll.Msg && typeof coll.Msg.getModelsArray === 'function') {
     };
     const mine = coll.Msg.getModelsArray().filter(m => m.id && m.id.fromMe && numberOf(m.id.remote) === phone);
     // Missing one of ours would make a sent message look unsent: then the open chat's rows decide.
-    if (!unresolved) return {route: 'modules', rows: mine.map(m => ({id: m.id._serialized, text: String(m.body || m.caption || '')}))};
+    if (!unresolved) return {route: 'modules', rows: mine.map(m => ({id: m.id._serialized, text: String(m.body || m.caption || ''), t: m.t || null}))};
   } catch (e) {}
 }
 const number = openChatNumber();
@@ -410,7 +430,8 @@ return false;
 # modules (WWJ InterfaceController.openChatWindow; WAJS openChatBottom.ts): the existence
 # query first (the id WhatsApp answers with is the one used), then findOrCreateLatestChat
 # and Cmd.openChatBottom, whose signature changed from positional to one object.
-# Answers {route, ok, wid} or {route, missing} or {route, unregistered} or {route, error}.
+# Answers {route, ok, wid} or {route, missing} or {route, unregistered} or {route, restricted}
+# or {route, error}; ``registered`` is the existence query's answer when it gave one.
 _OPEN_CHAT_MODULES_JS = """
 const S = arguments[0], phone = arguments[1], done = arguments[arguments.length - 1];
 const mod = (names) => {
@@ -418,6 +439,7 @@ const mod = (names) => {
   for (const n of names) { try { const m = window.require(n); if (m) return m; } catch (e) {} }
   return null;
 };
+let registered = null;  // the id WhatsApp's existence query answered with
 (async () => {
   const widFactory = mod(S.m_wid), exists = mod(S.m_exists), find = mod(S.m_find), cmd = mod(S.m_cmd),
         coll = mod(S.m_collections);
@@ -427,14 +449,23 @@ const mod = (names) => {
     const found = await exists.queryWidExists(wid);
     if (!found || !found.wid) return {route: 'modules', unregistered: true};
     wid = found.wid;
+    registered = String(wid._serialized || wid);
   }
   const result = await find.findOrCreateLatestChat(wid, 'newChatFlow');
   const chat = coll.Chat.get(result.chat.id) || coll.Chat.get(result.chat.id._serialized);
-  if (!chat) return {route: 'modules', error: 'no chat model'};
+  if (!chat) return {route: 'modules', error: 'no chat model', registered};
+  // The checks the page makes before it lets a chat be written to (WHATSAPP_WEB.md section 9).
+  const lock = mod(S.m_timelock), cap = mod(S.m_cap), who = {chat: chat, contact: chat.contact};
+  try {
+    if (lock && lock.isUserReachoutTimelocked() && !lock.canSendMsgWhileTimelocked(who))
+      return {route: 'modules', restricted: 'reachout_timelock', registered};
+    if (cap && cap.isUserCapped() && !cap.canSendMsgWhileCapped(who))
+      return {route: 'modules', restricted: 'new_chat_cap', registered};
+  } catch (e) {}
   try { await cmd.Cmd.openChatBottom({chat: chat, chatEntryPoint: 'Chatlist'}); }
   catch (e) { if (e instanceof TypeError) await cmd.Cmd.openChatBottom(chat); else throw e; }
-  return {route: 'modules', ok: true, wid: String(wid._serialized || wid)};
-})().then(done, (e) => done({route: 'modules', error: String(e && e.message || e)}));
+  return {route: 'modules', ok: true, wid: String(wid._serialized || wid), registered};
+})().then(done, (e) => done({route: 'modules', error: String(e && e.message || e), registered}));
 """
 
 # Click an in-page link to the chat: the app catches clicks on <a> in the capture phase and
@@ -479,6 +510,7 @@ _PAGE_ARGS = {
     "m_socket": list(sel.MODULE_SOCKET), "m_stream": list(sel.MODULE_STREAM),
     "m_wid": list(sel.MODULE_WID_FACTORY), "m_exists": list(sel.MODULE_QUERY_EXISTS),
     "m_find": list(sel.MODULE_FIND_CHAT), "m_cmd": list(sel.MODULE_CMD),
+    "m_timelock": list(sel.MODULE_TIMELOCK), "m_cap": list(sel.MODULE_NEW_CHAT_CAP),
     "m_collections": list(sel.MODULE_COLLECTIONS), "m_me": list(sel.MODULE_ME), "m_contact": list(sel.MODULE_CONTACT),
     "wid_keys": list(sel.OWN_WID_KEYS), "logged_in": list(sel.LOGGED_IN), "syncing": list(sel.SYNCING),
     "qr_container": list(sel.QR_CONTAINER), "qr_canvas": list(sel.QR_CANVAS), "qr_reload": list(sel.QR_RELOAD_BUTTON),
@@ -583,6 +615,7 @@ class WhatsAppWeb:
         if raw.get("me"):
             wid = f"{raw['me']}@c.us"  # getMaybeMePnUser() beats the localStorage guess
         common = {"version": raw.get("version"), "route": raw.get("route") or "dom",
+                  "restriction": raw.get("restriction") or None,
                   "url": raw.get("url") or "", "title": raw.get("title") or "",
                   "dialogs": tuple(Dialog(d.get("text") or "", tuple(d.get("buttons") or ()))
                                    for d in raw.get("dialogs") or ())}
@@ -722,11 +755,13 @@ class WhatsAppWeb:
             self.driver.set_script_timeout(SCRIPT_TIMEOUT)
         if opened.get("unregistered"):
             raise NumberNotOnWhatsApp(f"The number {phone} is not on WhatsApp")
-        if opened.get("ok") and opened.get("wid"):
-            self.recipients[phone] = opened["wid"]
-        else:
+        if opened.get("registered"):
+            self.recipients[phone] = opened["registered"]
+        if opened.get("restricted"):
+            raise SendRestricted(opened["restricted"])
+        if not (opened.get("ok") and opened.get("wid")):
             self.driver.execute_script(_OPEN_CHAT_LINK_JS, phone)
-        return self._wait_for_chat(phone, deadline)
+        return self._wait_for_chat(phone, deadline, registered=bool(opened.get("registered")))
 
     def number_of(self, phone: str) -> str:
         """The number of the account ``phone`` reaches, once its chat was opened (else
@@ -785,17 +820,26 @@ class WhatsAppWeb:
         return self._wait_sent(number, before, deadline)
 
     def find_sent(self, phone: str, *, text: str = "", after_row: str | None = None,
-                  timeout: float = 20.0) -> str | None:
-        """The id of an outgoing message in the chat with ``phone`` that a crashed attempt
-        may have sent: newer than ``after_row`` (the newest when that attempt committed)
-        and carrying ``text`` (the text, or the caption of a media message). Works in
-        chats addressed by number or by LID: messages are compared by their key."""
+                  since: float | None = None, after_id: str | None = None, timeout: float = 20.0) -> str | None:
+        """The id of an outgoing message in the chat with ``phone`` that an earlier attempt
+        may have sent, carrying ``text`` (the text, or the caption of a media message);
+        None when there is none.
+
+        Anchors, each used when known: ``after_row`` and ``after_id`` (message ids: only
+        rows newer than the newest of them count), ``since`` (epoch seconds: only messages
+        the page's collection dates from then on, less SEND_CLOCK_SKEW, count; rows the
+        page does not date, on the DOM route, are not filtered by time). Works in chats
+        addressed by number or by LID: messages are compared by their key.
+        """
         deadline = time.monotonic() + timeout
         self._prepared(lambda: self.open_chat(phone, deadline), deadline)
         rows = self._settled_rows(self.number_of(phone), deadline)
         keys = [message_key(r["id"]) for r in rows]
-        if after_row and message_key(after_row) in keys:
-            rows = rows[keys.index(message_key(after_row)) + 1:]
+        anchors = [keys.index(message_key(a)) for a in (after_row, after_id) if a and message_key(a) in keys]
+        if anchors:
+            rows = rows[max(anchors) + 1:]
+        if since is not None:
+            rows = [r for r in rows if not r.get("t") or r["t"] >= since - SEND_CLOCK_SKEW]
         wanted = self._normalized(text)
         matches = [r["id"] for r in rows if self._normalized(r.get("text") or "") == wanted]
         return matches[-1] if matches else None
@@ -862,23 +906,43 @@ class WhatsAppWeb:
         if toast is not None and toast.text.strip():
             raise MediaRejected(toast.text.strip())
 
-    def _wait_for_chat(self, phone: str, deadline: float):
+    def _wait_for_chat(self, phone: str, deadline: float, *, registered: bool = False):
         """The composer of the chat with ``phone``, once that chat is open. Allow-listed
-        dialogs on the way (a "What's new" after linking) are answered."""
+        dialogs on the way (a "What's new" after linking) are answered.
+
+        Raises NumberNotOnWhatsApp on the invalid-number dialog, unless WhatsApp's existence
+        query said the number is ``registered``: then that dialog, the restricted modal, or
+        a compose bar without a composer (restricted or capped) raise SendRestricted
+        (WHATSAPP_WEB.md section 9: "invalid" does not always mean invalid).
+        """
+        locked_since: list[float] = []
+
         def ready():
-            snap_dialogs = self.snapshot().dialogs
+            snap = self.snapshot()
+            snap_dialogs = snap.dialogs
             for dialog in snap_dialogs:
                 if sel.INVALID_NUMBER_TEXT in dialog.text:
                     self.dismiss_dialogs((dialog,))
+                    if registered:
+                        raise SendRestricted("new_chat_link_limit")
                     raise NumberNotOnWhatsApp(f"The number {phone} is not on WhatsApp")
+                if any(word in dialog.text.lower() for word in sel.RESTRICTED_DIALOG_TEXTS):
+                    self.dismiss_dialogs((dialog,))
+                    raise SendRestricted("reachout_timelock")
             if self.dismiss_dialogs(snap_dialogs) or any(is_screen_dialog(d) for d in snap_dialogs):
                 return None  # one was answered, or a popup ("Starting chat") is still going
-            box = self._first(sel.COMPOSE_BOX)
-            if box is None:
-                return None
             number = self._chat_number()
             if number is None or (number and not same_account(number, phone)):
                 return None  # another chat is still open
+            box = self._first(sel.COMPOSE_BOX)
+            if box is None:
+                # This chat's footer holds no composer: a restricted or capped compose bar,
+                # once it has stayed so for a moment (the footer is drawn with its composer).
+                if self._first(sel.CHAT_FOOTER) is not None:
+                    locked_since.append(time.monotonic())
+                    if locked_since[-1] - locked_since[0] >= COMPOSE_LOCK_SECONDS:
+                        raise SendRestricted(snap.restriction or "compose_locked")  # named by the modules if they can
+                return None
             if number:  # "" = a saved name: cannot tell
                 self.recipients[phone] = f"{number}@c.us"
             return box

@@ -19,6 +19,7 @@ from models.states import (
     MESSAGE_DONE,
     MESSAGE_SUCCESS,
     MESSAGE_UNSENT,
+    MESSAGE_WAITING,
     JobStatus,
     MessageStatus,
     SessionStatus,
@@ -274,6 +275,35 @@ def apply_notice(db: Session, event: dict) -> Outcome:
     return Outcome(True)
 
 
+def apply_restriction(db: Session, event: dict) -> Outcome:
+    """WhatsApp restricts a session (or stopped doing so). While it does, the session's
+    waiting messages say so (``scheduled``, ``wait_reason`` naming the restriction; their
+    dispatch times are kept); nothing is failed. The session's webhook hears of it as
+    ``session.restricted`` / ``session.unrestricted``."""
+    row = db.execute(select(WhatsAppSession).where(WhatsAppSession.session_id == event["session_id"])
+                     ).scalar_one_or_none()
+    if row is None:
+        return Outcome(False, "session no longer exists")
+    if int(event.get("epoch", 0)) != row.epoch:
+        return Outcome(False, f"stale event (epoch {event.get('epoch')} vs {row.epoch})")
+    at = _parse_time(event.get("at"))
+    restricted, reason = bool(event.get("restricted")), event.get("reason") or event.get("kind")
+    log.info("session=%s restriction %s %s", row.session_id, event.get("kind"), "on" if restricted else "off")
+    if restricted:
+        waiting = db.execute(select(Message).where(
+            Message.session_id == row.session_id,
+            Message.status.in_([s.value for s in MESSAGE_WAITING])).with_for_update()).scalars().all()
+        for msg in waiting:
+            change_message_status(db, msg, MessageStatus.SCHEDULED, at=at, wait_reason=reason,
+                                  next_attempt_at=msg.next_attempt_at, dispatch_at=msg.dispatch_due_at)
+    if row.callback_url:
+        enqueue_webhook(db, row.callback_url, "session.restricted" if restricted else "session.unrestricted", {
+            "session_id": row.session_id, "user_id": row.user_id, "restriction": event.get("kind"),
+            "reason": reason, "at": at.isoformat(),
+        }, at=at)
+    return Outcome(True)
+
+
 def apply_event(db: Session, event_id: str, event: dict) -> Outcome:
     kind = event.get("type")
     if kind == "session":
@@ -286,4 +316,6 @@ def apply_event(db: Session, event_id: str, event: dict) -> Outcome:
         return apply_backup(db, event)
     if kind == "session_notice":
         return apply_notice(db, event)
+    if kind == "session_restriction":
+        return apply_restriction(db, event)
     return Outcome(False, f"unknown event type {kind!r}")

@@ -5,13 +5,14 @@ Core inserts rather than ORM objects: this is the API's hot path.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from models.states import MESSAGE_UNSENT, JobStatus, MessageStatus, job_status
-from models.tables import Job, Message, new_id, utcnow
+from models.states import SessionStatus
+from models.tables import Job, Message, WhatsAppSession, new_id, utcnow
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ def accept_messages(s: Session, session_id: str, kind: str, recipients: list[Rec
             "status": (MessageStatus.FAILED if failed else MessageStatus.QUEUED).value, "attempts": 0,
             "error": r.error, "failed_at": now if failed else None, "after_message_id": after,
             "dispatch_due_at": None if failed or after else dispatch_due_at,
+            "dispatched_at": None if failed or after else now,  # the caller enqueues it now
             "created_at": now, "updated_at": now,
         })
         accepted.append(AcceptedMessage(message_id, r.to, r.to_input, r.text, r.media,
@@ -86,3 +88,29 @@ def accept_messages(s: Session, session_id: str, kind: str, recipients: list[Rec
     if rows:
         s.execute(insert(Message), rows)
     return Accepted(job_id, accepted, now)
+
+
+# A session READY but not sending this long while a message waits for it is reported
+# (``NOT_SENDING`` in /status, health ``degraded``, the ``wa_sessions_stuck`` metric).
+NOT_SENDING = "NOT_SENDING"
+
+
+def stuck_sessions(s: Session, stuck_after: timedelta, session_id: str | None = None,
+                   now: datetime | None = None) -> dict[str, datetime]:
+    """READY sessions that cannot send: a message of theirs was dispatched more than
+    ``stuck_after`` ago and still waits unsent (queued, or sending without an outcome),
+    and nothing happened to the session (no send, no change of state) for as long.
+    Messages that wait for a reason (``scheduled``: pacing, a cap, a retry, a restriction)
+    do not count. Answers session id -> the first dispatch of its oldest such message."""
+    now = now or utcnow()
+    before = now - stuck_after
+    query = (select(Message.session_id, func.min(Message.dispatched_at))
+             .join(WhatsAppSession, WhatsAppSession.session_id == Message.session_id)
+             .where(WhatsAppSession.status == SessionStatus.READY.value,
+                    Message.status.in_([MessageStatus.QUEUED.value, MessageStatus.SENDING.value]),
+                    Message.dispatched_at < before,
+                    or_(WhatsAppSession.last_activity.is_(None), WhatsAppSession.last_activity < before))
+             .group_by(Message.session_id))
+    if session_id is not None:
+        query = query.where(Message.session_id == session_id)
+    return dict(s.execute(query).all())

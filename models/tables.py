@@ -136,6 +136,9 @@ class Message(Base):
     # The message before it to the same recipient, unsent when this one was accepted:
     # this one is dispatched only after it (messages to one recipient keep their order).
     after_message_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    # When a send task for it was first enqueued: a later dispatch looks in the chat first
+    # (an earlier one may have sent it without the news reaching PostgreSQL).
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # while scheduled
     wait_reason: Mapped[str | None] = mapped_column(String(200))  # while scheduled
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

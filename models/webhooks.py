@@ -25,7 +25,7 @@ from models.tables import WebhookDelivery, new_id, utcnow
 
 EVENT_TYPES = frozenset({
     "message.sent", "message.delivered", "message.read", "message.failed", "job.finished", "session.status",
-    "session.notice",
+    "session.notice", "session.restricted", "session.unrestricted",
 })
 
 

@@ -18,6 +18,7 @@ from typing import Any, Callable, Mapping
 
 PROFILES = ("2026", "legacy")
 LOCALES = ("auto", "en", "pt-BR")
+RESTRICTIONS = ("none", "reachout_timelock", "new_chat_cap")
 
 
 def _to_float(value: Any) -> float:
@@ -169,6 +170,10 @@ class SimConfig:
     min_chrome: int = 100
     # page memory
     page_heap_mb: float = 0.0  # MiB of live JS objects the page keeps and touches
+    # account restriction on new chats: "none" | "reachout_timelock" (restricted compose bar, a
+    # restricted modal on new chats by link) | "new_chat_cap" (capped compose bar); chats with
+    # earlier messages are not restricted
+    restriction: str = "none"
 
     @staticmethod
     def env_name(name: str) -> str:
@@ -282,4 +287,5 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "ua_gate": _to_bool,
     "min_chrome": _to_int,
     "page_heap_mb": _to_float,
+    "restriction": _to_choice(*RESTRICTIONS),
 }

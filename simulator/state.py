@@ -426,6 +426,7 @@ class SimState(ModernMixin):
             "reload": dict(conn.reload) if conn.reload else None,
             "me": self._me(conn),
             "logout_reason": self._logout_reason(conn),
+            "restriction": self._restriction(conn),
         }
         if conn.qr is not None:
             qr = {"serial": conn.qr.serial, "payload": conn.qr.payload,
@@ -580,6 +581,7 @@ class SimState(ModernMixin):
             return {"ok": True, "chat": {
                 **head,
                 "messages": [m.for_page(now, head["wid"]) for m in self._history(conn.phone, phone)],
+                "restricted": self._restricted_chat(conn, phone),
             }}
 
     def chat_seen(self, cid: Any, phone_raw: Any) -> dict[str, Any]:
@@ -617,6 +619,9 @@ class SimState(ModernMixin):
         if not MSG_ID_RE.match(mid):
             raise SimError(400, "bad_id", "message id must be 8-64 letters/digits")
         self._check_not_blocked(conn)
+        if self._restricted_chat(conn, to):
+            # What other clients get from the server (WHATSAPP_WEB.md section 9: error 463).
+            raise SimError(463, "restricted", "Your account has been restricted")
         return to, mid
 
     def send_text(self, cid: Any, to_raw: Any, msg_id: Any, text: Any) -> dict[str, Any]:
@@ -686,6 +691,21 @@ class SimState(ModernMixin):
             if msg is None or data is None or not msg.media:
                 return None
             return data, msg.media["mimetype"], msg.media["name"]
+
+    # ---------------------------------------------------------- restrictions
+    def _restriction(self, conn: Connection) -> str | None:
+        """The account's restriction on new chats (2026 profile), or None."""
+        kind = self.config.restriction
+        return kind if kind != "none" and conn.profile == "2026" else None
+
+    def _restricted_chat(self, conn: Connection, peer: str) -> str | None:
+        """The restriction that keeps ``conn`` from writing to ``peer``: only new chats (no
+        message either way yet) are restricted [unverified: the exact rule of
+        canSendMsgWhileTimelocked / canSendMsgWhileCapped]."""
+        kind = self._restriction(conn)
+        if kind is None or any(True for _ in self._history(conn.phone, peer)):
+            return None
+        return kind
 
     # ----------------------------------------------------------------- chats
     def _history(self, own: str, peer: str) -> list[Message]:

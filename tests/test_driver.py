@@ -16,6 +16,7 @@ import os
 import secrets
 import signal
 import threading
+import time
 from datetime import datetime, timedelta
 from dataclasses import replace
 from pathlib import Path
@@ -25,11 +26,12 @@ import requests
 from PIL import Image
 
 from browser.qr import read_qr_data_url
-from browser.whatsapp import MediaRejected, NumberNotOnWhatsApp
+from browser.whatsapp import MediaRejected, NumberNotOnWhatsApp, message_key
 from models.states import MessageStatus
 from tests.helpers import Proc, ROOT, free_port, port_open, serving, wait_until
 from workers.media import MediaLimits
-from workers.slot import MediaUnavailable, SessionOffline, SlotRuntime
+from workers.browser_session import MediaUnavailable, SessionOffline
+from workers.slot import SlotRuntime
 
 OWN = "919800000001"
 PEER = "919876543210"
@@ -73,6 +75,9 @@ PROFILES = {
     "legacy": {"profile": "legacy"},
 }
 every_route = pytest.mark.profiles("2026", "2026-dom", "legacy")
+on_2026 = pytest.mark.profiles("2026")
+# Screens are told apart by the socket state with the modules, by their text without.
+on_2026_both_routes = pytest.mark.profiles("2026", "2026-dom")
 
 
 def pytest_generate_tests(metafunc):
@@ -89,7 +94,7 @@ def profile(request) -> str:
 @pytest.fixture(autouse=True)
 def fresh_sim(sim, profile):
     sim.post("/sim/control/reset")
-    knobs = {**PROFILES[profile], "sync_delay": 0.2, "deliver_delay": 0.3, "read_delay": 0.3}
+    knobs = {**PROFILES[profile], "sync_delay": 0.2, "deliver_delay": 0.3, "read_delay": 0.3, "restriction": "none"}
     if profile != "legacy":
         # PEER's chat is keyed by a hidden contact id (LID), OTHER's by the number.
         knobs.update(boot_seconds=0.2, onboarding_delay=0.3, lid_numbers=[PEER], pn_numbers=[OTHER])
@@ -123,6 +128,10 @@ class ListBus:
 
     def page_notice(self, session_id, epoch, kind, **fields):
         self._add({"type": "page_notice", "session_id": session_id, "status": "page_notice", "kind": kind, **fields})
+
+    def restriction(self, session_id, epoch, kind, *, restricted, reason):
+        self._add({"type": "restriction", "session_id": session_id, "status": "restriction", "kind": kind,
+                   "restricted": restricted, "reason": reason})
 
     def wait(self, what: str, timeout: float = 15.0, **match) -> dict:
         """The first event (oldest first) whose fields equal ``match``."""
@@ -403,7 +412,7 @@ def test_image_and_document_go_through_the_right_inputs_with_caption(make_runtim
 def test_oversize_media_is_refused_before_the_page_is_touched(make_runtime, sim, media_server):
     base, _ = media_server
     rt = make_runtime(media_allow_networks="127.0.0.0/8")
-    rt.media_limits = MediaLimits(media_bytes=1000, document_bytes=100_000)
+    rt.delivery.media_limits = MediaLimits(media_bytes=1000, document_bytes=100_000)
     link(rt, sim)
     url_before = rt.sessions["s1"].driver.current_url
     for path in ("/photo.png", "/big.pdf"):
@@ -454,7 +463,7 @@ def test_an_unconfirmed_send_is_found_in_the_chat_not_sent_again(make_runtime, s
         rt.deliver("s1", 1, message_id, PEER, "exactly once, please")
     monkeypatch.setattr(WhatsAppWeb, "_wait_sent", real_wait_sent)
     rt.deliver("s1", 1, mid(), PEER, "a later message in the same chat")
-    wa_id = rt.deliver("s1", 1, message_id, PEER, "exactly once, please", resume=True)
+    wa_id = rt.deliver("s1", 1, message_id, PEER, "exactly once, please")
     texts = [m["text"] for m in sim.messages(PEER)]
     assert texts.count("exactly once, please") == 1
     assert wa_id == next(m["serialized"] for m in sim.messages(PEER) if m["text"] == "exactly once, please")
@@ -481,8 +490,82 @@ def test_a_send_that_never_left_is_sent_on_the_next_attempt(make_runtime, sim, m
     monkeypatch.undo()
     assert rt.redis.exists(f"wa:msg:{message_id}:commit:0")
     assert real_wait_sent is WhatsAppWeb._wait_sent
-    rt.deliver("s1", 1, message_id, PEER, "did it go?", resume=True)
+    rt.deliver("s1", 1, message_id, PEER, "did it go?")
     assert [m["text"] for m in sim.messages(PEER)].count("did it go?") == 1
+
+
+@every_route
+def test_a_sent_message_redis_forgot_is_found_from_what_postgresql_knows(make_runtime, sim):
+    """Redis restarted empty after the send: no marker says it went out, but the message
+    had been dispatched before (PostgreSQL's ``earlier``), so the chat is looked at first."""
+    rt = make_runtime()
+    link(rt, sim)
+    dispatched = time.time()
+    message_id = mid()
+    first = rt.deliver("s1", 1, message_id, PEER, "sent, but the news was lost")
+    for key in rt.redis.scan_iter(f"wa:msg:{message_id}:*"):
+        rt.redis.delete(key)
+    again = rt.deliver("s1", 1, message_id, PEER, "sent, but the news was lost",
+                       earlier={"since": dispatched, "after_id": None})
+    assert [m["text"] for m in sim.messages(PEER)].count("sent, but the news was lost") == 1
+    assert message_key(again) == message_key(first)
+
+
+@every_route
+def test_an_older_message_with_the_same_text_is_not_taken_for_the_one_to_send(make_runtime, sim):
+    """Yesterday's reminder in the chat is not this one: rows up to the newest message
+    PostgreSQL recorded as sent (``after_id``) and rows dated before the first dispatch
+    (``since``) do not count."""
+    rt = make_runtime()
+    link(rt, sim)
+    older = rt.deliver("s1", 1, mid(), PEER, "your appointment is tomorrow")
+    rt.deliver("s1", 1, mid(), PEER, "your appointment is tomorrow",
+               earlier={"since": time.time(), "after_id": older})
+    assert [m["text"] for m in sim.messages(PEER)].count("your appointment is tomorrow") == 2
+
+
+@on_2026_both_routes
+@pytest.mark.parametrize("kind", ["reachout_timelock", "new_chat_cap"])
+def test_a_restricted_account_is_not_taken_for_a_number_not_on_whatsapp(make_runtime, sim, profile, kind):
+    """A new-chat restriction (the modules' flags, the restricted modal, a compose bar
+    without a composer) raises SendRestricted: nothing goes out, the number is not failed;
+    a chat with earlier messages can still be written to; off again, the new chat works."""
+    from browser.whatsapp import SendRestricted
+
+    rt = make_runtime()
+    link(rt, sim)
+    rt.deliver("s1", 1, mid(), PEER, "an earlier conversation")
+    sim.post("/sim/control/config", {"restriction": kind})
+    if profile == "2026":  # the page has heard of it: its modules say so
+        rt.bus.wait("restriction", status="restriction", restricted=True)
+    with pytest.raises(SendRestricted) as err:
+        rt.deliver("s1", 1, mid(), OTHER, "a new chat")
+    expected = {"2026": {kind}, "2026-dom": {"reachout_timelock", "compose_locked"}}[profile]
+    assert err.value.kind in expected
+    assert not isinstance(err.value, NumberNotOnWhatsApp)
+    assert not sim.messages(OTHER)
+    rt.deliver("s1", 1, mid(), PEER, "the old chat still works")
+    sim.post("/sim/control/config", {"restriction": "none"})
+    if profile == "2026":
+        rt.bus.wait("restriction lifted", status="restriction", restricted=False)
+    rt.deliver("s1", 1, mid(), OTHER, "a new chat")
+    assert [m["text"] for m in sim.messages(OTHER)] == ["a new chat"]
+
+
+@on_2026
+def test_the_monitor_pauses_a_session_the_page_says_is_restricted_and_resumes_it(make_runtime, sim):
+    from workers.send_rules import Availability
+
+    rt = make_runtime()
+    link(rt, sim)
+    sim.post("/sim/control/config", {"restriction": "reachout_timelock"})
+    event = rt.bus.wait("restriction", status="restriction", restricted=True)
+    assert event["kind"] == "reachout_timelock" and event["reason"].startswith("restricted: ")
+    availability, restriction = rt.availability("s1", 1)
+    assert availability == Availability.RESTRICTED and restriction.until > time.time()
+    sim.post("/sim/control/config", {"restriction": "none"})
+    rt.bus.wait("restriction lifted", status="restriction", restricted=False)
+    assert rt.availability("s1", 1) == (Availability.READY, None)
 
 
 def test_preparing_a_send_is_retried_on_transient_page_errors():
@@ -539,14 +622,14 @@ def test_browser_memory_is_measured_and_a_browser_over_the_ceiling_is_recycled(m
 def test_an_ack_seen_only_as_read_is_reported_delivered_then_read(settings, redis_client):
     """The page may show a message read at its first look (the chat list, after a reload)."""
     from browser.whatsapp import PageSnapshot, PageState
-    from workers.slot import BrowserSession
+    from workers.browser_session import BrowserSession
 
     rt = SlotRuntime(settings, client=redis_client, bus=ListBus())
     bs = BrowserSession("s1", 1, page=None)
     rt.sessions["s1"] = bs
     rt.watch_acks("s1", "true_older", "m1", "j1", PEER)
     rt.watch_acks("s1", "true_newer", "m2", "j1", PEER)
-    rt._follow_acks(bs, PageSnapshot(PageState.CONNECTED, chat_acks={PEER: "read"}))
+    rt.acks.follow(bs, PageSnapshot(PageState.CONNECTED, chat_acks={PEER: "read"}))
     got = [(e["message_id"], e["status"]) for e in rt.bus.events]
     assert sorted(got) == sorted([("m1", "delivered"), ("m1", "read"), ("m2", "delivered"), ("m2", "read")])
     assert got.index(("m1", "delivered")) < got.index(("m1", "read"))
@@ -555,9 +638,6 @@ def test_an_ack_seen_only_as_read_is_reported_delivered_then_read(settings, redi
 
 # --- the 2026 page: whole screens, dialogs, reloads, locale ------------------------------
 
-on_2026 = pytest.mark.profiles("2026")
-# Screens are told apart by the socket state with the modules, by their text without.
-on_2026_both_routes = pytest.mark.profiles("2026", "2026-dom")
 
 
 def no_logout_from_the_page(sim: Sim) -> None:

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from api.health import quantile
 from models import Job, Message, MessageStatus, SessionStatus, WhatsAppSession, utcnow
@@ -179,3 +179,41 @@ def test_health_turns_unhealthy_when_s3_stops(settings, monkeypatch):
         server.stop()
     down = client.get("/webjs/health")
     assert down.status_code == 503 and down.json["s3_connection"] is False and down.json["status"] == "unhealthy"
+
+
+def session_row(s, session_id: str) -> WhatsAppSession:
+    return s.execute(select(WhatsAppSession).where(WhatsAppSession.session_id == session_id)).scalar_one()
+
+
+def test_a_ready_session_that_cannot_send_is_reported_not_hidden(anon_client, client, fake_slot, db, user_id):
+    """A message dispatched STUCK_TIMEOUT_SECONDS ago still waits, and the session did
+    nothing meanwhile: /status says NOT_SENDING, health degraded, the metric counts it.
+    A send (activity) clears it; a message waiting for a reason (scheduled) never counts."""
+    long_ago = utcnow() - timedelta(seconds=client.application.extensions["wa"].settings.stuck_timeout_seconds + 60)
+    job_id, message_id = f"job_{secrets.token_hex(6)}", f"msg_{secrets.token_hex(6)}"
+    with db.begin() as s:
+        session_row(s, user_id).last_activity = long_ago
+        s.add(Job(id=job_id, session_id=user_id, kind="single", status="queued", total=1))
+        s.flush()
+        s.add(Message(id=message_id, job_id=job_id, session_id=user_id, to="919876500001", to_input="919876500001",
+                      text="x", status=MessageStatus.QUEUED.value, dispatched_at=long_ago, created_at=long_ago))
+    try:
+        status = client.get(f"/webjs/sessions/{user_id}/status").json
+        assert status["status"] == "READY" and status["reason"] == "NOT_SENDING"
+        assert status["not_sending_since"]
+        health = anon_client.get("/webjs/health")
+        assert health.status_code == 200 and health.json["status"] == "degraded"
+        assert health.json["not_sending_sessions"] >= 1
+        metrics = {s.name: s.value for f in text_string_to_metric_families(anon_client.get("/metrics").text)
+                   for s in f.samples}
+        assert metrics["wa_sessions_not_sending"] >= 1
+        with db.begin() as s:
+            s.get(Message, message_id).status = MessageStatus.SCHEDULED.value  # waits for a reason
+        assert client.get(f"/webjs/sessions/{user_id}/status").json["reason"] is None
+        with db.begin() as s:
+            s.get(Message, message_id).status = MessageStatus.QUEUED.value
+            session_row(s, user_id).last_activity = utcnow()  # it just sent something
+        assert client.get(f"/webjs/sessions/{user_id}/status").json["reason"] is None
+    finally:
+        with db.begin() as s:
+            s.execute(delete(Job).where(Job.id == job_id))

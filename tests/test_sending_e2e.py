@@ -25,7 +25,7 @@ FAST = {"min_gap_seconds": 0.5, "max_gap_seconds": 0.8, "hourly_cap": 1000, "dai
 @pytest.fixture(scope="module")
 def stack(settings, tmp_path_factory, redis_client):
     env = {"DISPATCH_GRACE_SECONDS": "3", "SEND_TIMEOUT": "8", "WEBHOOK_SECRET": SECRET, "SLOT_CAPACITY": "10",
-           "WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8",
+           "WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8", "RESTRICTION_RECHECK_SECONDS": "3",
            "SIM_LID_SHARE": "1"}  # every chat is addressed by a hidden contact id (LID), as many are in 2026
     with running_stack(settings, tmp_path_factory.mktemp("logs"), redis_client, control=True, env=env) as running:
         yield running
@@ -190,6 +190,68 @@ def test_bulk_accepted_while_redis_is_down_is_sent_when_it_is_back(app, client, 
     monkeypatch.undo()
     job_when(client, r.json["job_id"], lambda j: j["status"] == "completed", 60, "the sweeper to send them")
     assert len(arrivals(stack, {m["message"] for m in items})) == 3
+
+
+def test_a_bulk_of_50_through_one_session_loads_the_page_at_most_once(client, stack):
+    """Chats are opened inside the running app: 50 sends to 50 numbers cost the page no
+    full load (one at most, for a page that had to be recovered), as the simulator counts."""
+    session = new_session(client, stack, pacing={"min_gap_seconds": 0, "max_gap_seconds": 0.05,
+                                                 "hourly_cap": 1000, "daily_cap": 0})
+    phone = client.get(f"/webjs/sessions/{session}/status").json["phone_number"]
+
+    def device() -> dict:
+        counters = requests.get(f"{stack['sim']}/sim/control/counters", timeout=5).json()
+        return next(d for d in counters["devices"] if d["phone"] == phone)
+
+    before = device()
+    tag = secrets.token_hex(3)
+    items = [{"to": f"91987655{i:04d}", "message": f"bulk of 50 {tag} {i}"} for i in range(50)]
+    r = client.post(f"/webjs/sessions/{session}/send-bulk-messages", json={"messages": items})
+    assert r.status_code == 202, r.json
+    job = job_when(client, r.json["job_id"], lambda j: j["status"] == "completed", 240, "the bulk of 50")
+    after_bulk = device()
+    assert job["successful_sends"] == 50
+    assert sorted(m["text"] for m in arrivals(stack, {m["message"] for m in items})) == \
+        sorted(m["message"] for m in items)
+    assert after_bulk["page_loads"] - before["page_loads"] <= 1, after_bulk["loads"][-3:]
+    assert after_bulk["deep_link_opens"] == before["deep_link_opens"], "no /send?phone= loads"
+    assert after_bulk["chat_opens"] - before["chat_opens"] >= 50, "each chat opened in the app"
+
+
+def test_a_new_chat_restriction_makes_messages_wait_then_each_goes_once(client, stack):
+    """WhatsApp restricts new chats (the simulator's reach-out timelock): the messages wait
+    as scheduled with the restriction as their reason, the session's webhook hears
+    session.restricted, no number is failed; once lifted, each message goes once."""
+    receiver = Receiver()
+    sim = stack["sim"]
+    try:
+        session = new_session(client, stack, pacing=FAST, callback_url=receiver.url)
+        requests.post(f"{sim}/sim/control/config", json={"restriction": "reachout_timelock"}, timeout=5).raise_for_status()
+        tag = secrets.token_hex(3)
+        items = [{"to": f"91987654{i:04d}", "message": f"restricted {tag} {i}"} for i in range(3)]
+        texts = {m["message"] for m in items}
+        job_id = client.post(f"/webjs/sessions/{session}/send-bulk-messages", json={"messages": items}).json["job_id"]
+        job = job_when(client, job_id, lambda j: all(x["message_status"] == "scheduled" and
+                                                     (x["wait_reason"] or "").startswith("restricted: ")
+                                                     for x in j["results"]), 60, "every message to wait")
+        wait_until(lambda: receiver.delivered("session.restricted"), 60, what="session.restricted delivered")
+        hook = json.loads(receiver.delivered("session.restricted")[0]["body"])["data"]
+        # Named by the page's flag, or by the locked compose bar a send met before the page heard of it.
+        assert hook["session_id"] == session and hook["restriction"] in ("reachout_timelock", "compose_locked")
+        time.sleep(4)  # a recheck or more while still restricted: nothing goes, nothing fails
+        job = client.get(f"/webjs/jobs/{job_id}").json
+        assert job["failed_sends"] == 0 and not arrivals(stack, texts)
+        assert client.get(f"/webjs/sessions/{session}/status").json["status"] == "READY"
+    finally:
+        requests.post(f"{sim}/sim/control/config", json={"restriction": "none"}, timeout=5)
+    try:
+        job = job_when(client, job_id, lambda j: j["status"] == "completed", 90, "the messages to go once lifted")
+        wait_until(lambda: receiver.delivered("session.unrestricted"), 30, what="session.unrestricted delivered")
+    finally:
+        receiver.server.shutdown()
+    assert job["successful_sends"] == 3 and job["failed_sends"] == 0
+    got = arrivals(stack, texts)
+    assert sorted(m["text"] for m in got) == sorted(texts), "each message once"
 
 
 def transitions(db, session_id: str) -> list[str]:

@@ -69,9 +69,11 @@ def sweep_messages(limit: int = 500) -> int:
             msg.dispatch_due_at = now + timedelta(seconds=settings.dispatch_grace_seconds)
             if session.status != SessionStatus.READY.value or not session.slot:
                 continue  # waits for the session to come back
+            earlier = earlier_dispatch(s, msg)
+            msg.dispatched_at = msg.dispatched_at or now
             dispatch.send_message(celery, slot=session.slot, message_id=msg.id, job_id=msg.job_id,
                                   session_id=msg.session_id, epoch=session.epoch, to=msg.to, text=msg.text,
-                                  media=msg.media, pacing=session.pacing,
+                                  media=msg.media, pacing=session.pacing, earlier=earlier,
                                   # an attempt cut short by a dead worker counts
                                   attempt=msg.attempts + 1 if msg.status == MessageStatus.SENDING else
                                   max(1, msg.attempts))
@@ -79,6 +81,23 @@ def sweep_messages(limit: int = 500) -> int:
     if count:
         log.info("dispatched %d due messages", count)
     return count
+
+
+def earlier_dispatch(s, msg: Message) -> dict | None:
+    """What PostgreSQL knows of a message dispatched before and never confirmed: the time of
+    its first dispatch and the newest message of the session to the same number recorded
+    as sent. The slot looks for the message in the chat from there before sending it: the
+    "sent" news of an earlier attempt may have been lost with Redis. None for a message
+    never dispatched."""
+    if msg.dispatched_at is None:
+        return None
+    after_id = s.execute(
+        select(Message.wa_message_id)
+        .where(Message.session_id == msg.session_id, Message.to == msg.to, Message.id != msg.id,
+               Message.sent_at.is_not(None), Message.wa_message_id.is_not(None))
+        .order_by(Message.sent_at.desc()).limit(1)
+    ).scalar_one_or_none()
+    return {"since": msg.dispatched_at.timestamp(), "after_id": after_id}
 
 
 def predecessor_unsent(s, message_id: str) -> bool:

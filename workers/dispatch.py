@@ -22,11 +22,14 @@ def initialize_session(celery: Celery, *, slot: str, session_id: str, epoch: int
 
 def send_message(celery: Celery, *, slot: str, message_id: str, job_id: str, session_id: str,
                  epoch: int, to: str, text: str, media: list[dict] | None = None,
-                 pacing: dict | None = None, attempt: int = 1) -> None:
+                 pacing: dict | None = None, attempt: int = 1, earlier: dict | None = None) -> None:
+    """``earlier``: what PostgreSQL knows of earlier dispatches that were never confirmed
+    (``{"since": epoch seconds, "after_id": wa id or None}``); the slot then looks for the
+    message in the chat before sending it."""
     celery.send_task(SEND_MESSAGE, kwargs={
         "message_id": message_id, "job_id": job_id, "session_id": session_id,
         "epoch": epoch, "to": to, "text": text, "media": media or None, "pacing": pacing or None,
-        "attempt": attempt,
+        "attempt": attempt, "earlier": earlier,
     }, queue=slot_queue(slot), **_NO_RETRY)
 
 

@@ -71,6 +71,15 @@ class EventBus:
         self._emit(session_channel(session_id), {"type": "session_notice", "session_id": session_id,
                                                  "epoch": epoch, "kind": kind, **fields})
 
+    def restriction(self, session_id: str, epoch: int, kind: str, *, restricted: bool, reason: str) -> None:
+        """WhatsApp restricts the session (``restricted``) or stopped doing so: ``kind``
+        names the restriction (``reachout_timelock``, ``new_chat_cap``, ``temporary_ban``,
+        ...), ``reason`` says it in words (the messages' ``wait_reason``). Recorded, and
+        sent as a ``session.restricted`` / ``session.unrestricted`` webhook."""
+        self._emit(session_channel(session_id), {"type": "session_restriction", "session_id": session_id,
+                                                 "epoch": epoch, "kind": kind, "restricted": restricted,
+                                                 "reason": reason})
+
     def notify_session(self, session_id: str, notice: dict) -> None:
         """A live-only notice (not a state change): published, not recorded."""
         self.redis.publish(session_channel(session_id), json.dumps(notice, separators=(",", ":")))

@@ -8,30 +8,31 @@ MULTI as its "sent" event) so a redelivered task does not send again.
 from __future__ import annotations
 
 import logging
-import random
 import re
 import time
 from datetime import datetime, timezone
 
 from selenium.common.exceptions import WebDriverException
 
-from browser.whatsapp import PairingError, SendError, UnconfirmedSend, message_key
+from browser.whatsapp import PairingError, SendError, SendRestricted, UnconfirmedSend, message_key
 from models.states import MessageStatus
-from workers.app import celery
 from settings import slot_queue
+from workers import send_rules as rules
+from workers.app import celery
+from workers.browser_session import SessionOffline
 from workers.pacing import Claims, PacingPolicy
-from workers.slot import DONE_TTL, SessionOffline, runtime
+from workers.send_rules import Outcome
+from workers.slot import runtime
 
 log = logging.getLogger("slot.tasks")
 
 
+DONE_TTL = 7 * 24 * 3600  # seconds the "sent" marker of a message is kept
+
+
 def done_key(message_id: str) -> str:
+    """Set with the message's ``sent`` event, in the same MULTI: a redelivered task ends at once."""
     return f"wa:msg:{message_id}:sent"
-
-
-def backoff_seconds(attempt: int, base: float = 2.0, cap: float = 60.0) -> float:
-    """Exponential backoff with full jitter, after attempt ``attempt`` (1, 2, ...)."""
-    return random.uniform(base / 2, min(cap, base * (2 ** attempt)))
 
 
 @celery.task(name="wa.slot.initialize")
@@ -62,17 +63,35 @@ def request_pairing_code(session_id: str, epoch: int, phone: str) -> None:
 # Waits up to this long are held by the worker as a countdown; longer ones end the task
 # and the sweeper dispatches the message when it is due (the database holds the time).
 COUNTDOWN_MAX = 300.0
-SHORT_WAIT = 0.5
+
+
+def outcome_of(exc: Exception) -> tuple[Outcome, str]:
+    """How a failed attempt ended, and its error as the caller sees it."""
+    if isinstance(exc, LookupError):
+        return Outcome.GONE, str(exc)
+    if isinstance(exc, SessionOffline):
+        return Outcome.OFFLINE, str(exc)
+    if isinstance(exc, SendRestricted):
+        return Outcome.RESTRICTED, str(exc)
+    if isinstance(exc, SendError):
+        if exc.permanent:
+            return Outcome.PERMANENT, str(exc)
+        return (Outcome.UNCONFIRMED if isinstance(exc, UnconfirmedSend) else Outcome.TRANSIENT), str(exc)
+    return Outcome.TRANSIENT, f"Browser error: {getattr(exc, 'msg', None) or exc}"
 
 
 @celery.task(name="wa.slot.send_message", bind=True, max_retries=None)
 def send_message(self, message_id: str, job_id: str, session_id: str, epoch: int, to: str, text: str,
-                 media: list[dict] | None = None, pacing: dict | None = None, attempt: int = 1) -> None:
+                 media: list[dict] | None = None, pacing: dict | None = None, attempt: int = 1,
+                 earlier: dict | None = None) -> None:
     """Send one message: in its session's pace, once, with retries for transient failures.
 
-    A task that finds its session not here (another placement, a restarted slot) ends
-    without a word: the message stays in the database and the sweeper dispatches it
-    again to wherever the session is READY.
+    A thin shell: it gathers the facts and carries out what ``workers.send_rules``
+    decides. ``earlier`` (from the sweeper): what PostgreSQL knows of earlier dispatches
+    of this message that were never confirmed; the message is then looked for in the
+    chat before it is sent. A task that finds its session not here (another placement, a
+    restarted slot) ends without a word: the message stays in the database and the
+    sweeper dispatches it again to wherever the session is READY.
     """
     rt = runtime()
     settings, bus = rt.settings, rt.bus
@@ -80,77 +99,76 @@ def send_message(self, message_id: str, job_id: str, session_id: str, epoch: int
         log.info("message=%s already sent; redelivery ignored", message_id)
         return
     args = dict(message_id=message_id, job_id=job_id, session_id=session_id, epoch=epoch, to=to, text=text,
-                media=media, pacing=pacing, attempt=attempt)
+                media=media, pacing=pacing, attempt=attempt, earlier=earlier)
 
-    def later(at: float, reason: str, **changes) -> None:
-        """Wait (status scheduled) and come back at ``at``, here or through the sweeper."""
-        wait = max(0.0, at - time.time())
-        countdown = wait <= COUNTDOWN_MAX
+    def carry_out(decision: rules.Decision, holder: str | None = None) -> None:
+        if holder is not None and not isinstance(decision, rules.Go):
+            rt.claims.release(message_id, holder)
+        if isinstance(decision, rules.Leave):
+            log.info("message=%s session=%s left to the sweeper: %s", message_id, session_id, decision.why)
+        elif isinstance(decision, rules.Cancelled):
+            log.info("message=%s was cancelled", message_id)
+            rt.pacer.release(session_id, message_id)
+        elif isinstance(decision, rules.Fail):
+            log.info("message=%s session=%s failed: %s", message_id, session_id, redact_numbers(decision.error))
+            rt.pacer.release(session_id, message_id)
+            bus.message(message_id, job_id, session_id, MessageStatus.FAILED, attempt=attempt, error=decision.error)
+        elif isinstance(decision, rules.Wait):
+            later(decision)
+
+    def later(wait: rules.Wait) -> None:
+        """Wait (status scheduled) and come back at ``wait.at``, here or through the sweeper."""
+        if wait.reason.startswith(rules.RESTRICTED_PREFIX):
+            rt.pacer.release(session_id, message_id)  # a paused session does not use its caps
+        delay = max(0.0, wait.at - time.time())
+        countdown = delay <= COUNTDOWN_MAX
         bus.message(message_id, job_id, session_id, MessageStatus.SCHEDULED, attempt=attempt,
-                    next_attempt_at=iso(at), wait_reason=reason,
-                    dispatch_at=iso(at + settings.dispatch_grace_seconds if countdown else at))
+                    next_attempt_at=iso(wait.at), wait_reason=wait.reason,
+                    dispatch_at=iso(wait.at + settings.dispatch_grace_seconds if countdown else wait.at))
         if countdown:
-            raise self.retry(countdown=wait, kwargs={**args, **changes}, queue=slot_queue(settings.slot_name))
+            changes = {"attempt": wait.attempt} if wait.attempt else {}
+            raise self.retry(countdown=delay, kwargs={**args, **changes}, queue=slot_queue(settings.slot_name))
 
-    def fail(error: str) -> None:
-        log.info("message=%s session=%s failed: %s", message_id, session_id, redact_numbers(error))
-        rt.pacer.release(session_id, message_id)
-        bus.message(message_id, job_id, session_id, MessageStatus.FAILED, attempt=attempt, error=error)
-
-    try:
-        rt.session_for_send(session_id, epoch)
-    except LookupError as exc:
-        log.info("message=%s session=%s not sendable here (%s); left to the sweeper", message_id, session_id, exc)
-        return
-    except SessionOffline:
-        return later(time.time() + backoff_seconds(attempt, base=5.0, cap=30.0) + 2.0, "offline")
-
-    open_until = rt.breaker.open_until(session_id)
-    if open_until:
-        return later(open_until, "circuit open: too many failures in a row")
-
+    availability, restriction = rt.availability(session_id, epoch)
     policy = PacingPolicy.from_dict(pacing, rt.default_pacing)
-    reserved = rt.pacer.reserve(session_id, message_id, policy)
-    if reserved.at - time.time() > SHORT_WAIT:
-        return later(reserved.at, PACING_REASONS.get(reserved.reason, reserved.reason))
-    # The gap counts from the last send the server confirmed, not from its reservation.
-    gap_left = rt.pacer.last_sent(session_id) + policy.min_gap - time.time()
-    if gap_left > 0:
-        time.sleep(min(gap_left, policy.max_gap))
+    ready = availability == rules.Availability.READY
+    open_until = rt.breaker.open_until(session_id) if ready else None
+    reserved = rt.pacer.reserve(session_id, message_id, policy) if ready and not open_until else None
+    now = time.time()
+    decision = rules.before_send(
+        now=now, attempt=attempt, availability=availability, restriction=restriction, breaker_open_until=open_until,
+        reserved_at=reserved.at if reserved else now, reserved_reason=reserved.reason if reserved else "now",
+        last_sent=rt.pacer.last_sent(session_id) if reserved else 0.0, min_gap=policy.min_gap,
+        max_gap=policy.max_gap)
+    if not isinstance(decision, rules.Go):
+        return carry_out(decision)
+    if decision.sleep:
+        time.sleep(decision.sleep)
 
     holder = rt.claim_holder(self.request.id or message_id)
     lease = settings.send_timeout * 2 + (settings.media_fetch_timeout if media else 0)
-    current = rt.claims.take(message_id, holder, lease=lease, dead=rt.claim_is_dead)
-    if current == Claims.CANCELLED:
-        log.info("message=%s was cancelled", message_id)
-        rt.pacer.release(session_id, message_id)
-        return
-    if current is not None:  # another copy of this task is sending it right now
-        return later(time.time() + settings.send_timeout, "another attempt is in progress")
+    claim = rt.claims.take(message_id, holder, lease=lease, dead=rt.claim_is_dead)
+    decision = rules.claim_decision(now=time.time(), claim=claim, cancelled_mark=Claims.CANCELLED,
+                                    send_timeout=settings.send_timeout)
+    if not isinstance(decision, rules.Go):
+        return carry_out(decision)
 
     bus.message(message_id, job_id, session_id, MessageStatus.SENDING, attempt=attempt,
                 dispatch_at=iso(time.time() + settings.send_timeout * 3 + settings.dispatch_grace_seconds))
     try:
-        wa_id = rt.deliver(session_id, epoch, message_id, to, text, media, resume=True)
-    except LookupError as exc:
-        rt.claims.release(message_id, holder)
-        log.info("message=%s session=%s went away (%s); left to the sweeper", message_id, session_id, exc)
-        return
-    except SessionOffline:
-        rt.claims.release(message_id, holder)
-        return later(time.time() + backoff_seconds(attempt, base=5.0, cap=30.0) + 2.0, "offline")
-    except (SendError, WebDriverException) as exc:
-        rt.claims.release(message_id, holder)
-        permanent = isinstance(exc, SendError) and exc.permanent
-        error = str(exc) if isinstance(exc, SendError) else f"Browser error: {exc.msg}"
-        if not permanent:
+        wa_id = rt.deliver(session_id, epoch, message_id, to, text, media, earlier=earlier)
+    except (LookupError, SessionOffline, SendError, WebDriverException) as exc:
+        outcome, error = outcome_of(exc)
+        if outcome == rules.Outcome.RESTRICTED:
+            bs = rt.sessions.get(session_id)
+            restriction = rt.restrict(bs, exc.kind, source="send") if bs is not None else None
+        if rules.counts_for_breaker(outcome):
             rt.breaker.failure(session_id)
-        # An unconfirmed send may be out: one more attempt looks in the chat before giving up.
-        last = settings.task_max_retries + (1 if isinstance(exc, UnconfirmedSend) else 0)
-        if permanent or attempt >= last:
-            return fail(error)
-        log.info("message=%s attempt %d failed (%s); retrying", message_id, attempt, redact_numbers(error))
-        return later(time.time() + backoff_seconds(attempt), f"retrying after: {error}", attempt=attempt + 1)
+        decision = rules.after_failure(now=time.time(), attempt=attempt, max_retries=settings.task_max_retries,
+                                       outcome=outcome, error=error, restriction=restriction)
+        if isinstance(decision, rules.Wait) and decision.attempt:
+            log.info("message=%s attempt %d failed (%s); retrying", message_id, attempt, redact_numbers(error))
+        return carry_out(decision, holder)
     rt.pacer.mark_sent(session_id)
     rt.pacer.forget(session_id, message_id)
     rt.breaker.success(session_id)
@@ -159,10 +177,6 @@ def send_message(self, message_id: str, job_id: str, session_id: str, epoch: int
                 wa_message_id=wa_id, wa_id=recipient, mark_key=done_key(message_id), mark_ttl=DONE_TTL)
     rt.watch_acks(session_id, wa_id, message_id, job_id, (recipient or to).split("@", 1)[0])
     log.info("message=%s session=%s sent as %s", message_id, session_id, message_key(wa_id))
-
-
-PACING_REASONS = {"gap": "pacing: gap between sends", "hourly": "pacing: hourly cap reached",
-                  "daily": "pacing: daily cap reached", "held": "pacing", "now": "pacing"}
 
 
 def redact_numbers(text: str) -> str:

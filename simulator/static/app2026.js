@@ -77,7 +77,7 @@
 
   // ------------------------------------------------- modules (wa-modules.js)
   var NOOP_MODULES = {
-    install: noop, uninstall: noop, setVersion: noop, setEnabled: noop, setOpenChatArgs: noop, setSocketState: noop,
+    install: noop, uninstall: noop, setRestriction: noop, setVersion: noop, setEnabled: noop, setOpenChatArgs: noop, setSocketState: noop,
     setHasSynced: noop, setStream: noop, setRef: noop, setMe: noop, knowContact: noop, upsertChat: noop,
     getChat: noop, addMsg: noop, setAck: noop, emitCmd: noop, chatInfo: function () { return null; }
   };
@@ -275,6 +275,7 @@
     var st = streamOf(s, screen);
     M.setStream(st[0], st[1], st[2]);
     M.setSocketState(socketStateOf(s));
+    M.setRestriction(s.restriction);
     if (screen === 'UNSUPPORTED_BROWSER') { renderUnsupported(s.screen_info || {}, true); return; }
     if (screen && WHOLE_SCREENS.indexOf(screen) >= 0) { renderScreen(screen, s); return; }
     if (s.state === 'UNPAIRED' || s.state === 'UNPAIRED_IDLE') { renderLanding(s); return; }
@@ -693,6 +694,14 @@
     ] });
   }
 
+  // New-chat flows of a time-locked account open this modal instead of the chat (module
+  // WAWebDialerPadSearchResult.react, read_file id 61082801994) [unverified: its text].
+  function showRestricted() {
+    openModal('restricted', { title: null, body: t('restricted_modal'), buttons: [
+      { label: t('ok'), primary: true, onClick: function () { closeModal('restricted'); } }
+    ] });
+  }
+
   // ----------------------------------------------------------------- chats
   function chatWid(c) {
     if (c.wid) return c.wid;
@@ -1026,6 +1035,15 @@
     S.footerEl = el('footer', { class: 'main-footer' }, [
       S.attachWrap, el('div', { class: 'compose-wrap' }, [S.composer.wrap]), S.sendSlot
     ]);
+    if (chat.restricted) {
+      // The restricted (time-locked) or capped compose bar replaces the composer (module
+      // useWAWebConversationPanelCanCompose, read_file id 54326521875) [unverified: its text].
+      S.composer = null;
+      S.footerEl = el('footer', { class: 'main-footer main-footer-restricted' }, [
+        el('div', { class: 'restricted-bar', role: 'status' },
+          t(chat.restricted === 'new_chat_cap' ? 'capped_bar' : 'restricted_bar'))
+      ]);
+    }
     var main = el('div', { id: 'main', class: 'main' }, [
       el('header', { class: 'main-header' }, [
         el('div', { class: 'avatar' }),
@@ -1040,9 +1058,9 @@
     S.mainSlot.textContent = '';
     S.mainSlot.appendChild(main);
     (chat.messages || []).forEach(function (m) { appendRow(m); });
-    if (prefill) S.composer.setText(prefill);
+    if (prefill && S.composer) S.composer.setText(prefill);
     updateSendButton();
-    S.composer.focusEnd();
+    if (S.composer) S.composer.focusEnd();
     Array.prototype.forEach.call(S.chatListEl.children, function (row) {
       var info = S.chatRows.get(row);
       row.classList.toggle('active', !!info && info.wid === wid);
@@ -1244,7 +1262,8 @@
     api('chat/open', { cid: S.cid, phone: link.phone, in_app: true }).then(function (r) {
       after(function () {
         closeModal('starting');
-        if (r.ok) openChat(r.chat, link.text);
+        if (r.ok && r.chat.restricted === 'reachout_timelock') showRestricted();
+        else if (r.ok) openChat(r.chat, link.text);
         else showInvalidNumber();
       });
     }).catch(function (e) {

@@ -144,6 +144,7 @@
     var openArgs = opts.open_chat_args === 'positional' ? 'positional' : 'object';
     var pn2lid = new Map(), lid2pn = new Map();
     var me = { pn: null, lid: null };
+    var restriction = null;  // the account's restriction on new chats (poll 'restriction')
 
     var Socket = new (inherit(function SocketModel() { Emitter.call(this); this.state = 'OPENING'; this.hasSynced = false; }))();
     Socket.takeover = function () { return bridge.takeover(); };
@@ -296,6 +297,11 @@
       return pn ? new Wid(pn, 'c.us') : null;
     }
 
+    // A chat "can send while restricted" when it is not new: it has a message either way
+    // [unverified: the exact rule of the real canSendMsgWhileTimelocked / canSendMsgWhileCapped].
+    function chatOf(arg) { return arg && arg.chat instanceof ChatModel ? arg.chat : (arg instanceof ChatModel ? arg : null); }
+    function notNew(arg) { var chat = chatOf(arg); return !!chat && (chat.t > 0 || chat.msgs.length > 0); }
+
     var StreamInfo = { OFFLINE: 'OFFLINE', OPENING: 'OPENING', PAIRING: 'PAIRING', SYNCING: 'SYNCING', RESUMING: 'RESUMING',
       CONNECTING: 'CONNECTING', NORMAL: 'NORMAL', TIMEOUT: 'TIMEOUT', CONFLICT: 'CONFLICT' };
     var StreamMode = { QR: 'QR', MAIN: 'MAIN', SYNCING: 'SYNCING', OFFLINE: 'OFFLINE', CONFLICT: 'CONFLICT',
@@ -312,6 +318,14 @@
       WAWebWidFactory: { createWid: createWid, createWidFromWidLike: createWid, isWidlike: function (x) { return serialOf(x) !== null && WID_RE.test(serialOf(x)); } },
       WAWebFindChatAction: { findOrCreateLatestChat: findOrCreateLatestChat },
       WAWebQueryExistsJob: { queryWidExists: queryWidExists },
+      WAWebReachoutTimelockUtils: {
+        isUserReachoutTimelocked: function () { return restriction === 'reachout_timelock'; },
+        canSendMsgWhileTimelocked: notNew
+      },
+      WAWebIndividualNewChatMessageCappingLimitUtils: {
+        isUserCapped: function () { return restriction === 'new_chat_cap'; },
+        canSendMsgWhileCapped: notNew
+      },
       WAWebApiContact: { getCurrentLid: getCurrentLid, getPhoneNumber: getPhoneNumber },
       WAWebUserPrefsMeUser: {
         getMaybeMePnUser: function () { return me.pn ? new Wid(me.pn, 'c.us') : null; },
@@ -356,6 +370,7 @@
         me.lid = m.lid ? String(m.lid) : me.lid;
         if (me.pn && me.lid) knowContact(me.pn, me.lid);
       },
+      setRestriction: function (kind) { restriction = kind || null; },
       knowContact: knowContact,
       upsertChat: upsertChat,
       getChat: function (wid) { return Chat.get(wid); },
