@@ -666,6 +666,23 @@ def test_screens_waited_out_are_reported_and_end_in_ready(make_runtime, sim, scr
 
 
 @on_2026_both_routes
+def test_a_temporary_ban_pauses_sends_as_a_restriction_and_lifts_with_the_screen(make_runtime, sim):
+    from workers.send_rules import Availability
+
+    rt = make_runtime()
+    link(rt, sim)
+    sim.post("/sim/control/screen", {"screen": "TEMP_BAN", "phone": OWN, "code": 101, "duration": "1 hour"})
+    event = rt.bus.wait("restricted", timeout=within_a_probe(rt), status="restriction", restricted=True)
+    assert event["kind"] == "temporary_ban" and event["reason"] == "restricted: temporary ban"
+    availability, restriction = rt.availability("s1", 1)
+    assert availability == Availability.RESTRICTED and restriction.kind == "temporary_ban"
+    sim.post("/sim/control/screen", {"screen": None, "phone": OWN})
+    rt.bus.wait("lifted", timeout=within_a_probe(rt), status="restriction", restricted=False)
+    assert rt.availability("s1", 1) == (Availability.READY, None)
+    no_logout_from_the_page(sim)
+
+
+@on_2026_both_routes
 @pytest.mark.parametrize("screen, reason", [("TOS_BLOCK", "TOS_BLOCKED"), ("DEPRECATED_VERSION", "NEEDS_UPDATE")])
 def test_screens_that_need_a_person_stop_the_session_with_the_login_kept(make_runtime, sim, screen, reason):
     rt = make_runtime()

@@ -126,3 +126,37 @@ def test_a_malformed_event_goes_to_dead_letters_and_does_not_block(db, bus, redi
     wait_until(lambda: recorder.run_once() or status_of(db, user_id).status == "READY", 10)
     assert redis_client.xlen(DEAD_LETTERS) == before + 1
     assert redis_client.xpending(STREAM, GROUP)["pending"] == 0
+
+
+def test_a_restriction_makes_waiting_messages_say_so_and_reaches_the_webhook(db, user_id):
+    """Waiting messages become scheduled with the restriction as wait_reason (their dispatch
+    times kept, nothing failed); the session's webhook gets session.restricted and later
+    session.unrestricted; an event of an older placement changes nothing."""
+    from datetime import timedelta
+
+    from models import MessageStatus, WebhookDelivery, utcnow
+    from models.recording import apply_event
+
+    make_session(db, user_id)
+    job_id, msg_ids = make_job(db, user_id, 2)
+    due = utcnow() + timedelta(seconds=30)
+    with db.begin() as s:
+        row = s.execute(select(WhatsAppSession).where(WhatsAppSession.session_id == user_id)).scalar_one()
+        row.callback_url = "http://127.0.0.1:9/hooks"
+        first = s.get(Message, msg_ids[0])
+        first.dispatch_due_at = due
+        s.get(Message, msg_ids[1]).status = MessageStatus.SENT.value
+    event = {"type": "session_restriction", "session_id": user_id, "epoch": 7, "kind": "temporary_ban",
+             "restricted": True, "reason": "restricted: temporary ban"}
+    with db.begin() as s:
+        assert not apply_event(s, "1-0", {**event, "epoch": 6}).applied  # an older placement
+        assert apply_event(s, "1-1", event).applied
+        assert apply_event(s, "1-2", {**event, "restricted": False}).applied
+    with db() as s:
+        waiting, sent = s.get(Message, msg_ids[0]), s.get(Message, msg_ids[1])
+        assert waiting.status == "scheduled" and waiting.wait_reason == "restricted: temporary ban"
+        assert waiting.dispatch_due_at == due and waiting.error is None
+        assert sent.status == "sent"
+        hooks = s.execute(select(WebhookDelivery.event_type).where(WebhookDelivery.url == "http://127.0.0.1:9/hooks")
+                          .order_by(WebhookDelivery.created_at)).scalars().all()
+    assert sorted(hooks) == ["session.restricted", "session.unrestricted"]
