@@ -142,7 +142,7 @@ def test_a_restriction_makes_waiting_messages_say_so_and_reaches_the_webhook(db,
     due = utcnow() + timedelta(seconds=30)
     with db.begin() as s:
         row = s.execute(select(WhatsAppSession).where(WhatsAppSession.session_id == user_id)).scalar_one()
-        row.callback_url = "http://127.0.0.1:9/hooks"
+        row.callback_url = f"http://127.0.0.1:9/hooks/{user_id}"
         first = s.get(Message, msg_ids[0])
         first.dispatch_due_at = due
         s.get(Message, msg_ids[1]).status = MessageStatus.SENT.value
@@ -157,6 +157,6 @@ def test_a_restriction_makes_waiting_messages_say_so_and_reaches_the_webhook(db,
         assert waiting.status == "scheduled" and waiting.wait_reason == "restricted: temporary ban"
         assert waiting.dispatch_due_at == due and waiting.error is None
         assert sent.status == "sent"
-        hooks = s.execute(select(WebhookDelivery.event_type).where(WebhookDelivery.url == "http://127.0.0.1:9/hooks")
+        hooks = s.execute(select(WebhookDelivery.event_type).where(WebhookDelivery.url == f"http://127.0.0.1:9/hooks/{user_id}")
                           .order_by(WebhookDelivery.created_at)).scalars().all()
     assert sorted(hooks) == ["session.restricted", "session.unrestricted"]
