@@ -111,3 +111,33 @@ def test_cleanup_stops_orphans_stuck_and_idle_sessions(control, db, redis_client
     assert sorted(a["session_id"] for a in args) == sorted([f"gone_{tag}", f"stuck_{tag}", f"idle_{tag}"])
     assert next(a for a in args if a["session_id"] == f"gone_{tag}")["forget"] is True
     assert next(a for a in args if a["session_id"] == f"idle_{tag}")["forget"] is False
+
+
+def task_kwargs(task: dict) -> dict:
+    import base64
+
+    args, kwargs, _embed = json.loads(base64.b64decode(task["body"]))
+    return kwargs
+
+
+def test_a_message_dispatched_before_is_looked_for_from_what_postgresql_knows(control, db, redis_client, user_id):
+    """Dispatched before and never confirmed: the sweeper's dispatch carries its first
+    dispatch time and the newest message to the same number recorded as sent, for the slot's
+    look in the chat. A message never dispatched (released by the one before it) carries none."""
+    slot, message_id = overdue_message(db, user_id, "READY")
+    with db.begin() as s:
+        accepted = accept_messages(s, user_id, "single", [Recipient("919876543210", "919876543210", "earlier")],
+                                   None)
+        sent = s.get(Message, accepted.message_ids[0])
+        sent.status, sent.sent_at, sent.wa_message_id = "sent", utcnow(), "true_919876543210@c.us_3EB0AA"
+        first_dispatch = s.get(Message, message_id).dispatched_at
+        successor = accept_messages(s, user_id, "single", [Recipient("919876500001", "919876500001", "next")], None)
+        later = s.get(Message, successor.message_ids[0])
+        later.dispatched_at, later.dispatch_due_at = None, utcnow() - timedelta(seconds=1)  # released, never sent
+    control.sweep_messages()
+    by_id = {task_kwargs(t)["message_id"]: task_kwargs(t) for t in queued_tasks(redis_client, f"slot.{slot}")}
+    assert by_id[message_id]["earlier"] == {"since": first_dispatch.timestamp(),
+                                            "after_id": "true_919876543210@c.us_3EB0AA"}
+    assert by_id[successor.message_ids[0]]["earlier"] is None
+    with db() as s:
+        assert s.get(Message, successor.message_ids[0]).dispatched_at is not None, "its first dispatch is kept"
