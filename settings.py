@@ -70,6 +70,9 @@ class Settings:
     qr_wait_seconds: float = 30.0
     send_wait_max: float = 60.0
     api_key_cache_seconds: float = 30.0
+    auth_failures_per_minute: int = 30  # failed API key attempts per client address (0: no limit)
+    # The Celery entry points (wa.api.*) refuse a call without an ``api_key`` argument.
+    api_tasks_require_key: bool = False
 
     # Session lifecycle.
     auto_recover: bool = True  # sessions of a dead, restarted or stopped slot are placed again
@@ -160,6 +163,8 @@ class Settings:
             qr_wait_seconds=float(get("QR_WAIT_SECONDS", d.qr_wait_seconds)),
             send_wait_max=float(get("SEND_WAIT_MAX", d.send_wait_max)),
             api_key_cache_seconds=float(get("API_KEY_CACHE_SECONDS", d.api_key_cache_seconds)),
+            auth_failures_per_minute=int(get("AUTH_FAILURES_PER_MINUTE", d.auth_failures_per_minute)),
+            api_tasks_require_key=_bool(env.get("API_TASKS_REQUIRE_KEY"), d.api_tasks_require_key),
             auto_recover=_bool(env.get("AUTO_RECOVER"), d.auto_recover),
             idle_timeout_minutes=float(get("IDLE_TIMEOUT_MINUTES", d.idle_timeout_minutes)),
             stuck_timeout_seconds=float(get("STUCK_TIMEOUT_SECONDS", d.stuck_timeout_seconds)),

@@ -16,7 +16,7 @@ from sqlalchemy.orm import sessionmaker
 from werkzeug.exceptions import HTTPException
 
 from api.errors import error_body, handle_http_exception
-from api.keys import KeyChecker, digest
+from api.keys import KeyChecker, TooManyFailures
 from models import make_engine, make_sessionmaker
 from settings import Settings
 from workers.app import make_celery
@@ -30,7 +30,7 @@ class Services:
     db: sessionmaker
     redis: redis.Redis
     celery: Celery
-    keys: KeyChecker
+    keys: KeyChecker | None
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -61,18 +61,20 @@ def create_app(settings: Settings | None = None) -> Flask:
         db=db,
         redis=redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2),
         celery=make_celery(settings),
-        keys=KeyChecker(db, settings.api_key_cache_seconds),
+        keys=None,  # made below, on the same Redis client
     )
+    services.keys = KeyChecker(db, services.redis, settings.api_key_cache_seconds, settings.auth_failures_per_minute)
     app.extensions["wa"] = services
 
     api = Api(app)
     from api.health import blp as health_blp
     from api.jobs import blp as jobs_blp
+    from api.keys_api import blp as keys_blp
     from api.recovery import blp as recovery_blp
     from api.sessions import blp as sessions_blp
     from api.users import blp as users_blp
 
-    for blp in (sessions_blp, users_blp, jobs_blp, recovery_blp, health_blp):
+    for blp in (sessions_blp, users_blp, jobs_blp, recovery_blp, keys_blp, health_blp):
         api.register_blueprint(blp)
     app.register_error_handler(HTTPException, handle_http_exception)
 
@@ -93,9 +95,15 @@ def create_app(settings: Settings | None = None) -> Flask:
         auth = request.headers.get("Authorization", "")
         if not key and auth.lower().startswith("bearer "):
             key = auth[7:].strip()
-        if not services.keys.is_valid(key):
-            return error_body(401, "Missing or invalid API key. Send it as X-API-Key or Authorization: Bearer."), 401
-        g.api_key_scope = digest(key)[:32]  # whose Idempotency-Keys these are
+        try:
+            scope = services.keys.check(key, request.remote_addr)
+        except TooManyFailures as exc:
+            return error_body(429, "Too many failed API key attempts. Please try again later."), 429, \
+                {"Retry-After": str(exc.retry_after)}
+        if scope is None:
+            return error_body(401, "Missing or invalid API key. Send it as X-API-Key or Authorization: Bearer."), \
+                401, {"WWW-Authenticate": 'Bearer realm="webjs"'}
+        g.scope = scope  # what this caller may see; its Idempotency-Keys' namespace
         return None
 
     return app

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from models import IdempotencyKey, SessionStatus, WhatsAppSession, utcnow
+from models.access import Scope
 from models.sends import Accepted, Recipient, accept_messages
 from models.states import NOT_READY_MESSAGE
 from settings import Settings
@@ -82,18 +83,20 @@ class Acceptance:
 
 
 def accept_send(db: sessionmaker, settings: Settings, session_id: str, kind: str, recipients: list[Recipient],
-                *, callback_url: str | None = None, idempotency: Idempotency | None = None) -> Acceptance:
-    """Persist a send (single or bulk); raises AcceptError for the client's mistakes."""
+                *, scope: Scope, callback_url: str | None = None,
+                idempotency: Idempotency | None = None) -> Acceptance:
+    """Persist a send (single or bulk) for a caller of ``scope``; raises AcceptError for the
+    client's mistakes (404 for a session outside its scope, as for one that does not exist)."""
     try:
-        return _accept(db, settings, session_id, kind, recipients, callback_url, idempotency)
+        return _accept(db, settings, session_id, kind, recipients, scope, callback_url, idempotency)
     except IntegrityError:
         if idempotency is None:
             raise
         # The same key arrived twice at once; the other request has committed by now.
-        return _accept(db, settings, session_id, kind, recipients, callback_url, idempotency)
+        return _accept(db, settings, session_id, kind, recipients, scope, callback_url, idempotency)
 
 
-def _accept(db, settings, session_id, kind, recipients, callback_url, idempotency) -> Acceptance:
+def _accept(db, settings, session_id, kind, recipients, scope, callback_url, idempotency) -> Acceptance:
     now = utcnow()
     with db.begin() as s:
         if idempotency is not None:
@@ -107,13 +110,14 @@ def _accept(db, settings, session_id, kind, recipients, callback_url, idempotenc
                 s.flush()
         session = s.execute(select(WhatsAppSession.status, WhatsAppSession.slot, WhatsAppSession.epoch,
                                    WhatsAppSession.pacing)
-                            .where(WhatsAppSession.session_id == session_id)).first()
+                            .where(WhatsAppSession.session_id == session_id, scope.sessions())).first()
         if session is None:
             raise AcceptError(404, SESSION_NOT_FOUND)
         if session.status != SessionStatus.READY or not session.slot:
             raise AcceptError(400, NOT_READY_MESSAGE)
         accepted = accept_messages(s, session_id, kind, recipients,
-                                   now + timedelta(seconds=settings.dispatch_grace_seconds), callback_url)
+                                   now + timedelta(seconds=settings.dispatch_grace_seconds), callback_url,
+                                   api_key_id=scope.key_id)
         body = response_body(kind, session_id, accepted)
         if idempotency is not None:
             s.add(IdempotencyKey(scope=idempotency.scope, key=idempotency.key,

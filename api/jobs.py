@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from api.schemas import CancelResultSchema, JobSchema
-from api.sessions import services
+from api.sessions import current_scope, services
 from models import Job, Message, MessageStatus, utcnow
 from models.recording import change_message_status
 from models.states import MESSAGE_SUCCESS, MESSAGE_UNSENT, MESSAGE_WAITING, JobStatus
@@ -55,7 +55,8 @@ class JobItem(MethodView):
     def get(self, job_id):
         """A job and each of its messages."""
         with services().db() as s:
-            job = s.execute(select(Job).where(Job.id == job_id).options(selectinload(Job.messages))).scalar_one_or_none()
+            job = s.execute(select(Job).where(Job.id == job_id, current_scope().jobs())
+                            .options(selectinload(Job.messages))).scalar_one_or_none()
             if job is None:
                 abort(404, message="Job not found")
             return job_view(job)
@@ -74,7 +75,8 @@ class JobCancel(MethodView):
         claims = Claims(svc.redis)
         cancelled = 0
         with svc.db.begin() as s:
-            job = s.get(Job, job_id, with_for_update=True)
+            job = s.execute(select(Job).where(Job.id == job_id, current_scope().jobs())
+                            .with_for_update()).scalar_one_or_none()
             if job is None:
                 abort(404, message="Job not found")
             rows = s.execute(select(Message).where(Message.job_id == job_id).order_by(Message.position)

@@ -1,95 +1,213 @@
-"""API keys: made by a CLI command, stored as SHA-256 digests, checked on every request.
+"""API keys: made by a CLI command or by an admin key, stored as SHA-256 digests, checked on
+every request.
 
-    python -m api.keys create NAME   # prints the key once
-    python -m api.keys revoke PREFIX
+    python -m api.keys create NAME --admin               # prints the key once
+    python -m api.keys create NAME --scope PREFIX...     # a tenant: user ids starting so
+    python -m api.keys create NAME --user-id ID...       # a tenant: these user ids
+    python -m api.keys revoke PREFIX_OR_ID
     python -m api.keys list
+
+A revocation takes effect at once in every API worker: checked keys are remembered with
+the revocation generation (a Redis counter that every revocation increments) they were
+checked at, and checked again when it moved; without Redis nothing is remembered.
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
+import logging
 import secrets
 import sys
 import threading
 import time
+from collections.abc import Iterable
 
-from sqlalchemy import select
+import redis
+from sqlalchemy import or_, select
 from sqlalchemy.orm import sessionmaker
 
 from models import ApiKey, utcnow
+from models.access import Scope
+
+log = logging.getLogger("api.keys")
 
 KEY_PREFIX = "wak_"
+GENERATION_KEY = "wa:keys:generation"  # incremented by every revocation
+FAILURES_KEY = "wa:keys:failed:{}"  # failed attempts of one client address, per minute
+MAX_KEY_LENGTH = 200
 
 
 def digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_key(db: sessionmaker, name: str) -> tuple[ApiKey, str]:
+def scope_of(row: ApiKey) -> Scope:
+    """The Scope an ApiKey row grants."""
+    scope = row.scope or {}
+    return Scope(admin=bool(row.admin), key_id=row.id, prefixes=tuple(scope.get("prefixes") or ()),
+                 user_ids=frozenset(scope.get("user_ids") or ()), idempotency=row.key_hash[:32])
+
+
+def create_key(db: sessionmaker, name: str, *, admin: bool, prefixes: Iterable[str] = (),
+               user_ids: Iterable[str] = ()) -> tuple[ApiKey, str]:
+    """Make a key; returns its row and the key itself (shown once, never stored).
+
+    Raises ValueError for a scoped key with neither prefixes nor user ids (it could see
+    nothing) or an admin key that also names a scope."""
+    prefixes, user_ids = [p for p in prefixes if p], [u for u in user_ids if u]
+    if admin and (prefixes or user_ids):
+        raise ValueError("an admin key has no scope")
+    if not admin and not (prefixes or user_ids):
+        raise ValueError("a scoped key needs at least one user-id prefix or user id")
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    row = ApiKey(name=name, prefix=key[: len(KEY_PREFIX) + 6], key_hash=digest(key))
+    row = ApiKey(name=name, prefix=key[: len(KEY_PREFIX) + 6], key_hash=digest(key), admin=admin,
+                 scope=None if admin else {"prefixes": prefixes, "user_ids": user_ids})
     with db.begin() as s:
         s.add(row)
     return row, key
 
 
-def revoke_key(db: sessionmaker, prefix: str) -> int:
+def revoke_key(db: sessionmaker, prefix_or_id: str, client: redis.Redis | None = None) -> int:
+    """Revoke the active keys with this prefix (``wak_xxxxxx``) or id; tell every API worker
+    (the generation in Redis moves). Returns how many were revoked."""
     with db.begin() as s:
-        rows = s.execute(select(ApiKey).where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None))).scalars().all()
+        rows = s.execute(select(ApiKey).where(or_(ApiKey.prefix == prefix_or_id, ApiKey.id == prefix_or_id),
+                                              ApiKey.revoked_at.is_(None))).scalars().all()
         for row in rows:
             row.revoked_at = utcnow()
-        return len(rows)
+    if rows and client is not None:
+        try:
+            client.incr(GENERATION_KEY)
+        except redis.RedisError as exc:  # the workers' memory of it lasts at most api_key_cache_seconds
+            log.warning("revocation not announced (%s); cached checks expire within their lifetime", exc)
+    return len(rows)
+
+
+class TooManyFailures(Exception):
+    """This client address failed too many key checks this minute; ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: int):
+        super().__init__("too many failed API key attempts")
+        self.retry_after = retry_after
 
 
 class KeyChecker:
-    """Checks a presented key; valid digests are remembered for a short while so that
-    the hot path does not hit the database on every request."""
+    """Checks a presented key and answers its Scope (None when it is not a valid key).
 
-    def __init__(self, db: sessionmaker, cache_seconds: float = 30.0):
+    Valid keys are remembered for ``cache_seconds`` together with the revocation
+    generation they were checked at; a revocation anywhere moves the generation, so the
+    next request of every worker checks the database again. Failed attempts are counted
+    per client address (a request without a key is not an attempt); over
+    ``failures_per_minute`` the address is refused for the rest of the minute
+    (TooManyFailures), valid key or not."""
+
+    def __init__(self, db: sessionmaker, client: redis.Redis | None = None, cache_seconds: float = 30.0,
+                 failures_per_minute: int = 30):
         self.db = db
+        self.redis = client
         self.cache_seconds = cache_seconds
-        self._valid: dict[str, float] = {}
+        self.failures_per_minute = failures_per_minute
+        self._valid: dict[str, tuple[Scope, float, int]] = {}  # digest -> (scope, expiry, generation)
         self._lock = threading.Lock()
 
-    def is_valid(self, key: str | None) -> bool:
-        if not key or not key.startswith(KEY_PREFIX) or len(key) > 200:
-            return False
+    def check(self, key: str | None, client_address: str | None = None) -> Scope | None:
+        """The key's Scope, or None; raises TooManyFailures for an address over its limit."""
+        if not key:  # nothing presented: not a guess, nothing to count
+            return None
+        self._refuse_if_over_limit(client_address)
+        scope = self._check(key)
+        if scope is None:
+            self._count_failure(client_address)
+        return scope
+
+    def _generation(self) -> int | None:
+        if self.redis is None:
+            return None
+        try:
+            return int(self.redis.get(GENERATION_KEY) or 0)
+        except (redis.RedisError, ValueError):
+            return None
+
+    def _check(self, key: str | None) -> Scope | None:
+        if not key or not key.startswith(KEY_PREFIX) or len(key) > MAX_KEY_LENGTH:
+            return None
         h = digest(key)
         now = time.monotonic()
-        with self._lock:
-            if self._valid.get(h, 0) > now:
-                return True
-        with self.db() as s:
-            found = s.execute(
-                select(ApiKey.id).where(ApiKey.key_hash == h, ApiKey.revoked_at.is_(None))
-            ).first()
-        if found:
+        generation = self._generation()
+        if generation is not None:
             with self._lock:
-                self._valid[h] = now + self.cache_seconds
-        return bool(found)
+                cached = self._valid.get(h)
+            if cached and cached[1] > now and cached[2] == generation:
+                return cached[0]
+        with self.db() as s:
+            row = s.execute(select(ApiKey).where(ApiKey.key_hash == h, ApiKey.revoked_at.is_(None))).scalar_one_or_none()
+            scope = scope_of(row) if row is not None else None
+        with self._lock:
+            if scope is not None and generation is not None:  # without Redis nothing is remembered
+                self._valid[h] = (scope, now + self.cache_seconds, generation)
+            else:
+                self._valid.pop(h, None)
+        return scope
+
+    def _refuse_if_over_limit(self, address: str | None) -> None:
+        if not address or self.redis is None or self.failures_per_minute <= 0:
+            return
+        try:
+            failures = int(self.redis.get(FAILURES_KEY.format(address)) or 0)
+            if failures >= self.failures_per_minute:
+                raise TooManyFailures(max(1, self.redis.ttl(FAILURES_KEY.format(address))))
+        except (redis.RedisError, ValueError):
+            return
+
+    def _count_failure(self, address: str | None) -> None:
+        if not address or self.redis is None or self.failures_per_minute <= 0:
+            return
+        try:
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.incr(FAILURES_KEY.format(address))
+            pipe.expire(FAILURES_KEY.format(address), 60, nx=True)
+            pipe.execute()
+        except redis.RedisError:
+            return
 
 
 def main(argv: list[str]) -> int:
     from models import make_engine, make_sessionmaker
     from settings import Settings
 
-    db = make_sessionmaker(make_engine(Settings.from_env().database_url))
-    if len(argv) >= 2 and argv[0] == "create":
-        row, key = create_key(db, " ".join(argv[1:]))
+    parser = argparse.ArgumentParser(prog="python -m api.keys", description="Manage API keys.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    create = sub.add_parser("create", help="make a key and print it once")
+    create.add_argument("name", nargs="+")
+    kind = create.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--admin", action="store_true", help="every session, and key management")
+    kind.add_argument("--scope", nargs="+", metavar="PREFIX", default=[], help="user-id prefixes it may use")
+    kind.add_argument("--user-id", nargs="+", metavar="ID", default=[], dest="user_ids", help="user ids it may use")
+    revoke = sub.add_parser("revoke", help="revoke by prefix (wak_xxxxxx) or id")
+    revoke.add_argument("prefix")
+    sub.add_parser("list", help="every key, active and revoked")
+    args = parser.parse_args(argv)
+
+    settings = Settings.from_env()
+    db = make_sessionmaker(make_engine(settings.database_url))
+    if args.command == "create":
+        row, key = create_key(db, " ".join(args.name), admin=args.admin, prefixes=args.scope,
+                              user_ids=args.user_ids)
         print(key)
         print(f"created API key {row.prefix}… ({row.name}); store it now, it is not shown again",
               file=sys.stderr)
         return 0
-    if len(argv) == 2 and argv[0] == "revoke":
-        print(f"revoked {revoke_key(db, argv[1])} key(s)")
+    if args.command == "revoke":
+        client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+        print(f"revoked {revoke_key(db, args.prefix, client)} key(s)")
         return 0
-    if argv[:1] == ["list"]:
-        with db() as s:
-            for row in s.execute(select(ApiKey).order_by(ApiKey.created_at)).scalars():
-                state = "revoked" if row.revoked_at else "active"
-                print(f"{row.prefix}…\t{state}\t{row.created_at:%Y-%m-%d %H:%M}\t{row.name}")
-        return 0
-    print(__doc__, file=sys.stderr)
-    return 2
+    with db() as s:
+        for row in s.execute(select(ApiKey).order_by(ApiKey.created_at)).scalars():
+            state = "revoked" if row.revoked_at else "active"
+            scope = "admin" if row.admin else "scope " + ",".join(
+                [f"{p}*" for p in (row.scope or {}).get("prefixes", [])] + (row.scope or {}).get("user_ids", []))
+            print(f"{row.prefix}…\t{state}\t{row.created_at:%Y-%m-%d %H:%M}\t{scope}\t{row.name}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
-from api.sessions import services
+from api.sessions import current_scope, services
 from api.waits import Waiter
 from models import SessionStatus, WhatsAppSession
 from workers.events import session_channel
@@ -47,7 +47,8 @@ class RecoverAuth(MethodView):
         to tell which came back from their saved login and which need a new QR scan."""
         svc = services()
         started = time.monotonic()
-        query = recoverable(reasons=None).where(WhatsAppSession.status_reason.not_in(NOT_RECOVERED))
+        query = recoverable(reasons=None).where(WhatsAppSession.status_reason.not_in(NOT_RECOVERED),
+                                                current_scope().sessions())
         with svc.db() as s:
             candidates = s.execute(query.with_only_columns(WhatsAppSession.session_id)).scalars().all()
         channels = [session_channel(sid) for sid in candidates]

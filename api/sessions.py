@@ -32,6 +32,7 @@ from api.schemas import (
 from api.waits import Waiter
 from models import MessageStatus, SessionStatus, WhatsAppSession
 from models.recording import change_session_status
+from models.access import Scope
 from models.placement import NoSlot, Placement, place
 from models.tables import placed_and_live
 from models.sends import NOT_SENDING, Recipient, stuck_sessions
@@ -43,6 +44,7 @@ log = logging.getLogger("api.sessions")
 blp = Blueprint("sessions", __name__, url_prefix="/webjs/sessions", description="WhatsApp sessions")
 
 NOT_FOUND = "Session not found"
+OUT_OF_SCOPE = "This user_id is outside the scope of this API key."
 QR_NOT_AVAILABLE = "QR code not available. Please initialize the client first."
 CAPACITY_FULL = "Maximum concurrent sessions reached. Please try again later."
 NO_SLOTS = "No browser worker is available. Please try again later."
@@ -55,8 +57,14 @@ def services():
     return current_app.extensions["wa"]
 
 
+def current_scope() -> Scope:
+    """The caller's scope (set from its API key before the request ran)."""
+    return g.scope
+
+
 def get_session(s: Session, session_id: str, *, lock: bool = False) -> WhatsAppSession:
-    query = select(WhatsAppSession).where(WhatsAppSession.session_id == session_id)
+    """The session, if the caller's scope covers it; else 404, as if it did not exist."""
+    query = select(WhatsAppSession).where(WhatsAppSession.session_id == session_id, current_scope().sessions())
     row = s.execute(query.with_for_update() if lock else query).scalar_one_or_none()
     if row is None:
         abort(404, message=NOT_FOUND)
@@ -100,6 +108,9 @@ class Sessions(MethodView):
     @blp.response(201, SessionSchema)
     def post(self, body):
         """Create a session for a user; an existing session of that user is replaced."""
+        scope = current_scope()
+        if not scope.covers(body["user_id"]):
+            abort(403, message=OUT_OF_SCOPE)
         with services().db.begin() as s:
             user_id = body["user_id"]
             old = s.execute(select(WhatsAppSession).where(
@@ -112,7 +123,8 @@ class Sessions(MethodView):
             row = WhatsAppSession(user_id=user_id, session_id=user_id,
                                   session_name=body.get("session_name") or f"WhatsApp for {user_id}",
                                   status=SessionStatus.INITIALIZING.value,
-                                  callback_url=body.get("callback_url"), pacing=body.get("pacing") or None)
+                                  callback_url=body.get("callback_url"), pacing=body.get("pacing") or None,
+                                  api_key_id=scope.key_id)
             s.add(row)
         return row
 
@@ -123,7 +135,7 @@ class ActiveSessions(MethodView):
     def get(self):
         """Sessions with a browser running or starting."""
         with services().db() as s:
-            ids = s.execute(select(WhatsAppSession.session_id).where(placed_and_live())
+            ids = s.execute(select(WhatsAppSession.session_id).where(placed_and_live(), current_scope().sessions())
                             .order_by(WhatsAppSession.created_at)).scalars().all()
         return {"active_sessions": ids, "count": len(ids)}
 
@@ -363,10 +375,11 @@ class SendBulk(MethodView):
 def accepted_or_abort(session_id: str, kind: str, recipients: list[Recipient], body: dict, what: str) -> Acceptance:
     svc = services()
     request_body = request.get_json(silent=True) or {}
-    idempotency = Idempotency.of(g.get("api_key_scope", "-"), request.headers.get("Idempotency-Key"),
+    scope = current_scope()
+    idempotency = Idempotency.of(scope.idempotency, request.headers.get("Idempotency-Key"),
                                  f"{what}:{session_id}", request_body)
     try:
-        return accept_send(svc.db, svc.settings, session_id, kind, recipients,
+        return accept_send(svc.db, svc.settings, session_id, kind, recipients, scope=scope,
                            callback_url=body.get("callback_url"), idempotency=idempotency)
     except AcceptError as exc:
         abort(exc.status, message=exc.message)

@@ -6,7 +6,7 @@ from flask_smorest import Blueprint, abort
 from sqlalchemy import select
 
 from api.schemas import DeletedSchema, SessionStatusSchema
-from api.sessions import destroy_session, services
+from api.sessions import current_scope, destroy_session, services
 from models import WhatsAppSession
 
 blp = Blueprint("users", __name__, url_prefix="/webjs/users", description="Sessions by user")
@@ -18,7 +18,7 @@ class UserSession(MethodView):
     def get(self, user_id):
         """The user's session."""
         with services().db() as s:
-            row = s.execute(select(WhatsAppSession).where(WhatsAppSession.user_id == user_id)
+            row = s.execute(select(WhatsAppSession).where(WhatsAppSession.user_id == user_id, current_scope().sessions())
                             .order_by(WhatsAppSession.created_at.desc())).scalars().first()
         if row is None:
             abort(404, message="No session found for this user")
@@ -31,7 +31,7 @@ class UserSessions(MethodView):
     def delete(self, user_id):
         """Delete every session of the user."""
         with services().db.begin() as s:
-            rows = s.execute(select(WhatsAppSession).where(WhatsAppSession.user_id == user_id)
+            rows = s.execute(select(WhatsAppSession).where(WhatsAppSession.user_id == user_id, current_scope().sessions())
                              .with_for_update()).scalars().all()
             for row in rows:
                 destroy_session(s, row)

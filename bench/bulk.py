@@ -101,7 +101,7 @@ def run(args, world: World) -> None:
         settings = replace(Settings.from_env(), database_url=db_url, redis_url=redis_url,
                            dispatch_grace_seconds=10)
         app = create_app(settings)
-        _, key = create_key(app.extensions["wa"].db, "bench")
+        _, key = create_key(app.extensions["wa"].db, "bench", admin=True)
         api = app.test_client()
         api.environ_base["HTTP_X_API_KEY"] = key
         db = make_sessionmaker(make_engine(db_url))

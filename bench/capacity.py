@@ -81,7 +81,7 @@ def run(args, world: World) -> None:
 
         app = create_app(replace(Settings.from_env(), database_url=db_url, redis_url=redis_url))
         svc = app.extensions["wa"]
-        _, key = create_key(svc.db, "bench")
+        _, key = create_key(svc.db, "bench", admin=True)
         api = app.test_client()
         api.environ_base["HTTP_X_API_KEY"] = key
 

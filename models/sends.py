@@ -48,9 +48,11 @@ class Accepted:
 
 
 def accept_messages(s: Session, session_id: str, kind: str, recipients: list[Recipient],
-                    dispatch_due_at: datetime | None, callback_url: str | None = None) -> Accepted:
-    """Write a job and its messages. A message to a number that still has an unsent
-    message of this session (earlier in this request or before) waits for it."""
+                    dispatch_due_at: datetime | None, callback_url: str | None = None,
+                    api_key_id: str | None = None) -> Accepted:
+    """Write a job and its messages (``api_key_id``: the key that sent it, None for a
+    trusted caller). A message to a number that still has an unsent message of this
+    session (earlier in this request or before) waits for it."""
     now = utcnow()
     job_id = new_id("job")
     numbers = {r.to for r in recipients if not r.error}
@@ -83,7 +85,8 @@ def accept_messages(s: Session, session_id: str, kind: str, recipients: list[Rec
                                         dispatch_now=not failed and after is None))
     status = job_status([m.status for m in accepted])
     s.execute(insert(Job).values(id=job_id, session_id=session_id, kind=kind, status=status.value,
-                                 total=len(recipients), callback_url=callback_url, created_at=now, updated_at=now,
+                                 total=len(recipients), callback_url=callback_url, api_key_id=api_key_id,
+                                 created_at=now, updated_at=now,
                                  finished_at=now if status in (JobStatus.FAILED, JobStatus.COMPLETED) else None))
     if rows:
         s.execute(insert(Message), rows)

@@ -53,6 +53,7 @@ class WhatsAppSession(Base):
     status_reason: Mapped[str | None] = mapped_column(String(64))
     s3_session_key: Mapped[str | None] = mapped_column(String(500))
     last_activity: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    api_key_id: Mapped[str | None] = mapped_column(String(40))  # the key that created it
     # Placement: the slot that owns the browser, and a fencing number bumped on every
     # placement so that events from an older browser are refused.
     slot: Mapped[str | None] = mapped_column(String(100))
@@ -101,6 +102,7 @@ class Job(Base):
     status: Mapped[str] = mapped_column(String(20), default=JobStatus.QUEUED.value)
     total: Mapped[int] = mapped_column(Integer, default=0)
     callback_url: Mapped[str | None] = mapped_column(Text)  # where its webhooks go
+    api_key_id: Mapped[str | None] = mapped_column(String(40))  # the key that sent it (None: a trusted caller)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -160,6 +162,10 @@ class ApiKey(Base):
     name: Mapped[str] = mapped_column(String(200))
     prefix: Mapped[str] = mapped_column(String(16))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # admin: every session and key management; else scoped (models/access.py) to user-id
+    # prefixes and user ids ({"prefixes": [...], "user_ids": [...]}).
+    admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    scope: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 

@@ -110,7 +110,7 @@ def main() -> int:
 
         subprocess.run([sys.executable, "-m", "alembic", "upgrade", "head"], cwd=ROOT, env=env, check=True,
                        stdout=log, stderr=log)
-        key = subprocess.run([sys.executable, "-m", "api.keys", "create", "demo"], cwd=ROOT, env=env,
+        key = subprocess.run([sys.executable, "-m", "api.keys", "create", "demo", "--admin"], cwd=ROOT, env=env,
                              check=True, capture_output=True, text=True).stdout.strip()
         children.append(subprocess.Popen([sys.executable, "-m", "honcho", "start", "-f", "Procfile"], cwd=ROOT,
                                          env=env, stdout=log, stderr=log, start_new_session=True))

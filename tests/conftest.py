@@ -114,7 +114,7 @@ def app(settings):
 def api_key(app):
     from api.keys import create_key
 
-    _row, key = create_key(app.extensions["wa"].db, "tests")
+    _row, key = create_key(app.extensions["wa"].db, "tests", admin=True)
     return key
 
 

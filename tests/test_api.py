@@ -26,7 +26,7 @@ def test_revoked_key_is_refused(app, anon_client, user_id):
     from api.keys import create_key, revoke_key
 
     db = app.extensions["wa"].db
-    row, key = create_key(db, "short-lived")
+    row, key = create_key(db, "short-lived", admin=True)
     assert revoke_key(db, row.prefix) == 1
     assert anon_client.get("/webjs/sessions/active", headers={"X-API-Key": key}).status_code == 401
 

@@ -90,7 +90,7 @@ def test_idempotency_key_returns_the_first_job(client, db, ready, path, body):
 def test_idempotency_keys_belong_to_their_api_key(app, client, ready):
     from api.keys import create_key
 
-    _, other_key = create_key(app.extensions["wa"].db, "another service")
+    _, other_key = create_key(app.extensions["wa"].db, "another service", admin=True)
     url = f"/webjs/sessions/{ready}/send-message"
     body = {"to": "919876543210", "message": "hello"}
     a = client.post(url, json=body, headers={"Idempotency-Key": f"shared-{ready}"})

@@ -3,6 +3,7 @@
     celery.send_task("wa.api.send_message", kwargs={
         "session_id": "user_123", "to": "+919876543210", "message": "Hello",
         "idempotency_key": "order-42",            # optional, recommended
+        "api_key": "wak_...",                     # optional: the caller's key and its scope
         "callback_url": "https://svc.example/hooks",  # optional
     })
     celery.send_task("wa.api.send_bulk_messages", kwargs={
@@ -10,7 +11,10 @@
 
 They run on the control worker and do exactly what the REST endpoints do, with the same
 schemas and the same code: validate, persist (durable once the task is done), honour the
-Idempotency-Key (scope "celery"), dispatch in the session's pace. The return value is
+Idempotency-Key (the key's namespace, or "celery" without one), dispatch in the session's
+pace. With ``api_key`` the call has that key's scope: a session outside it fails with
+"404: Session not found". Without one the caller is trusted (it can write to the broker),
+unless API_TASKS_REQUIRE_KEY is set. The return value is
 the endpoint's 202 body (job_id, message ids); with results ignored, find the job through
 the callback or by sending again with the same idempotency_key. Invalid input fails the
 task with a ValueError that says why (visible in Flower).
@@ -23,6 +27,7 @@ import threading
 from marshmallow import ValidationError
 
 from api.accepting import AcceptError, Idempotency, accept_send
+from models.access import TRUSTED, Scope
 from models.sends import Recipient
 from workers.app import celery
 
@@ -44,18 +49,31 @@ def _flask_app():
         return _app
 
 
-def _accept(kind: str, session_id: str, payload: dict, recipients_of, schema, idempotency_key: str | None) -> dict:
+def _scope(svc, api_key: str | None) -> Scope:
+    """The caller's scope: its API key's, as over HTTP; without a key, a trusted caller
+    (anyone who can write to the broker) unless API_TASKS_REQUIRE_KEY."""
+    if api_key is None and not svc.settings.api_tasks_require_key:
+        return TRUSTED
+    scope = svc.keys.check(api_key)
+    if scope is None:
+        raise ValueError("401: Missing or invalid API key (api_key).")
+    return scope
+
+
+def _accept(kind: str, session_id: str, payload: dict, recipients_of, schema, idempotency_key: str | None,
+            api_key: str | None) -> dict:
     app = _flask_app()
     svc = app.extensions["wa"]
     with app.app_context():
+        scope = _scope(svc, api_key)
         try:
             body = schema().load(payload)
         except ValidationError as exc:
             raise ValueError(f"invalid send: {exc.messages}") from None
         what = "send-message" if kind == "single" else "send-bulk-messages"
-        idempotency = Idempotency.of("celery", idempotency_key, f"{what}:{session_id}", payload)
+        idempotency = Idempotency.of(scope.idempotency, idempotency_key, f"{what}:{session_id}", payload)
         try:
-            acceptance = accept_send(svc.db, svc.settings, session_id, kind, recipients_of(body),
+            acceptance = accept_send(svc.db, svc.settings, session_id, kind, recipients_of(body), scope=scope,
                                      callback_url=body.get("callback_url"), idempotency=idempotency)
         except AcceptError as exc:
             raise ValueError(f"{exc.status}: {exc.message}") from None
@@ -68,7 +86,7 @@ def _accept(kind: str, session_id: str, payload: dict, recipients_of, schema, id
 @celery.task(name="wa.api.send_message")
 def send_message(session_id: str, to: str, message: str = "", media_urls: list[str] | None = None,
                  media: list[dict] | None = None, callback_url: str | None = None,
-                 idempotency_key: str | None = None) -> dict:
+                 idempotency_key: str | None = None, api_key: str | None = None) -> dict:
     from api.schemas import SendMessageSchema
 
     payload = {"to": to, "message": message, "media_urls": media_urls or [], "media": media or []}
@@ -76,12 +94,12 @@ def send_message(session_id: str, to: str, message: str = "", media_urls: list[s
         payload["callback_url"] = callback_url
     return _accept("single", session_id, payload, lambda b: [Recipient(
         to=b["to_e164"], to_input=b["to"], text=b["message"], media=b["attachments"])],
-        SendMessageSchema, idempotency_key)
+        SendMessageSchema, idempotency_key, api_key)
 
 
 @celery.task(name="wa.api.send_bulk_messages")
 def send_bulk_messages(session_id: str, messages: list[dict], callback_url: str | None = None,
-                       idempotency_key: str | None = None) -> dict:
+                       idempotency_key: str | None = None, api_key: str | None = None) -> dict:
     from api.schemas import BulkSendSchema
 
     payload = {"messages": messages}
@@ -89,4 +107,4 @@ def send_bulk_messages(session_id: str, messages: list[dict], callback_url: str 
         payload["callback_url"] = callback_url
     return _accept("bulk", session_id, payload, lambda b: [Recipient(
         to=m["to_e164"], to_input=m["to"], text=m["message"], media=m["attachments"], error=m["error"])
-        for m in b["messages"]], BulkSendSchema, idempotency_key)
+        for m in b["messages"]], BulkSendSchema, idempotency_key, api_key)

@@ -1,0 +1,150 @@
+"""Scoped API keys: a tenant's key sees only its own sessions, jobs and webhooks (404 for
+everything else, as if it did not exist); admin keys see all and manage keys; a revoked
+key is refused at once in every API worker; guessing keys is rate-limited."""
+from __future__ import annotations
+
+import secrets
+
+import pytest
+from sqlalchemy import select
+
+from api.keys import create_key
+from models import SessionStatus, WhatsAppSession
+
+
+@pytest.fixture
+def tenants(app):
+    """Two tenants' clients (prefixes a_<tag>_ and b_<tag>_) and their prefixes."""
+    tag = secrets.token_hex(3)
+    db = app.extensions["wa"].db
+    clients = {}
+    for name in ("a", "b"):
+        _row, key = create_key(db, f"tenant {name}", admin=False, prefixes=[f"{name}_{tag}_"])
+        c = app.test_client()
+        c.environ_base["HTTP_X_API_KEY"] = key
+        clients[name] = (c, f"{name}_{tag}_")
+    return clients
+
+
+def ready(db, session_id: str) -> None:
+    """Make the session READY on a slot (no browser: sends are only accepted and queued)."""
+    with db.begin() as s:
+        row = s.execute(select(WhatsAppSession).where(WhatsAppSession.session_id == session_id)).scalar_one()
+        row.status, row.slot, row.epoch = SessionStatus.READY.value, f"scope-{session_id}", 1
+
+
+def test_a_tenant_creates_only_inside_its_scope(tenants):
+    (a, a_prefix), (_b, b_prefix) = tenants["a"], tenants["b"]
+    assert a.post("/webjs/sessions", json={"user_id": a_prefix + "1"}).status_code == 201
+    refused = a.post("/webjs/sessions", json={"user_id": b_prefix + "1"})
+    assert refused.status_code == 403 and "scope" in refused.json["message"]
+
+
+def test_another_tenant_gets_404_on_every_route_of_a_session_and_its_jobs(tenants, client, db):
+    (a, a_prefix), (b, _) = tenants["a"], tenants["b"]
+    sid = a_prefix + "mine"
+    assert a.post("/webjs/sessions", json={"user_id": sid, "callback_url": "http://127.0.0.1:9/a"}).status_code == 201
+    ready(db, sid)
+    sent = a.post(f"/webjs/sessions/{sid}/send-message", json={"to": "919876543210", "message": "hi"})
+    assert sent.status_code == 202, sent.json
+    job_id = sent.json["job_id"]
+    routes = [
+        ("get", f"/webjs/sessions/{sid}/status", None), ("get", f"/webjs/sessions/{sid}/qr", None),
+        ("post", f"/webjs/sessions/{sid}/initialize", None), ("post", f"/webjs/sessions/{sid}/restart", None),
+        ("post", f"/webjs/sessions/{sid}/pairing-code", {"phone_number": "+919876543210"}),
+        ("post", f"/webjs/sessions/{sid}/send-message", {"to": "919876543210", "message": "not mine"}),
+        ("post", f"/webjs/sessions/{sid}/send-bulk-messages", {"messages": [{"to": "919876543210", "message": "x"}]}),
+        ("patch", f"/webjs/sessions/{sid}", {"callback_url": "http://127.0.0.1:9/stolen"}),
+        ("delete", f"/webjs/sessions/{sid}", None), ("get", f"/webjs/users/{sid}/session", None),
+        ("get", f"/webjs/jobs/{job_id}", None), ("post", f"/webjs/jobs/{job_id}/cancel", None),
+    ]
+    for method, path, body in routes:
+        r = getattr(b, method)(path, json=body) if body is not None else getattr(b, method)(path)
+        assert r.status_code == 404, (method, path, r.status_code, r.json)
+    assert b.delete(f"/webjs/users/{sid}/sessions").json["deleted_count"] == 0
+    assert sid not in b.get("/webjs/sessions/active").json["active_sessions"]
+    # Nothing of it changed: the owner and an admin still see it as it was.
+    status = a.get(f"/webjs/sessions/{sid}/status").json
+    assert status["callback_url"] == "http://127.0.0.1:9/a"
+    assert a.get(f"/webjs/jobs/{job_id}").json["total_messages"] == 1
+    assert client.get(f"/webjs/sessions/{sid}/status").status_code == 200
+    assert client.get(f"/webjs/jobs/{job_id}").status_code == 200
+    assert sid in client.get("/webjs/sessions/active").json["active_sessions"]
+
+
+def test_idempotency_keys_are_per_api_key(tenants, db):
+    (a, a_prefix) = tenants["a"]
+    sid = a_prefix + "idem"
+    a.post("/webjs/sessions", json={"user_id": sid})
+    ready(db, sid)
+    body = {"to": "919876543210", "message": "once"}
+    first = a.post(f"/webjs/sessions/{sid}/send-message", json=body, headers={"Idempotency-Key": "k1"})
+    again = a.post(f"/webjs/sessions/{sid}/send-message", json=body, headers={"Idempotency-Key": "k1"})
+    assert again.headers.get("Idempotent-Replayed") == "true" and again.json["job_id"] == first.json["job_id"]
+
+
+def test_key_management_is_for_admin_keys_only(tenants, client):
+    (a, _) = tenants["a"]
+    assert a.get("/webjs/keys").status_code == 404
+    assert a.post("/webjs/keys", json={"name": "x", "admin": True}).status_code == 404
+    made = client.post("/webjs/keys", json={"name": "tenant c", "scope_prefixes": ["c_"]})
+    assert made.status_code == 201 and made.json["key"].startswith("wak_") and made.json["admin"] is False
+    assert made.json["scope_prefixes"] == ["c_"]
+    listed = client.get("/webjs/keys").json["keys"]
+    assert any(k["id"] == made.json["id"] for k in listed) and all("key" not in k for k in listed)
+    assert client.post("/webjs/keys", json={"name": "nothing"}).status_code == 422  # a scope or admin
+    assert client.post("/webjs/keys", json={"name": "both", "admin": True, "user_ids": ["x"]}).status_code == 422
+
+
+def test_a_revoked_key_is_refused_at_once_in_every_api_worker(app, client, settings):
+    """Two API workers that both checked (and remember) the key: after a revocation through
+    one, the other refuses it on its next request."""
+    from api import create_app
+
+    other_worker = create_app(settings)
+    key = client.post("/webjs/keys", json={"name": "to revoke", "user_ids": ["nobody"]}).json
+    for worker in (app, other_worker):
+        c = worker.test_client()
+        assert c.get("/webjs/sessions/active", headers={"X-API-Key": key["key"]}).status_code == 200
+    assert client.delete(f"/webjs/keys/{key['id']}").json["revoked_at"]
+    for worker in (app, other_worker):
+        c = worker.test_client()
+        assert c.get("/webjs/sessions/active", headers={"X-API-Key": key["key"]}).status_code == 401
+
+
+def test_guessing_keys_is_rate_limited_per_client_address(app, settings, api_key):
+    c = app.test_client()
+    c.environ_base["REMOTE_ADDR"] = f"127.0.{secrets.randbelow(250)}.{secrets.randbelow(250) + 1}"
+    for _ in range(settings.auth_failures_per_minute):
+        assert c.get("/webjs/sessions/active", headers={"X-API-Key": "wak_" + secrets.token_urlsafe(8)}).status_code == 401
+    refused = c.get("/webjs/sessions/active", headers={"X-API-Key": api_key})  # even a good key, for a minute
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+    other = app.test_client()
+    other.environ_base["REMOTE_ADDR"] = "127.0.0.250"
+    assert other.get("/webjs/sessions/active", headers={"X-API-Key": api_key}).status_code == 200
+
+
+def test_the_celery_entry_points_carry_the_callers_scope(app, tenants, db, monkeypatch):
+    from workers import api_tasks
+
+    monkeypatch.setattr(api_tasks, "_app", app)
+    (a, a_prefix), (b, _) = tenants["a"], tenants["b"]
+    sid = a_prefix + "celery"
+    a.post("/webjs/sessions", json={"user_id": sid})
+    ready(db, sid)
+    key_b = b.environ_base["HTTP_X_API_KEY"]
+    key_a = a.environ_base["HTTP_X_API_KEY"]
+    with pytest.raises(ValueError, match="404"):
+        api_tasks.send_message(sid, "919876543210", "from b", api_key=key_b)
+    with pytest.raises(ValueError, match="404"):
+        api_tasks.send_bulk_messages(sid, [{"to": "919876543210", "message": "from b"}], api_key=key_b)
+    with pytest.raises(ValueError, match="401"):
+        api_tasks.send_message(sid, "919876543210", "bad key", api_key="wak_nope")
+    assert api_tasks.send_message(sid, "919876543210", "from a", api_key=key_a)["job_id"]
+    assert api_tasks.send_message(sid, "919876543210", "trusted, no key")["job_id"]  # API_TASKS_REQUIRE_KEY off
+    from dataclasses import replace
+
+    svc = app.extensions["wa"]
+    monkeypatch.setattr(svc, "settings", replace(svc.settings, api_tasks_require_key=True))
+    with pytest.raises(ValueError, match="401"):
+        api_tasks.send_message(sid, "919876543210", "no key")
