@@ -14,6 +14,7 @@ import json
 import logging
 import secrets
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -740,7 +741,9 @@ def runtime() -> SlotRuntime:
 
 
 def main() -> None:
-    from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
+    """Run the slot worker; the process exits with the worker's exit code (non-zero
+    after an unrecoverable error, so a supervisor sees the failure)."""
+    from celery.signals import worker_init, worker_ready, worker_shutdown, worker_shutting_down
 
     from workers.app import celery
     from workers.logs import setup_logging
@@ -757,11 +760,14 @@ def main() -> None:
     worker_shutting_down.connect(lambda **_: slot_module._runtime and slot_module._runtime.stopping(),
                                  weak=False)
     worker_shutdown.connect(lambda **_: slot_module._runtime and slot_module._runtime.shutdown(), weak=False)
+    workers = []  # the WorkController, whose exit code worker_main() does not pass on
+    worker_init.connect(lambda sender, **_: workers.append(sender), weak=False)
     celery.worker_main([
         "worker", "--pool=solo", "--concurrency=1", f"--queues={settings.slot_queue}",
         f"--hostname={settings.slot_name}@%h", f"--loglevel={settings.log_level}", "--without-gossip",
         "--without-mingle",
     ])
+    sys.exit(workers[0].exitcode if workers else 1)
 
 
 if __name__ == "__main__":
