@@ -45,6 +45,7 @@ from workers import slots
 from workers.events import EventBus
 from workers.media import Media, MediaError, MediaLimits, fetch_media, media_from_base64
 from workers.netguard import AllowList
+from workers.outage import ride_out_client
 from workers.pacing import CircuitBreaker, Claims, Pacer, PacingPolicy
 
 log = logging.getLogger("slot")
@@ -127,7 +128,9 @@ class SlotRuntime:
 
     def __init__(self, settings: Settings, client: redis.Redis | None = None, bus: EventBus | None = None):
         self.settings = settings
-        self.redis = client or redis.Redis.from_url(settings.redis_url)
+        # Commands wait out a Redis outage (a send that went out records its outcome when
+        # Redis is back); a slot that is stopping does not wait.
+        self.redis = client or ride_out_client(settings.redis_url, give_up=lambda: self._stop.is_set())
         self.bus = bus or EventBus(self.redis)
         self.store = make_profile_store(settings)
         self.media_limits = MediaLimits(media_bytes=settings.media_max_mb * 1024 * 1024,
@@ -226,12 +229,23 @@ class SlotRuntime:
             log.exception("session=%s recycle failed", bs.session_id)
 
     def _heartbeat_loop(self) -> None:
+        """Beat every third of the TTL. Through a Redis outage a beat waits for Redis (see
+        ride_out_client) or fails and the next one tries again; the first beat after it
+        registers the slot again, also in a Redis that restarted empty."""
         last_measure = 0.0
-        while not self._stop.wait(max(1.0, self.settings.slot_heartbeat_ttl / 3)):
+        every = max(1.0, self.settings.slot_heartbeat_ttl / 3)
+        failing = False
+        while not self._stop.wait(every):
             try:
+                started = time.monotonic()
                 self._beat()
+                if failing or time.monotonic() - started > every:  # it waited for Redis
+                    log.info("heartbeat back after a Redis outage: slot %s registered with %d sessions",
+                             self.settings.slot_name, len(self.sessions))
+                failing = False
             except redis.RedisError as exc:
                 log.warning("heartbeat failed: %s", exc)
+                failing = True
             if time.monotonic() - last_measure >= MEMORY_EVERY:
                 last_measure = time.monotonic()
                 try:
