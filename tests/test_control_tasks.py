@@ -55,8 +55,15 @@ def test_messages_of_a_session_that_is_not_ready_wait(control, db, redis_client,
         assert s.get(Message, message_id).status == "queued"
 
 
+def watched_for_an_hour(redis_client) -> None:
+    """As if the reaper had been looking at the slot registry without a break for an hour."""
+    now = float(redis_client.time()[0])
+    redis_client.hset(slots.WATCH_KEY, mapping={"last": now, "since": now - 3600})
+
+
 def test_sessions_on_a_dead_slot_are_disconnected(control, db, redis_client, user_id):
     slots.heartbeat(redis_client, "alive-slot", capacity=5, ttl=30)
+    watched_for_an_hour(redis_client)
     try:
         with db.begin() as s:
             s.add(WhatsAppSession(user_id=user_id, session_id=user_id, status="READY", slot="dead-slot", epoch=1))
@@ -111,3 +118,22 @@ def test_cleanup_stops_orphans_stuck_and_idle_sessions(control, db, redis_client
     assert sorted(a["session_id"] for a in args) == sorted([f"gone_{tag}", f"stuck_{tag}", f"idle_{tag}"])
     assert next(a for a in args if a["session_id"] == f"gone_{tag}")["forget"] is True
     assert next(a for a in args if a["session_id"] == f"idle_{tag}")["forget"] is False
+
+
+def test_no_slot_is_judged_lost_before_the_registry_was_watched_for_a_ttl(control, db, redis_client, user_id):
+    """After Redis restarted empty (the watch record is gone too) a live slot's key is missing
+    until its next heartbeat: its sessions keep their browsers for a whole TTL."""
+    redis_client.delete(slots.WATCH_KEY)
+    with db.begin() as s:
+        s.add(WhatsAppSession(user_id=user_id, session_id=user_id, status="READY", slot="quiet-slot", epoch=1))
+    assert control.reap_lost_slots() == 0
+    with db() as s:
+        row = s.execute(select(WhatsAppSession).where(WhatsAppSession.session_id == user_id)).scalar_one()
+    assert (row.status, row.status_reason) == ("READY", None)
+    ttl = control.resources()[0].slot_heartbeat_ttl
+    assert 0 <= slots.watched_for(redis_client, max_gap=ttl + 20) < ttl
+    watched_for_an_hour(redis_client)  # ...and the slot never came back: now it is lost
+    assert control.reap_lost_slots() >= 1
+    with db() as s:
+        row = s.execute(select(WhatsAppSession).where(WhatsAppSession.session_id == user_id)).scalar_one()
+    assert (row.status, row.status_reason) == ("DISCONNECTED", "WORKER_LOST")

@@ -100,8 +100,19 @@ def expire_idempotency_keys() -> int:
 @celery.task(name="wa.control.reap_lost_slots")
 def reap_lost_slots() -> int:
     """Sessions placed on a slot that stopped heartbeating are DISCONNECTED (WORKER_LOST);
-    with AUTO_RECOVER (the default) they are placed on another slot at once."""
+    with AUTO_RECOVER (the default) they are placed on another slot at once.
+
+    A slot is judged only after the registry has been watched without a break for a whole
+    SLOT_HEARTBEAT_TTL: after a Redis outage (or a Redis restarted empty) a live slot's
+    key is missing until its next heartbeat, and its sessions must keep their browsers."""
     settings, db, client = resources()
+    ttl = settings.slot_heartbeat_ttl
+    every = float(celery.conf.beat_schedule["reap-lost-slots"]["schedule"])  # a missed run is no break
+    watched = slots.watched_for(client, max_gap=ttl + 2 * every)
+    if watched < ttl:
+        log.info("slot registry watched for %.0f s of %d s since a break (a Redis outage or restart, or "
+                 "no reaper ran): no slot is judged lost yet", watched, ttl)
+        return 0
     live = {slot.name for slot in slots.live_slots(client)}
     count = 0
     with db.begin() as s:
