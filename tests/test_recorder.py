@@ -126,3 +126,27 @@ def test_a_malformed_event_goes_to_dead_letters_and_does_not_block(db, bus, redi
     wait_until(lambda: recorder.run_once() or status_of(db, user_id).status == "READY", 10)
     assert redis_client.xlen(DEAD_LETTERS) == before + 1
     assert redis_client.xpending(STREAM, GROUP)["pending"] == 0
+
+
+def test_a_consumer_group_lost_with_redis_is_created_again(db, bus, redis_client, user_id):
+    """A Redis that restarted empty has no stream and no consumer group (NOGROUP): the
+    recorder creates the group again and goes on recording."""
+    import threading
+
+    from workers.recorder import Recorder
+
+    make_session(db, user_id)
+    recorder = Recorder(redis_client, db, consumer=f"nogroup-{user_id}", block_ms=100)
+    thread = threading.Thread(target=recorder.run, daemon=True)
+    thread.start()
+    try:
+        bus.session(user_id, 7, "QR_READY", qr="2@one,k,k,k")
+        wait_until(lambda: status_of(db, user_id).status == "QR_READY", 10)
+        redis_client.delete(STREAM)  # the stream and its consumer group, as in an emptied Redis
+        bus.session(user_id, 7, "AUTHENTICATED")
+        wait_until(lambda: status_of(db, user_id).status == "AUTHENTICATED", 10,
+                   what="an event after the group was lost")
+        assert any(g["name"] == GROUP.encode() for g in redis_client.xinfo_groups(STREAM))
+    finally:
+        recorder.stopping.set()
+        thread.join(5)
