@@ -137,3 +137,34 @@ def test_no_slot_is_judged_lost_before_the_registry_was_watched_for_a_ttl(contro
     with db() as s:
         row = s.execute(select(WhatsAppSession).where(WhatsAppSession.session_id == user_id)).scalar_one()
     assert (row.status, row.status_reason) == ("DISCONNECTED", "WORKER_LOST")
+
+
+def test_what_an_emptied_redis_lost_is_put_back_from_postgres(control, db, redis_client, user_id):
+    """Pacing (sends of the last day), the tasks of unsent messages, sessions placed but not
+    started: put back once per life of a Redis."""
+    from workers.pacing import Pacer
+
+    slot, waiting = overdue_message(db, user_id, "READY")
+    sent_at = utcnow() - timedelta(minutes=5)
+    starting = user_id + "s"
+    with db.begin() as s:
+        done = accept_messages(s, user_id, "single", [Recipient("919876543211", "919876543211", "hi")],
+                               utcnow() + timedelta(hours=1))
+        sent = s.get(Message, done.message_ids[0])
+        sent.status, sent.sent_at = "sent", sent_at
+        s.get(Message, waiting).dispatch_due_at = utcnow() + timedelta(hours=1)  # its task was queued
+        s.add(WhatsAppSession(user_id=starting, session_id=starting, status="INITIALIZING", slot=slot, epoch=9))
+        s.execute(select(WhatsAppSession).where(WhatsAppSession.session_id == user_id)).scalar_one().pacing = {
+            "min_gap_seconds": 4, "max_gap_seconds": 5}
+    redis_client.delete(control.STATE_MARK)  # Redis restarted empty
+    control.sweep_messages()
+    assert not control.restore_lost_state(*control.resources()), "once per life of a Redis"
+    pacer = Pacer(redis_client)
+    assert abs(pacer.last_sent(user_id) - sent_at.timestamp()) < 0.01
+    assert redis_client.zscore(f"wa:pace:{user_id}:hour", sent.id) is not None
+    next_at = float(redis_client.get(f"wa:pace:{user_id}:next"))
+    assert abs(next_at - (sent_at.timestamp() + 5)) < 0.01, "the longest gap after the last send"
+    tasks = queued_tasks(redis_client, f"slot.{slot}")
+    names = [t["headers"]["task"] for t in tasks]
+    assert names.count("wa.slot.send_message") == 1 and waiting in json.dumps(tasks), "due at once"
+    assert names.count("wa.slot.initialize") == 1 and starting in json.dumps(tasks)
