@@ -3,8 +3,11 @@ store are doing. Both are public (no API key) and answer even when a dependency 
 
 /webjs/health keeps the seed's fields; what they mean here:
 
-- ``status``: "healthy" (200) when the database, Redis and the profile store all answer,
-  else "unhealthy" (503) with the same body.
+- ``status``: "healthy" (200) when the database, Redis and the profile store all answer;
+  "degraded" (200) when only Redis does not: sends are still accepted (the rows are
+  durable and the sweeper dispatches them when Redis is back) and every worker waits for
+  Redis with its browsers and sessions; "unhealthy" (503, the same body) when the
+  database or the profile store does not answer.
 - ``s3_connection`` and ``auth_folder_status``: both are the profile store's ``check()``,
   the place where sessions' logins are kept (the S3 bucket when S3_BUCKET is set, else the
   local folder). The seed checked its S3 client and its local auth folder separately; here
@@ -257,8 +260,10 @@ class SlotHealthSchema(Schema):
 
 
 class HealthSchema(Schema):
-    status = fields.String(validate=validate.OneOf(["healthy", "unhealthy"]), metadata={
-        "description": "healthy when the database, Redis and the profile store answer."})
+    status = fields.String(validate=validate.OneOf(["healthy", "degraded", "unhealthy"]), metadata={
+        "description": "healthy when the database, Redis and the profile store answer; degraded (still 200) when "
+                       "only Redis does not (sends are accepted and go out when it is back); unhealthy (503) "
+                       "when the database or the profile store does not."})
     timestamp = fields.String(metadata={"description": "ISO 8601, UTC."})
     active_sessions = fields.Integer(allow_none=True, metadata={
         "description": "Sessions holding a place on a slot (a browser runs or starts for them)."})
@@ -282,8 +287,8 @@ class HealthSchema(Schema):
 class Health(MethodView):
     @blp.doc(security=[])
     @blp.response(200, HealthSchema)
-    @blp.alt_response(503, schema=HealthSchema, description="A dependency does not answer: the same body, "
-                                                            "status unhealthy.")
+    @blp.alt_response(503, schema=HealthSchema, description="The database or the profile store does not "
+                                                            "answer: the same body, status unhealthy.")
     def get(self):
         """The service's health: the seed's fields, plus slots, queues, database and Redis."""
         p = probes()
@@ -291,9 +296,10 @@ class Health(MethodView):
         view = read_redis(p.services.redis)
         store_ok = p.store_ok()
         total, used = counts if counts else (None, {})
-        healthy = counts is not None and view is not None and store_ok
+        essential = counts is not None and store_ok  # without these nothing can be accepted or kept
+        status = "unhealthy" if not essential else "healthy" if view is not None else "degraded"
         body = {
-            "status": "healthy" if healthy else "unhealthy",
+            "status": status,
             "timestamp": iso_now(),
             "active_sessions": sum(used.values()) if counts else None,
             "total_sessions": total,
@@ -310,7 +316,7 @@ class Health(MethodView):
             "database": counts is not None,
             "redis": view is not None,
         }
-        return body, 200 if healthy else 503
+        return body, 503 if status == "unhealthy" else 200
 
 
 # --- /metrics ---------------------------------------------------------------------------
