@@ -5,7 +5,7 @@ simulator exactly once, and health said ``degraded`` while Redis was away.
 
 Everything is real: PostgreSQL, a private ``redis-server`` of this module (no other test
 shares it), the project's processes as in production (API under gunicorn, slot worker,
-control worker with beat, recorder, Flower, simulator) and headless Chromium.
+control worker, beat, recorder, Flower, simulator) and headless Chromium.
 """
 from __future__ import annotations
 
@@ -99,6 +99,10 @@ def stack(outage_settings, private_redis, tmp_path_factory):
                          "--workers", "1", "--threads", "4", "--timeout", "90", "api.wsgi:app"], running["env"], logs),
             Proc("flower", ["-m", "celery", "-A", "workers.app", "flower", "--address=127.0.0.1",
                             f"--port={flower_port}"], running["env"], logs),
+            # Beat as the Procfile runs it, beside the control worker's own (a second beat only
+            # sends the same idempotent tasks twice).
+            Proc("beat", ["-m", "celery", "-A", "workers.app", "beat", "--schedule", str(logs / "beat-alone"),
+                          "--loglevel", "INFO"], running["env"], logs),
         ]
         for p in extra:
             p.start()
