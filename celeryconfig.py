@@ -3,13 +3,23 @@
 Sends must not be lost: tasks are acknowledged after they ran (acks_late), a worker
 takes one task at a time (prefetch 1), and a task from a worker that died is delivered
 again (reject_on_worker_lost) once the visibility timeout, longer than any task, passes.
+
+A Redis outage is ridden out: workers reconnect to the broker with backoff (2 s more
+per attempt, at most 30 s apart) for as long as it takes, on a transport that survives
+the loss (``workers.broker``); a task running meanwhile is not cancelled (every task
+here may run twice).
 """
 from settings import Settings
+from workers.broker import transport_for
 
 _settings = Settings.from_env()
 
 broker_url = _settings.redis_url
+broker_transport = transport_for(broker_url)
 broker_connection_retry_on_startup = True
+broker_connection_retry = True
+broker_connection_max_retries = None  # reconnect for as long as Redis is away
+worker_cancel_long_running_tasks_on_connection_loss = False
 broker_transport_options = {"visibility_timeout": _settings.visibility_timeout}
 
 task_serializer = "json"

@@ -3,8 +3,11 @@ store are doing. Both are public (no API key) and answer even when a dependency 
 
 /webjs/health keeps the seed's fields; what they mean here:
 
-- ``status``: "healthy" (200) when the database, Redis and the profile store all answer,
-  else "unhealthy" (503) with the same body.
+- ``status``: "healthy" (200) when the database, Redis and the profile store all answer;
+  "degraded" (200) when only Redis does not: sends are still accepted (the rows are
+  durable and the sweeper dispatches them when Redis is back) and every worker waits for
+  Redis with its browsers and sessions; "unhealthy" (503, the same body) when the
+  database or the profile store does not answer.
 - ``s3_connection`` and ``auth_folder_status``: both are the profile store's ``check()``,
   the place where sessions' logins are kept (the S3 bucket when S3_BUCKET is set, else the
   local folder). The seed checked its S3 client and its local auth folder separately; here
@@ -270,8 +273,10 @@ class SlotHealthSchema(Schema):
 
 class HealthSchema(Schema):
     status = fields.String(validate=validate.OneOf(["healthy", "degraded", "unhealthy"]), metadata={
-        "description": "healthy when the database, Redis and the profile store answer; degraded when they "
-                       "do but a READY session cannot send (see not_sending_sessions); unhealthy otherwise."})
+        "description": "healthy when the database, Redis and the profile store answer; degraded (still 200) when "
+                       "only Redis does not (sends are accepted and go out when it is back) or a READY session "
+                       "cannot send (see not_sending_sessions); unhealthy (503) when the database or the "
+                       "profile store does not."})
     timestamp = fields.String(metadata={"description": "ISO 8601, UTC."})
     active_sessions = fields.Integer(allow_none=True, metadata={
         "description": "Sessions holding a place on a slot (a browser runs or starts for them)."})
@@ -298,8 +303,8 @@ class HealthSchema(Schema):
 class Health(MethodView):
     @blp.doc(security=[])
     @blp.response(200, HealthSchema)
-    @blp.alt_response(503, schema=HealthSchema, description="A dependency does not answer: the same body, "
-                                                            "status unhealthy.")
+    @blp.alt_response(503, schema=HealthSchema, description="The database or the profile store does not "
+                                                            "answer: the same body, status unhealthy.")
     def get(self):
         """The service's health: the seed's fields, plus slots, queues, database and Redis."""
         p = probes()
@@ -307,10 +312,11 @@ class Health(MethodView):
         view = read_redis(p.services.redis)
         store_ok = p.store_ok()
         total, used = counts if counts else (None, {})
-        healthy = counts is not None and view is not None and store_ok
+        essential = counts is not None and store_ok  # without these nothing can be accepted or kept
         stuck = not_sending(p.db(), timedelta(seconds=p.services.settings.stuck_timeout_seconds))
+        status = "unhealthy" if not essential else "healthy" if view is not None and not stuck else "degraded"
         body = {
-            "status": ("degraded" if stuck else "healthy") if healthy else "unhealthy",
+            "status": status,
             "timestamp": iso_now(),
             "active_sessions": sum(used.values()) if counts else None,
             "total_sessions": total,
@@ -328,7 +334,7 @@ class Health(MethodView):
             "redis": view is not None,
             "not_sending_sessions": None if stuck is None else len(stuck),
         }
-        return body, 200 if healthy else 503
+        return body, 503 if status == "unhealthy" else 200
 
 
 # --- /metrics ---------------------------------------------------------------------------

@@ -55,8 +55,15 @@ def test_messages_of_a_session_that_is_not_ready_wait(control, db, redis_client,
         assert s.get(Message, message_id).status == "queued"
 
 
+def watched_for_an_hour(redis_client) -> None:
+    """As if the reaper had been looking at the slot registry without a break for an hour."""
+    now = float(redis_client.time()[0])
+    redis_client.hset(slots.WATCH_KEY, mapping={"last": now, "since": now - 3600})
+
+
 def test_sessions_on_a_dead_slot_are_disconnected(control, db, redis_client, user_id):
     slots.heartbeat(redis_client, "alive-slot", capacity=5, ttl=30)
+    watched_for_an_hour(redis_client)
     try:
         with db.begin() as s:
             s.add(WhatsAppSession(user_id=user_id, session_id=user_id, status="READY", slot="dead-slot", epoch=1))
@@ -141,3 +148,53 @@ def test_a_message_dispatched_before_is_looked_for_from_what_postgresql_knows(co
     assert by_id[successor.message_ids[0]]["earlier"] is None
     with db() as s:
         assert s.get(Message, successor.message_ids[0]).dispatched_at is not None, "its first dispatch is kept"
+
+
+def test_no_slot_is_judged_lost_before_the_registry_was_watched_for_a_ttl(control, db, redis_client, user_id):
+    """After Redis restarted empty (the watch record is gone too) a live slot's key is missing
+    until its next heartbeat: its sessions keep their browsers for a whole TTL."""
+    redis_client.delete(slots.WATCH_KEY)
+    with db.begin() as s:
+        s.add(WhatsAppSession(user_id=user_id, session_id=user_id, status="READY", slot="quiet-slot", epoch=1))
+    assert control.reap_lost_slots() == 0
+    with db() as s:
+        row = s.execute(select(WhatsAppSession).where(WhatsAppSession.session_id == user_id)).scalar_one()
+    assert (row.status, row.status_reason) == ("READY", None)
+    ttl = control.resources()[0].slot_heartbeat_ttl
+    assert 0 <= slots.watched_for(redis_client, max_gap=ttl + 20) < ttl
+    watched_for_an_hour(redis_client)  # ...and the slot never came back: now it is lost
+    assert control.reap_lost_slots() >= 1
+    with db() as s:
+        row = s.execute(select(WhatsAppSession).where(WhatsAppSession.session_id == user_id)).scalar_one()
+    assert (row.status, row.status_reason) == ("DISCONNECTED", "WORKER_LOST")
+
+
+def test_what_an_emptied_redis_lost_is_put_back_from_postgres(control, db, redis_client, user_id):
+    """Pacing (sends of the last day), the tasks of unsent messages, sessions placed but not
+    started: put back once per life of a Redis."""
+    from workers.pacing import Pacer
+
+    slot, waiting = overdue_message(db, user_id, "READY")
+    sent_at = utcnow() - timedelta(minutes=5)
+    starting = user_id + "s"
+    with db.begin() as s:
+        done = accept_messages(s, user_id, "single", [Recipient("919876543211", "919876543211", "hi")],
+                               utcnow() + timedelta(hours=1))
+        sent = s.get(Message, done.message_ids[0])
+        sent.status, sent.sent_at = "sent", sent_at
+        s.get(Message, waiting).dispatch_due_at = utcnow() + timedelta(hours=1)  # its task was queued
+        s.add(WhatsAppSession(user_id=starting, session_id=starting, status="INITIALIZING", slot=slot, epoch=9))
+        s.execute(select(WhatsAppSession).where(WhatsAppSession.session_id == user_id)).scalar_one().pacing = {
+            "min_gap_seconds": 4, "max_gap_seconds": 5}
+    redis_client.delete(control.STATE_MARK)  # Redis restarted empty
+    control.sweep_messages()
+    assert not control.restore_lost_state(*control.resources()), "once per life of a Redis"
+    pacer = Pacer(redis_client)
+    assert abs(pacer.last_sent(user_id) - sent_at.timestamp()) < 0.01
+    assert redis_client.zscore(f"wa:pace:{user_id}:hour", sent.id) is not None
+    next_at = float(redis_client.get(f"wa:pace:{user_id}:next"))
+    assert abs(next_at - (sent_at.timestamp() + 5)) < 0.01, "the longest gap after the last send"
+    tasks = queued_tasks(redis_client, f"slot.{slot}")
+    names = [t["headers"]["task"] for t in tasks]
+    assert names.count("wa.slot.send_message") == 1 and waiting in json.dumps(tasks), "due at once"
+    assert names.count("wa.slot.initialize") == 1 and starting in json.dumps(tasks)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from datetime import timedelta
 
 import pytest
@@ -71,11 +72,14 @@ def test_health_is_in_the_openapi_spec(anon_client):
     assert "slots" in spec["components"]["schemas"]["Health"]["properties"]
 
 
-def test_health_with_redis_down_is_unhealthy_but_answers(anon_client, redis_down):
+def test_health_with_redis_down_is_degraded_and_answers(anon_client, redis_down):
+    """Sends are still accepted while Redis is away (the rows are durable): degraded, 200."""
+    started = time.monotonic()
     r = anon_client.get("/webjs/health")
-    assert r.status_code == 503
+    assert time.monotonic() - started < 5, "health answers at once while Redis is away"
+    assert r.status_code == 200
     body = r.json
-    assert body["status"] == "unhealthy"
+    assert body["status"] == "degraded"
     assert body["redis"] is False and body["network_connectivity"] is False
     assert body["database"] is True and body["total_sessions"] is not None
     assert body["queue_depth"] == {} and body["memory_usage"]["browsers"] is None

@@ -160,3 +160,27 @@ def test_a_restriction_makes_waiting_messages_say_so_and_reaches_the_webhook(db,
         hooks = s.execute(select(WebhookDelivery.event_type).where(WebhookDelivery.url == f"http://127.0.0.1:9/hooks/{user_id}")
                           .order_by(WebhookDelivery.created_at)).scalars().all()
     assert sorted(hooks) == ["session.restricted", "session.unrestricted"]
+
+
+def test_a_consumer_group_lost_with_redis_is_created_again(db, bus, redis_client, user_id):
+    """A Redis that restarted empty has no stream and no consumer group (NOGROUP): the
+    recorder creates the group again and goes on recording."""
+    import threading
+
+    from workers.recorder import Recorder
+
+    make_session(db, user_id)
+    recorder = Recorder(redis_client, db, consumer=f"nogroup-{user_id}", block_ms=100)
+    thread = threading.Thread(target=recorder.run, daemon=True)
+    thread.start()
+    try:
+        bus.session(user_id, 7, "QR_READY", qr="2@one,k,k,k")
+        wait_until(lambda: status_of(db, user_id).status == "QR_READY", 10)
+        redis_client.delete(STREAM)  # the stream and its consumer group, as in an emptied Redis
+        bus.session(user_id, 7, "AUTHENTICATED")
+        wait_until(lambda: status_of(db, user_id).status == "AUTHENTICATED", 10,
+                   what="an event after the group was lost")
+        assert any(g["name"] == GROUP.encode() for g in redis_client.xinfo_groups(STREAM))
+    finally:
+        recorder.stopping.set()
+        thread.join(5)

@@ -10,6 +10,7 @@ from celery.signals import worker_process_init
 
 import celeryconfig
 from settings import Settings
+from workers.broker import transport_for
 
 
 def make_celery(settings: Settings | None = None) -> Celery:
@@ -18,6 +19,7 @@ def make_celery(settings: Settings | None = None) -> Celery:
     app.conf.include = ["workers.slot_tasks", "workers.control_tasks", "workers.webhooks", "workers.api_tasks"]
     if settings is not None:  # an explicit settings object wins over the environment
         app.conf.broker_url = settings.redis_url
+        app.conf.broker_transport = transport_for(settings.redis_url)
         app.conf.broker_transport_options = {"visibility_timeout": settings.visibility_timeout}
     return app
 

@@ -7,7 +7,7 @@ import logging
 from datetime import timedelta
 
 import redis
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from models import (
     IdempotencyKey, Message, MessageStatus, SessionStatus, WhatsAppSession, make_engine, make_sessionmaker, utcnow,
@@ -18,6 +18,7 @@ from models.tables import placed_and_live
 from settings import Settings
 from workers import dispatch, slots
 from workers.app import celery
+from workers.pacing import Pacer, PacingPolicy
 from workers.recovery import recover, recoverable
 
 log = logging.getLogger("control")
@@ -37,13 +38,62 @@ def reset_resources() -> None:
     _resources.clear()
 
 
+# Set once per life of a Redis: while it is there, Redis holds what restore_lost_state() puts back.
+STATE_MARK = "wa:state:restored"
+
+
+def restore_lost_state(settings: Settings, db, client: redis.Redis) -> bool:
+    """Put back what a Redis that restarted empty lost and PostgreSQL can tell, once per
+    life of a Redis (``STATE_MARK``; a new Redis gets the same, harmlessly): each
+    session's pacing (its sends of the last day count in its caps again, the next send
+    keeps its gap), the tasks of unsent messages (due now: a copy that survived finds its
+    message reserved, claimed or done), and the initialize tasks of sessions placed but
+    not started. Browsers, their sessions and the slots' registration are the slot
+    workers' own: they kept them and register again at their next heartbeat.
+    Returns whether it ran."""
+    if not client.set(STATE_MARK, utcnow().isoformat(), nx=True):
+        return False
+    try:
+        now = utcnow()
+        default = PacingPolicy(settings.pacing_min_gap, settings.pacing_max_gap, settings.hourly_cap,
+                               settings.daily_cap)
+        pacer = Pacer(client)
+        with db.begin() as s:
+            sent: dict[str, dict[str, float]] = {}
+            for session_id, message_id, sent_at in s.execute(
+                    select(Message.session_id, Message.id, Message.sent_at)
+                    .where(Message.sent_at >= now - timedelta(days=1))):
+                sent.setdefault(session_id, {})[message_id] = sent_at.timestamp()
+            pacing = dict(s.execute(select(WhatsAppSession.session_id, WhatsAppSession.pacing)
+                                    .where(WhatsAppSession.session_id.in_(list(sent)))).all())
+            for session_id, times in sent.items():
+                pacer.rebuild(session_id, times, PacingPolicy.from_dict(pacing.get(session_id), default))
+            due = s.execute(update(Message).where(
+                Message.status.in_([m.value for m in MESSAGE_UNSENT]), Message.dispatch_due_at > now)
+                .values(dispatch_due_at=now)).rowcount
+            starting = s.execute(select(WhatsAppSession.slot, WhatsAppSession.session_id, WhatsAppSession.epoch)
+                                 .where(WhatsAppSession.status == SessionStatus.INITIALIZING.value,
+                                        WhatsAppSession.slot.is_not(None))).all()
+        for slot, session_id, epoch in starting:
+            dispatch.initialize_session(celery, slot=slot, session_id=session_id, epoch=epoch)
+    except Exception:
+        client.delete(STATE_MARK)  # the next sweep tries again
+        raise
+    log.warning("Redis held none of this service's state (restarted empty, or new): put back the pacing of "
+                "%d sessions from PostgreSQL, %d unsent messages due now, %d sessions started again",
+                len(sent), due, len(starting))
+    return True
+
+
 @celery.task(name="wa.control.sweep_messages")
 def sweep_messages(limit: int = 500) -> int:
     """Dispatch the unsent messages whose dispatch is due: accepted while Redis was down,
     waiting for their time (pacing, a cap, a retry), released by the message before them
-    to the same recipient, or whose task was lost with a dead worker. Sending twice is
-    prevented on the slot (done marker, claim, and a look at the chat)."""
-    settings, db, _ = resources()
+    to the same recipient, or whose task was lost with a dead worker or an emptied Redis
+    (``restore_lost_state`` first). Sending twice is prevented on the slot (done marker,
+    claim, and a look at the chat)."""
+    settings, db, client = resources()
+    restore_lost_state(settings, db, client)
     now = utcnow()
     max_age = timedelta(hours=settings.message_max_age_hours)
     count = 0
@@ -119,8 +169,19 @@ def expire_idempotency_keys() -> int:
 @celery.task(name="wa.control.reap_lost_slots")
 def reap_lost_slots() -> int:
     """Sessions placed on a slot that stopped heartbeating are DISCONNECTED (WORKER_LOST);
-    with AUTO_RECOVER (the default) they are placed on another slot at once."""
+    with AUTO_RECOVER (the default) they are placed on another slot at once.
+
+    A slot is judged only after the registry has been watched without a break for a whole
+    SLOT_HEARTBEAT_TTL: after a Redis outage (or a Redis restarted empty) a live slot's
+    key is missing until its next heartbeat, and its sessions must keep their browsers."""
     settings, db, client = resources()
+    ttl = settings.slot_heartbeat_ttl
+    every = float(celery.conf.beat_schedule["reap-lost-slots"]["schedule"])  # a missed run is no break
+    watched = slots.watched_for(client, max_gap=ttl + 2 * every)
+    if watched < ttl:
+        log.info("slot registry watched for %.0f s of %d s since a break (a Redis outage or restart, or "
+                 "no reaper ran): no slot is judged lost yet", watched, ttl)
+        return 0
     live = {slot.name for slot in slots.live_slots(client)}
     count = 0
     with db.begin() as s:

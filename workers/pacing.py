@@ -126,6 +126,24 @@ class Pacer:
     def mark_sent(self, session_id: str, at: float | None = None) -> None:
         self.redis.set(f"wa:pace:{session_id}:last", f"{time.time() if at is None else at:.3f}", ex=int(DAY))
 
+    def rebuild(self, session_id: str, sent: dict[str, float], policy: PacingPolicy) -> None:
+        """Put back what a Redis that restarted empty lost of a session's pacing, from the
+        sends PostgreSQL knows (message id -> sent time, epoch seconds): they count in the
+        hourly and daily windows again, and the next send keeps at least the longest gap
+        after the last of them. Whatever the session reserved or sent since Redis came
+        back is kept (the caps count both; the later "last" and "next" win)."""
+        if not sent:
+            return
+        next_key, hour_key, day_key, _res = self._keys(session_id)
+        last = max(sent.values())
+        pipe = self.redis.pipeline(transaction=True)
+        for key in (hour_key, day_key):  # each reservation trims its window of what is older
+            pipe.zadd(key, sent)
+            pipe.expire(key, int(2 * DAY))
+        pipe.set(f"wa:pace:{session_id}:last", f"{last:.3f}", ex=int(DAY), nx=True)
+        pipe.set(next_key, f"{last + policy.max_gap:.3f}", ex=int(2 * DAY), nx=True)
+        pipe.execute()
+
 
 class CircuitBreaker:
     """Per session: after ``threshold`` failures in a row it opens for ``cooldown`` seconds

@@ -26,6 +26,8 @@ from workers.logs import setup_logging
 
 log = logging.getLogger("recorder")
 
+RETRY_FIRST, RETRY_MAX = 0.5, 5.0  # seconds between tries while Redis or the database is away
+
 
 class Recorder:
     def __init__(self, client: redis.Redis, db: sessionmaker, consumer: str = "recorder",
@@ -118,8 +120,15 @@ class Recorder:
         return self.process(entries)
 
     def run(self) -> None:
+        """Read, apply, acknowledge, until stopped. Redis or the database going away
+        pauses it: it tries again with backoff (RETRY_FIRST doubling to RETRY_MAX seconds
+        apart) for as long as it takes. A Redis that came back empty has lost the stream
+        and the consumer group (NOGROUP): the group is created again and reading goes on.
+        Entries already read were applied (acknowledging them fails harmlessly); only an
+        event Redis lost in the moment between its XADD and this read is gone."""
         log.info("recorder started (consumer %s)", self.consumer)
         recovering = True
+        delay = 0.0
         while not self.stopping.is_set():
             try:
                 if recovering:
@@ -129,17 +138,26 @@ class Recorder:
                     self.claim_abandoned()
                     recovering = False
                 self.run_once()
+                if delay:
+                    log.info("recorder resumed")
+                    delay = 0.0
             except Exception as exc:  # Redis or the database is away: wait, then recover
-                log.warning("recorder paused: %s", exc)
+                if isinstance(exc, redis.ResponseError) and "NOGROUP" in str(exc):
+                    # Redis restarted empty (or the stream was deleted): no need to wait.
+                    log.warning("recorder: the consumer group %s is gone; creating it again", GROUP)
+                    recovering = True
+                    continue
+                delay = min(RETRY_MAX, delay * 2 or RETRY_FIRST)
+                log.warning("recorder paused (trying again in %.1f s): %s", delay, exc)
                 recovering = True
-                self.stopping.wait(1.0)
+                self.stopping.wait(delay)
         log.info("recorder stopped")
 
 
 def main() -> None:
     settings = Settings.from_env()
     setup_logging(settings.log_level)
-    recorder = Recorder(redis.Redis.from_url(settings.redis_url),
+    recorder = Recorder(redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=10),
                         make_sessionmaker(make_engine(settings.database_url)),
                         consumer=f"recorder@{socket.gethostname()}")
     signal.signal(signal.SIGTERM, lambda *_: recorder.stopping.set())

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import secrets
 import shutil
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +33,7 @@ from workers.browser_session import DISCONNECTED, LOGGED_IN, OFFLINE, BrowserSes
 from workers.delivery import Delivery
 from workers.events import EventBus
 from workers.page_monitor import PageMonitor
+from workers.outage import ride_out_client
 from workers.pacing import CircuitBreaker, Claims, Pacer, PacingPolicy
 from workers.send_rules import Availability, Restriction, restriction_reason
 
@@ -50,7 +52,9 @@ class SlotRuntime:
 
     def __init__(self, settings: Settings, client: redis.Redis | None = None, bus: EventBus | None = None):
         self.settings = settings
-        self.redis = client or redis.Redis.from_url(settings.redis_url)
+        # Commands wait out a Redis outage (a send that went out records its outcome when
+        # Redis is back); a slot that is stopping does not wait.
+        self.redis = client or ride_out_client(settings.redis_url, give_up=lambda: self.stopped.is_set())
         self.bus = bus or EventBus(self.redis)
         self.store = make_profile_store(settings)
         self.pacer = Pacer(self.redis)
@@ -149,12 +153,23 @@ class SlotRuntime:
             log.exception("session=%s recycle failed", bs.session_id)
 
     def _heartbeat_loop(self) -> None:
+        """Beat every third of the TTL. Through a Redis outage a beat waits for Redis (see
+        ride_out_client) or fails and the next one tries again; the first beat after it
+        registers the slot again, also in a Redis that restarted empty."""
         last_measure = 0.0
-        while not self.stopped.wait(max(1.0, self.settings.slot_heartbeat_ttl / 3)):
+        every = max(1.0, self.settings.slot_heartbeat_ttl / 3)
+        failing = False
+        while not self.stopped.wait(every):
             try:
+                started = time.monotonic()
                 self._beat()
+                if failing or time.monotonic() - started > every:  # it waited for Redis
+                    log.info("heartbeat back after a Redis outage: slot %s registered with %d sessions",
+                             self.settings.slot_name, len(self.sessions))
+                failing = False
             except redis.RedisError as exc:
                 log.warning("heartbeat failed: %s", exc)
+                failing = True
             if time.monotonic() - last_measure >= MEMORY_EVERY:
                 last_measure = time.monotonic()
                 try:
@@ -428,7 +443,9 @@ def runtime() -> SlotRuntime:
 
 
 def main() -> None:
-    from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
+    """Run the slot worker; the process exits with the worker's exit code (non-zero
+    after an unrecoverable error, so a supervisor sees the failure)."""
+    from celery.signals import worker_init, worker_ready, worker_shutdown, worker_shutting_down
 
     from workers.app import celery
     from workers.logs import setup_logging
@@ -445,11 +462,14 @@ def main() -> None:
     worker_shutting_down.connect(lambda **_: slot_module._runtime and slot_module._runtime.stopping(),
                                  weak=False)
     worker_shutdown.connect(lambda **_: slot_module._runtime and slot_module._runtime.shutdown(), weak=False)
+    workers = []  # the WorkController, whose exit code worker_main() does not pass on
+    worker_init.connect(lambda sender, **_: workers.append(sender), weak=False)
     celery.worker_main([
         "worker", "--pool=solo", "--concurrency=1", f"--queues={settings.slot_queue}",
         f"--hostname={settings.slot_name}@%h", f"--loglevel={settings.log_level}", "--without-gossip",
         "--without-mingle",
     ])
+    sys.exit(workers[0].exitcode if workers else 1)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,11 @@
 
 A slot worker writes ``wa:slot:<name>`` (host, capacity) with a TTL and refreshes it;
 a slot whose key expired is dead.  Placement picks the live slot with the most room.
+
+A missing key says a slot is dead only to someone who has been watching Redis for a
+whole TTL: after Redis restarted empty, or while nobody could reach it, every key is
+missing although every slot is alive and registers again at its next heartbeat
+(``watched_for``).
 """
 from __future__ import annotations
 
@@ -13,6 +18,17 @@ from dataclasses import dataclass, field
 import redis
 
 SLOTS_SET = "wa:slots"
+WATCH_KEY = "wa:slots:watch"  # hash: when the registry was last looked at, and since when without a break
+
+# KEYS: the watch hash; ARGV: now (Redis's clock, seconds), the longest gap that is not a break
+_WATCH = """
+local now, gap = tonumber(ARGV[1]), tonumber(ARGV[2])
+local last = tonumber(redis.call('HGET', KEYS[1], 'last') or '')
+local since = tonumber(redis.call('HGET', KEYS[1], 'since') or '')
+if not last or not since or now - last > gap then since = now end
+redis.call('HSET', KEYS[1], 'last', ARGV[1], 'since', tostring(since))
+return tostring(now - since)
+"""
 
 
 def _key(name: str) -> str:
@@ -73,3 +89,11 @@ def choose_slot(slots: list[SlotInfo], used: dict[str, int]) -> SlotInfo | None:
     if not with_room:
         return None
     return min(with_room, key=lambda s: (used.get(s.name, 0) / s.capacity, used.get(s.name, 0), s.name))
+
+
+def watched_for(client: redis.Redis, max_gap: float) -> float:
+    """Record a look at the registry now and return for how many seconds it has been
+    looked at without a break longer than ``max_gap`` (0 after such a break, or when Redis
+    lost the record: restarted empty). Uses Redis's clock, shared by every watcher."""
+    seconds, micros = client.time()
+    return float(client.eval(_WATCH, 1, WATCH_KEY, f"{seconds + micros / 1e6:.3f}", f"{max_gap:.3f}"))
