@@ -13,6 +13,15 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from models.events import (
+    Event,
+    MessageEvent,
+    SessionBackup,
+    SessionEvent,
+    SessionNotice,
+    SessionRestriction,
+    SlotStarted,
+)
 from models.states import (
     BROWSER_KEPT_REASONS,
     LIVE_SESSION_STATES,
@@ -20,6 +29,7 @@ from models.states import (
     MESSAGE_SUCCESS,
     MESSAGE_UNSENT,
     MESSAGE_WAITING,
+    DisconnectReason,
     JobStatus,
     MessageStatus,
     SessionStatus,
@@ -94,22 +104,21 @@ def change_session_status(
     return Outcome(True)
 
 
-def apply_session_event(db: Session, event_id: str, event: dict) -> Outcome:
+def apply_session_event(db: Session, event_id: str, event: SessionEvent) -> Outcome:
     row = db.execute(
-        select(WhatsAppSession).where(WhatsAppSession.session_id == event["session_id"]).with_for_update()
+        select(WhatsAppSession).where(WhatsAppSession.session_id == event.session_id).with_for_update()
     ).scalar_one_or_none()
     if row is None:
         return Outcome(False, "session no longer exists")
-    if not session_event_is_fresh(row.epoch, row.last_event_id, int(event.get("epoch", 0)), event_id):
-        return Outcome(False, f"stale event (epoch {event.get('epoch')} vs {row.epoch})")
-    status, reason = SessionStatus(event["status"]), event.get("reason")
-    if status == SessionStatus.DISCONNECTED and reason == "LOGOUT":
+    if not session_event_is_fresh(row.epoch, row.last_event_id, event.epoch, event_id):
+        return Outcome(False, f"stale event (epoch {event.epoch} vs {row.epoch})")
+    if event.status == SessionStatus.DISCONNECTED and event.reason == DisconnectReason.LOGOUT:
         fail_unsent_messages(db, row.session_id, "Session logged out from the phone")
     return change_session_status(
-        db, row, status,
-        reason=reason, source="worker", event_id=event_id, at=_parse_time(event.get("at")),
-        qr_code=event.get("qr_code"), pairing_code=event.get("pairing_code"),
-        phone_number=event.get("phone_number"),
+        db, row, event.status,
+        reason=event.reason.value if event.reason else None, source="worker", event_id=event_id,
+        at=_parse_time(event.at), qr_code=event.qr_code, pairing_code=event.pairing_code,
+        phone_number=event.phone_number,
     )
 
 
@@ -215,16 +224,16 @@ def _refresh_job(db: Session, job_id: str, at: datetime) -> Job:
     return job
 
 
-def apply_message_event(db: Session, event_id: str, event: dict) -> Outcome:
-    msg = db.execute(select(Message).where(Message.id == event["message_id"]).with_for_update()).scalar_one_or_none()
+def apply_message_event(db: Session, event_id: str, event: MessageEvent) -> Outcome:
+    msg = db.execute(select(Message).where(Message.id == event.message_id).with_for_update()).scalar_one_or_none()
     if msg is None:
         return Outcome(False, "message no longer exists")
-    at = _parse_time(event.get("at"))
+    at = _parse_time(event.at)
     outcome = change_message_status(
-        db, msg, MessageStatus(event["status"]), at=at, attempt=event.get("attempt"),
-        wa_message_id=event.get("wa_message_id"), wa_id=event.get("wa_id"), error=event.get("error"),
-        next_attempt_at=_parse_optional_time(event.get("next_attempt_at")),
-        wait_reason=event.get("wait_reason"), dispatch_at=_parse_optional_time(event.get("dispatch_at")),
+        db, msg, event.status, at=at, attempt=event.attempt,
+        wa_message_id=event.wa_message_id, wa_id=event.wa_id, error=event.error,
+        next_attempt_at=_parse_optional_time(event.next_attempt_at),
+        wait_reason=event.wait_reason, dispatch_at=_parse_optional_time(event.dispatch_at),
     )
     if outcome.applied and msg.status == MessageStatus.SENT:
         session = db.execute(
@@ -235,60 +244,60 @@ def apply_message_event(db: Session, event_id: str, event: dict) -> Outcome:
     return outcome
 
 
-def apply_slot_started(db: Session, event_id: str, event: dict) -> Outcome:
+def apply_slot_started(db: Session, event_id: str, event: SlotStarted) -> Outcome:
     """A slot worker (re)started with no browsers: the sessions placed on it before that
     are gone (a worker killed with SIGKILL could not say so itself)."""
-    started = int(event["started_ms"])
+    started = event.started_ms
     rows = db.execute(select(WhatsAppSession).where(
-        WhatsAppSession.slot == event["slot"], WhatsAppSession.epoch < started,
+        WhatsAppSession.slot == event.slot, WhatsAppSession.epoch < started,
         WhatsAppSession.status.in_([s.value for s in LIVE_SESSION_STATES] + [SessionStatus.DISCONNECTED.value]),
     ).with_for_update()).scalars().all()
     for row in rows:
         if row.status != SessionStatus.DISCONNECTED or row.status_reason in BROWSER_KEPT_REASONS:
             change_session_status(db, row, SessionStatus.DISCONNECTED, reason="WORKER_RESTARTED", source="worker",
-                                  at=_parse_time(event.get("at")))
+                                  at=_parse_time(event.at))
     return Outcome(True)
 
 
-def apply_backup(db: Session, event: dict) -> Outcome:
-    row = db.execute(select(WhatsAppSession).where(WhatsAppSession.session_id == event["session_id"])
+def apply_backup(db: Session, event: SessionBackup) -> Outcome:
+    row = db.execute(select(WhatsAppSession).where(WhatsAppSession.session_id == event.session_id)
                      .with_for_update()).scalar_one_or_none()
     if row is None:
         return Outcome(False, "session no longer exists")
-    row.s3_session_key = event["key"]
+    row.s3_session_key = event.key
     return Outcome(True)
 
 
-def apply_notice(db: Session, event: dict) -> Outcome:
+def apply_notice(db: Session, event: SessionNotice) -> Outcome:
     """Something on the session's page worth a person's look (an unknown dialog left open):
     nothing changes state; the session's webhook hears of it (``session.notice``)."""
-    row = db.execute(select(WhatsAppSession).where(WhatsAppSession.session_id == event["session_id"])
+    row = db.execute(select(WhatsAppSession).where(WhatsAppSession.session_id == event.session_id)
                      ).scalar_one_or_none()
     if row is None:
         return Outcome(False, "session no longer exists")
-    log.info("session=%s page notice %s", row.session_id, event.get("kind"))
+    log.info("session=%s page notice %s", row.session_id, event.kind)
     if row.callback_url:
         enqueue_webhook(db, row.callback_url, "session.notice", {
-            "session_id": row.session_id, "user_id": row.user_id, "kind": event.get("kind"),
-            "text": event.get("text"), "buttons": event.get("buttons") or [],
-        }, at=_parse_time(event.get("at")))
+            "session_id": row.session_id, "user_id": row.user_id, "kind": event.kind,
+            "text": event.text, "buttons": event.buttons or [],
+        }, at=_parse_time(event.at))
     return Outcome(True)
 
 
-def apply_restriction(db: Session, event: dict) -> Outcome:
+def apply_restriction(db: Session, event: SessionRestriction) -> Outcome:
     """WhatsApp restricts a session (or stopped doing so). While it does, the session's
     waiting messages say so (``scheduled``, ``wait_reason`` naming the restriction; their
     dispatch times are kept); nothing is failed. The session's webhook hears of it as
     ``session.restricted`` / ``session.unrestricted``."""
-    row = db.execute(select(WhatsAppSession).where(WhatsAppSession.session_id == event["session_id"])
+    row = db.execute(select(WhatsAppSession).where(WhatsAppSession.session_id == event.session_id)
                      ).scalar_one_or_none()
     if row is None:
         return Outcome(False, "session no longer exists")
-    if int(event.get("epoch", 0)) != row.epoch:
-        return Outcome(False, f"stale event (epoch {event.get('epoch')} vs {row.epoch})")
-    at = _parse_time(event.get("at"))
-    restricted, reason = bool(event.get("restricted")), event.get("reason") or event.get("kind")
-    log.info("session=%s restriction %s %s", row.session_id, event.get("kind"), "on" if restricted else "off")
+    if event.epoch != row.epoch:
+        return Outcome(False, f"stale event (epoch {event.epoch} vs {row.epoch})")
+    at = _parse_time(event.at)
+    restricted, reason = event.restricted, event.reason or event.kind
+    log.info("session=%s restriction %s %s", row.session_id, event.kind, "on" if restricted else "off")
     if restricted:
         waiting = db.execute(select(Message).where(
             Message.session_id == row.session_id,
@@ -298,24 +307,25 @@ def apply_restriction(db: Session, event: dict) -> Outcome:
                                   next_attempt_at=msg.next_attempt_at, dispatch_at=msg.dispatch_due_at)
     if row.callback_url:
         enqueue_webhook(db, row.callback_url, "session.restricted" if restricted else "session.unrestricted", {
-            "session_id": row.session_id, "user_id": row.user_id, "restriction": event.get("kind"),
+            "session_id": row.session_id, "user_id": row.user_id, "restriction": event.kind,
             "reason": reason, "at": at.isoformat(),
         }, at=at)
     return Outcome(True)
 
 
-def apply_event(db: Session, event_id: str, event: dict) -> Outcome:
-    kind = event.get("type")
-    if kind == "session":
+def apply_event(db: Session, event_id: str, event: Event) -> Outcome:
+    """Apply one event of the stream (``event_id``: its stream id, the order of a session's
+    events); the Outcome says whether it changed anything, and why not."""
+    if isinstance(event, SessionEvent):
         return apply_session_event(db, event_id, event)
-    if kind == "message":
+    if isinstance(event, MessageEvent):
         return apply_message_event(db, event_id, event)
-    if kind == "slot_started":
+    if isinstance(event, SlotStarted):
         return apply_slot_started(db, event_id, event)
-    if kind == "session_backup":
+    if isinstance(event, SessionBackup):
         return apply_backup(db, event)
-    if kind == "session_notice":
+    if isinstance(event, SessionNotice):
         return apply_notice(db, event)
-    if kind == "session_restriction":
+    if isinstance(event, SessionRestriction):
         return apply_restriction(db, event)
-    return Outcome(False, f"unknown event type {kind!r}")
+    return Outcome(False, f"unknown event type {event.type!r}")

@@ -50,7 +50,8 @@ class DisconnectReason(StrEnum):
     QR_TIMEOUT = "QR_TIMEOUT"
     BROWSER_CRASHED = "BROWSER_CRASHED"  # crashed more than MAX_CRASH_RESTARTS times in an hour (or never linked)
     BROWSER_RESTARTING = "BROWSER_RESTARTING"  # crashed; a new browser is starting from the saved login
-    BROWSER_FAILED = "BROWSER_FAILED"
+    BROWSER_FAILED = "BROWSER_FAILED"  # Chrome did not start
+    WORKER_STOPPED = "WORKER_STOPPED"  # the slot worker stopped cleanly; recovery places the session again
 
 
 # DISCONNECTED for these reasons keeps the browser running: the page may come back to

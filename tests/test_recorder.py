@@ -120,11 +120,15 @@ def test_a_malformed_event_goes_to_dead_letters_and_does_not_block(db, bus, redi
     make_session(db, user_id)
     recorder = Recorder(redis_client, db, consumer=f"inproc-{user_id}", block_ms=100)
     recorder.ensure_group()
-    redis_client.xadd(STREAM, {"e": "{not json"})
-    bus.session(user_id, 7, "READY", phone_number="919876543210")
     before = redis_client.xlen(DEAD_LETTERS)
+    refused = ['{not json', '{"type": "teleport", "session_id": "x"}',  # not JSON; a type nobody knows
+               f'{{"type": "session", "session_id": "{user_id}", "epoch": 7, "status": "READY", "reason": "NAP"}}',
+               f'{{"type": "message", "message_id": "m", "session_id": "{user_id}", "status": "sent"}}']  # no job_id
+    for body in refused:
+        redis_client.xadd(STREAM, {"e": body})
+    bus.session(user_id, 7, "READY", phone_number="919876543210")
     wait_until(lambda: recorder.run_once() or status_of(db, user_id).status == "READY", 10)
-    assert redis_client.xlen(DEAD_LETTERS) == before + 1
+    assert redis_client.xlen(DEAD_LETTERS) == before + len(refused)
     assert redis_client.xpending(STREAM, GROUP)["pending"] == 0
 
 
@@ -135,6 +139,7 @@ def test_a_restriction_makes_waiting_messages_say_so_and_reaches_the_webhook(db,
     from datetime import timedelta
 
     from models import MessageStatus, WebhookDelivery, utcnow
+    from models.events import from_dict
     from models.recording import apply_event
 
     make_session(db, user_id)
@@ -149,9 +154,9 @@ def test_a_restriction_makes_waiting_messages_say_so_and_reaches_the_webhook(db,
     event = {"type": "session_restriction", "session_id": user_id, "epoch": 7, "kind": "temporary_ban",
              "restricted": True, "reason": "restricted: temporary ban"}
     with db.begin() as s:
-        assert not apply_event(s, "1-0", {**event, "epoch": 6}).applied  # an older placement
-        assert apply_event(s, "1-1", event).applied
-        assert apply_event(s, "1-2", {**event, "restricted": False}).applied
+        assert not apply_event(s, "1-0", from_dict({**event, "epoch": 6})).applied  # an older placement
+        assert apply_event(s, "1-1", from_dict(event)).applied
+        assert apply_event(s, "1-2", from_dict({**event, "restricted": False})).applied
     with db() as s:
         waiting, sent = s.get(Message, msg_ids[0]), s.get(Message, msg_ids[1])
         assert waiting.status == "scheduled" and waiting.wait_reason == "restricted: temporary ban"

@@ -61,3 +61,33 @@ def test_job_status_follows_messages():
     assert job_status([M.SENT, M.FAILED]) == JobStatus.COMPLETED
     assert job_status([M.FAILED, M.FAILED]) == JobStatus.FAILED
     assert job_status([M.CANCELLED]) == JobStatus.CANCELLED
+
+
+def test_every_event_round_trips_through_its_one_serialisation():
+    """models/events.py: to_dict/encode and decode are each other's inverse; enums stay enums;
+    a field a newer worker added is ignored; the bus refuses a reason outside the enum."""
+    import pytest
+
+    from models.events import (EVENT_TYPES, MessageEvent, SessionBackup, SessionEvent, SessionNotice,
+                               SessionRestriction, SlotStarted, decode)
+    from models.states import DisconnectReason, MessageStatus, SessionStatus
+
+    events = [
+        SessionEvent(session_id="s", epoch=3, status=SessionStatus.DISCONNECTED, reason=DisconnectReason.LOGOUT),
+        MessageEvent(message_id="m", job_id="j", session_id="s", status=MessageStatus.SCHEDULED, attempt=2,
+                     wait_reason="pacing", next_attempt_at="2026-11-30T10:00:00+00:00"),
+        SlotStarted(slot="slot-1", started_ms=1_796_000_000_000),
+        SessionBackup(session_id="s", epoch=3, key="sessions/s/v1.tar.gz"),
+        SessionNotice(session_id="s", epoch=3, kind="unknown_dialog", text="?", buttons=["OK"]),
+        SessionRestriction(session_id="s", epoch=3, kind="temporary_ban", restricted=True,
+                           reason="restricted: temporary ban"),
+    ]
+    assert {e.type for e in events} == set(EVENT_TYPES)
+    for event in events:
+        assert decode(event.encode()) == event
+        assert "None" not in event.encode()
+    newer = '{"type": "slot_started", "slot": "x", "started_ms": 1, "at": "2026-11-30T10:00:00+00:00", "gpu": 1}'
+    assert decode(newer) == SlotStarted(slot="x", started_ms=1, at="2026-11-30T10:00:00+00:00")
+    assert decode(events[0].encode()).reason is DisconnectReason.LOGOUT
+    with pytest.raises(ValueError):
+        decode('{"type": "session", "session_id": "s", "epoch": 1, "status": "SLEEPING"}')

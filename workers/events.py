@@ -12,7 +12,16 @@ import logging
 
 import redis
 
-from models.tables import utcnow
+from models.events import (
+    Event,
+    MessageEvent,
+    SessionBackup,
+    SessionEvent,
+    SessionNotice,
+    SessionRestriction,
+    SlotStarted,
+)
+from models.states import DisconnectReason, MessageStatus, SessionStatus
 
 log = logging.getLogger(__name__)
 
@@ -42,58 +51,61 @@ def live_channel(event: dict) -> str:
 
 
 class EventBus:
+    """Publishes typed events (models/events.py): each is appended to the stream and, in
+    the same MULTI, published on its live channel."""
+
     def __init__(self, client: redis.Redis):
         self.redis = client
 
-    def _emit(self, channel: str, event: dict, mark_key: str | None = None, mark_ttl: int = 0) -> None:
-        event.setdefault("at", utcnow().isoformat())
-        body = json.dumps(event, separators=(",", ":"))
+    def emit(self, event: Event, mark_key: str | None = None, mark_ttl: int = 0) -> None:
+        """Send ``event``; with ``mark_key``, also SET it (the event as its value, ``mark_ttl``
+        seconds) atomically with the event, e.g. "this message was sent"."""
+        body = event.encode()
         pipe = self.redis.pipeline(transaction=True)
         pipe.xadd(STREAM, {"e": body})
-        pipe.publish(channel, body)
-        if mark_key:  # set atomically with the event, e.g. "this message was sent"
+        pipe.publish(live_channel(event.to_dict()), body)
+        if mark_key:
             pipe.set(mark_key, body, ex=mark_ttl or None)
         pipe.execute()
 
     def slot_started(self, slot: str, started_ms: int) -> None:
         """A slot worker started with no browsers (the recorder retires older placements)."""
-        self._emit(slot_channel(slot), {"type": "slot_started", "slot": slot, "started_ms": started_ms})
+        self.emit(SlotStarted(slot=slot, started_ms=started_ms))
 
     def backup(self, session_id: str, epoch: int, key: str) -> None:
         """A new good archive of the session's login (the row's s3_session_key)."""
-        self._emit(session_channel(session_id), {"type": "session_backup", "session_id": session_id,
-                                                 "epoch": epoch, "key": key})
+        self.emit(SessionBackup(session_id=session_id, epoch=epoch, key=key))
 
     def page_notice(self, session_id: str, epoch: int, kind: str, **fields) -> None:
         """Something on the session's page a person should look at (``kind``: e.g.
         ``unknown_dialog`` with its ``text`` and ``buttons``); recorded, and sent as a
         ``session.notice`` webhook."""
-        self._emit(session_channel(session_id), {"type": "session_notice", "session_id": session_id,
-                                                 "epoch": epoch, "kind": kind, **fields})
+        self.emit(SessionNotice(session_id=session_id, epoch=epoch, kind=kind, **fields))
 
     def restriction(self, session_id: str, epoch: int, kind: str, *, restricted: bool, reason: str) -> None:
         """WhatsApp restricts the session (``restricted``) or stopped doing so: ``kind``
         names the restriction (``reachout_timelock``, ``new_chat_cap``, ``temporary_ban``,
         ...), ``reason`` says it in words (the messages' ``wait_reason``). Recorded, and
         sent as a ``session.restricted`` / ``session.unrestricted`` webhook."""
-        self._emit(session_channel(session_id), {"type": "session_restriction", "session_id": session_id,
-                                                 "epoch": epoch, "kind": kind, "restricted": restricted,
-                                                 "reason": reason})
+        self.emit(SessionRestriction(session_id=session_id, epoch=epoch, kind=kind, restricted=restricted,
+                                     reason=reason))
 
     def notify_session(self, session_id: str, notice: dict) -> None:
         """A live-only notice (not a state change): published, not recorded."""
         self.redis.publish(session_channel(session_id), json.dumps(notice, separators=(",", ":")))
 
     def session(self, session_id: str, epoch: int, status: str, **fields) -> None:
+        """A session's new state; ``fields`` as SessionEvent's (reason, qr, qr_code,
+        pairing_code, phone_number, error). TypeError for a field it does not have,
+        ValueError for a status or reason outside their enums."""
         fields = {k: v for k, v in fields.items() if v is not None}
-        self._emit(session_channel(session_id), {
-            "type": "session", "session_id": session_id, "epoch": epoch, "status": status, **fields,
-        })
+        if "reason" in fields:
+            fields["reason"] = DisconnectReason(fields["reason"])
+        self.emit(SessionEvent(session_id=session_id, epoch=epoch, status=SessionStatus(status), **fields))
 
     def message(self, message_id: str, job_id: str, session_id: str, status: str, *,
                 mark_key: str | None = None, mark_ttl: int = 0, **fields) -> None:
+        """A message's new state; ``fields`` as MessageEvent's."""
         fields = {k: v for k, v in fields.items() if v is not None}
-        self._emit(message_channel(message_id), {
-            "type": "message", "message_id": message_id, "job_id": job_id,
-            "session_id": session_id, "status": status, **fields,
-        }, mark_key=mark_key, mark_ttl=mark_ttl)
+        self.emit(MessageEvent(message_id=message_id, job_id=job_id, session_id=session_id,
+                               status=MessageStatus(status), **fields), mark_key=mark_key, mark_ttl=mark_ttl)

@@ -19,6 +19,7 @@ import redis
 from sqlalchemy.orm import sessionmaker
 
 from models import make_engine, make_sessionmaker
+from models.events import Event, decode
 from models.recording import apply_event
 from settings import Settings
 from workers.events import DEAD_LETTERS, GROUP, STREAM, live_channel
@@ -50,7 +51,7 @@ class Recorder:
         """Apply a batch in one transaction, then acknowledge it. Returns how many were applied."""
         if not entries:
             return 0
-        applied: list[dict] = []
+        applied: list[Event] = []
         dead: list[tuple[str, bytes | str]] = []  # (entry id, raw body)
         with self.db.begin() as session:
             session.info.pop("released", None)
@@ -58,22 +59,23 @@ class Recorder:
                 entry_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
                 raw = fields.get(b"e") or fields.get("e") or b""
                 try:
-                    event = json.loads(raw)
-                except (TypeError, ValueError):
+                    event = decode(raw)
+                except ValueError as exc:  # not an event this recorder knows: kept aside, not applied
+                    log.warning("event %s refused to the dead letters: %s", entry_id, str(exc)[:200])
                     dead.append((entry_id, raw))
                     continue
                 try:
                     with session.begin_nested():
                         outcome = apply_event(session, entry_id, event)
                 except Exception:  # one bad event must not block the stream
-                    log.exception("event %s could not be applied: %s", entry_id, event)
+                    log.exception("event %s (%s) could not be applied", entry_id, event.type)
                     dead.append((entry_id, raw))
                     continue
                 if outcome.applied:
                     applied.append(event)
                 else:
-                    log.info("refused event %s (%s %s): %s", entry_id, event.get("type"),
-                             event.get("status"), outcome.reason)
+                    log.info("refused event %s (%s %s): %s", entry_id, event.type, event.get("status"),
+                             outcome.reason)
             released = session.info.pop("released", 0)
         ids = [e[0] for e in entries]
         pipe = self.redis.pipeline(transaction=True)
@@ -83,7 +85,8 @@ class Recorder:
         pipe.xdel(STREAM, *ids)
         # Listeners that must read their own writes (send ?wait=N) wait for this copy.
         for event in applied:
-            pipe.publish(live_channel(event), json.dumps({**event, "recorded": True}, separators=(",", ":")))
+            body = event.to_dict()
+            pipe.publish(live_channel(body), json.dumps({**body, "recorded": True}, separators=(",", ":")))
         pipe.execute()
         if released:  # messages waiting for the one before them to the same number may go now
             self.request_sweep()
