@@ -202,6 +202,8 @@ def test_every_new_qr_is_an_event_then_reloads_run_out(make_runtime, sim):
 
 @every_route
 def test_scan_authenticates_then_ready_with_own_number(make_runtime, sim):
+    # The sync screen lasts long enough for a probe to see it on a loaded machine too.
+    sim.post("/sim/control/config", {"sync_delay": 1.0})
     rt = make_runtime()
     ready = link(rt, sim)
     assert ready["phone_number"] == OWN

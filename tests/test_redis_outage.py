@@ -81,7 +81,7 @@ def outage_client(outage_settings):
     from api.keys import create_key
 
     app = create_app(outage_settings)
-    _row, key = create_key(app.extensions["wa"].db, "outage")
+    _row, key = create_key(app.extensions["wa"].db, "outage", admin=True)
     client = app.test_client()
     client.environ_base["HTTP_X_API_KEY"] = key
     return client
