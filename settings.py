@@ -70,6 +70,9 @@ class Settings:
     qr_wait_seconds: float = 30.0
     send_wait_max: float = 60.0
     api_key_cache_seconds: float = 30.0
+    # Bearer token that shows /metrics and /webjs/health in full (per session, host names);
+    # admin API keys do too. Without either, both show aggregate figures only.
+    metrics_token: str | None = None
 
     # Session lifecycle.
     auto_recover: bool = True  # sessions of a dead, restarted or stopped slot are placed again
@@ -160,6 +163,7 @@ class Settings:
             qr_wait_seconds=float(get("QR_WAIT_SECONDS", d.qr_wait_seconds)),
             send_wait_max=float(get("SEND_WAIT_MAX", d.send_wait_max)),
             api_key_cache_seconds=float(get("API_KEY_CACHE_SECONDS", d.api_key_cache_seconds)),
+            metrics_token=get("METRICS_TOKEN", None),
             auto_recover=_bool(env.get("AUTO_RECOVER"), d.auto_recover),
             idle_timeout_minutes=float(get("IDLE_TIMEOUT_MINUTES", d.idle_timeout_minutes)),
             stuck_timeout_seconds=float(get("STUCK_TIMEOUT_SECONDS", d.stuck_timeout_seconds)),
