@@ -45,6 +45,9 @@ class Settings:
     chromium_path: str = "/usr/bin/chromium"
     chromedriver_path: str = "/usr/bin/chromedriver"
     headless: bool = True
+    # Chrome's sandbox: "auto" (on unless running as root or user namespaces are
+    # forbidden, see browser.chrome.chrome_sandbox), "true" or "false".
+    chrome_sandbox: str = "auto"
     user_agent: str = (
         "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 "
         "(KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36"
@@ -114,6 +117,8 @@ class Settings:
     def __post_init__(self) -> None:
         if self.conflict_policy not in ("takeover", "disconnect"):
             raise ValueError(f"CONFLICT_POLICY must be takeover or disconnect, not {self.conflict_policy!r}")
+        if self.chrome_sandbox not in ("auto", "true", "false"):
+            raise ValueError(f"CHROME_SANDBOX must be auto, true or false, not {self.chrome_sandbox!r}")
 
     @classmethod
     def from_env(cls, env: os._Environ | dict | None = None) -> "Settings":
@@ -145,6 +150,7 @@ class Settings:
             chromium_path=get("CHROMIUM_PATH", d.chromium_path),
             chromedriver_path=get("CHROMEDRIVER_PATH", d.chromedriver_path),
             headless=_bool(env.get("HEADLESS"), d.headless),
+            chrome_sandbox=get("CHROME_SANDBOX", d.chrome_sandbox).lower(),
             user_agent=get("BROWSER_USER_AGENT", d.user_agent),
             browser_work_dir=get("BROWSER_WORK_DIR", d.browser_work_dir),
             page_probe_interval=float(get("PAGE_PROBE_INTERVAL", d.page_probe_interval)),
