@@ -15,4 +15,6 @@ ENV PYTHONUNBUFFERED=1 \
     CHROMEDRIVER_PATH=/usr/bin/chromedriver \
     API_BIND=0.0.0.0:3000
 EXPOSE 3000 5555
-CMD ["sh", "-c", "alembic upgrade head && exec gunicorn --bind $API_BIND --worker-class gthread --workers 2 --threads 16 api.wsgi:app"]
+# gunicorn's control socket gets a path of its own (its default is shared by every
+# gunicorn of the user, and a gunicorn that stops deletes it).
+CMD ["sh", "-c", "alembic upgrade head && exec gunicorn --bind $API_BIND --worker-class gthread --workers 2 --threads 16 --control-socket ${API_CONTROL_SOCKET:-var/run/gunicorn-api.ctl} api.wsgi:app"]

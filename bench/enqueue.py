@@ -102,6 +102,7 @@ def main() -> int:
         gunicorn = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
              "--workers", str(args.workers), "--threads", str(args.threads), "--log-level", "warning",
+             "--no-control-socket",  # the default path is shared by every gunicorn of the user
              "bench.app:app"], cwd=ROOT, env=env, start_new_session=True)
         wait_port(port)
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
