@@ -95,12 +95,19 @@ def test_each_gunicorn_has_a_control_socket_of_its_own(settings, tmp_path):
            "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url, "API_WORKERS": "1",
            "API_THREADS": "1"}
     env.pop("API_CONTROL_SOCKET", None)
+    logs = [tmp_path / f"api-{i}.log" for i in range(2)]
     apis = [subprocess.Popen(["sh", "-c", procfile_command("api")], cwd=tmp_path, start_new_session=True,
                              env={**env, "API_BIND": f"127.0.0.1:{free_port()}"},
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
+                             stdout=log.open("wb"), stderr=subprocess.STDOUT) for log in logs]
     sockets = [tmp_path / "var" / "run" / f"gunicorn-{api.pid}.ctl" for api in apis]  # exec: $$ is gunicorn's pid
+
+    def both_listening() -> bool:
+        for api, log in zip(apis, logs):
+            assert api.poll() is None, f"gunicorn exited: {log.read_text(errors='replace')[-2000:]}"
+        return all(s.is_socket() for s in sockets)
+
     try:
-        wait_until(lambda: all(s.is_socket() for s in sockets), 90, interval=0.2, what="both control sockets")
+        wait_until(both_listening, 90, interval=0.2, what="both control sockets")
         apis[0].send_signal(signal.SIGTERM)
         apis[0].wait(30)
         assert not sockets[0].exists() and sockets[1].is_socket()
