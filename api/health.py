@@ -50,6 +50,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
+from api.keys import KeyChecker
 from models import make_engine, make_sessionmaker, normalize_url
 from models.sends import stuck_sessions
 from models.states import MessageStatus, SessionStatus
@@ -92,6 +93,7 @@ class Probes:
         self._store = None
         self._store_ok: tuple[bool, float] | None = None  # (result, monotonic time of the check)
         self._db: sessionmaker | None = None
+        self._keys: KeyChecker | None = None
 
     @property
     def services(self):
@@ -115,6 +117,14 @@ class Probes:
                 else:  # a local SQLite file: nothing to wait for over a network
                     self._db = self.services.db
             return self._db
+
+    def keys(self) -> KeyChecker:
+        """API keys, checked on ``db()``: a database that hangs must not hang health."""
+        db = self.db()
+        with self._lock:
+            if self._keys is None:
+                self._keys = KeyChecker(db, self.services.settings.api_key_cache_seconds)
+            return self._keys
 
     def profile_store(self):
         """The profile store, made on first use; None while it cannot be made."""
@@ -169,10 +179,9 @@ def is_operator(req: Request) -> bool:
     """Whether ``req`` may see session ids and host names: it carries ``Authorization:
     Bearer <METRICS_TOKEN>``, or an admin API key (``X-API-Key: <key>`` or ``Authorization:
     Bearer <key>``). Anything else, a wrong token included, gets the public answer."""
-    services = current_app.extensions["wa"]
     auth = req.headers.get("Authorization", "")
     bearer = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
-    token = services.settings.metrics_token
+    token = current_app.extensions["wa"].settings.metrics_token
     if token and bearer and hmac.compare_digest(bearer.encode(), token.encode()):
         return True
     key = req.headers.get("X-API-Key") or bearer
@@ -180,7 +189,7 @@ def is_operator(req: Request) -> bool:
         return False
     try:
         # Every valid key counts as an admin key until ApiKey has its admin column.
-        return services.keys.is_valid(key)
+        return probes().keys().is_valid(key)
     except DB_ERRORS as exc:  # health answers without the database
         log.warning("api key not checked, database unavailable: %s", exc)
         return False

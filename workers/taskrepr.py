@@ -75,7 +75,7 @@ def result_repr(result) -> str:
     if isinstance(result, str):
         try:
             result = ast.literal_eval(result)
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             return repr(HIDDEN)
     return repr(redact(result))
 
@@ -96,9 +96,9 @@ class RedactedAMQP(AMQP):
 
 
 class RedactedRequest(Request):
-    """A received task as the worker reports it: in events, logs and ``inspect`` answers,
-    with the reprs recomputed from the arguments (another producer's headers are not
-    trusted), the result redacted and numbers in errors masked."""
+    """A received task as the worker reports it in events and ``inspect`` answers: with
+    the reprs recomputed from the arguments (another producer's headers are not trusted),
+    the result redacted and numbers in errors masked."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
