@@ -45,6 +45,9 @@ class Settings:
     chromium_path: str = "/usr/bin/chromium"
     chromedriver_path: str = "/usr/bin/chromedriver"
     headless: bool = True
+    # Chrome's sandbox: "auto" (on unless running as root or user namespaces are
+    # forbidden, see browser.chrome.chrome_sandbox), "true" or "false".
+    chrome_sandbox: str = "auto"
     user_agent: str = (
         "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 "
         "(KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36"
@@ -73,6 +76,9 @@ class Settings:
     auth_failures_per_minute: int = 30  # failed API key attempts per client address (0: no limit)
     # The Celery entry points (wa.api.*) refuse a call without an ``api_key`` argument.
     api_tasks_require_key: bool = False
+    # Bearer token that shows /metrics and /webjs/health in full (per session, host names);
+    # admin API keys do too. Without either, both show aggregate figures only.
+    metrics_token: str | None = None
 
     # Session lifecycle.
     auto_recover: bool = True  # sessions of a dead, restarted or stopped slot are placed again
@@ -114,6 +120,8 @@ class Settings:
     def __post_init__(self) -> None:
         if self.conflict_policy not in ("takeover", "disconnect"):
             raise ValueError(f"CONFLICT_POLICY must be takeover or disconnect, not {self.conflict_policy!r}")
+        if self.chrome_sandbox not in ("auto", "true", "false"):
+            raise ValueError(f"CHROME_SANDBOX must be auto, true or false, not {self.chrome_sandbox!r}")
 
     @classmethod
     def from_env(cls, env: os._Environ | dict | None = None) -> "Settings":
@@ -145,6 +153,7 @@ class Settings:
             chromium_path=get("CHROMIUM_PATH", d.chromium_path),
             chromedriver_path=get("CHROMEDRIVER_PATH", d.chromedriver_path),
             headless=_bool(env.get("HEADLESS"), d.headless),
+            chrome_sandbox=get("CHROME_SANDBOX", d.chrome_sandbox).lower(),
             user_agent=get("BROWSER_USER_AGENT", d.user_agent),
             browser_work_dir=get("BROWSER_WORK_DIR", d.browser_work_dir),
             page_probe_interval=float(get("PAGE_PROBE_INTERVAL", d.page_probe_interval)),
@@ -165,6 +174,7 @@ class Settings:
             api_key_cache_seconds=float(get("API_KEY_CACHE_SECONDS", d.api_key_cache_seconds)),
             auth_failures_per_minute=int(get("AUTH_FAILURES_PER_MINUTE", d.auth_failures_per_minute)),
             api_tasks_require_key=_bool(env.get("API_TASKS_REQUIRE_KEY"), d.api_tasks_require_key),
+            metrics_token=get("METRICS_TOKEN", None),
             auto_recover=_bool(env.get("AUTO_RECOVER"), d.auto_recover),
             idle_timeout_minutes=float(get("IDLE_TIMEOUT_MINUTES", d.idle_timeout_minutes)),
             stuck_timeout_seconds=float(get("STUCK_TIMEOUT_SECONDS", d.stuck_timeout_seconds)),

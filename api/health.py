@@ -1,6 +1,11 @@
 """/webjs/health and /metrics: how the API, its database, Redis, the slots and the profile
 store are doing. Both are public (no API key) and answer even when a dependency is down.
 
+Public answers carry aggregate figures only: no session id (a user id, often a phone
+number) and no slot's host name. An operator (``is_operator``: ``Authorization: Bearer
+<METRICS_TOKEN>`` or an admin API key) gets them too: each slot's ``host`` in health, the
+``host`` label of ``wa_slot_up`` and ``wa_browser_memory_bytes`` per session in metrics.
+
 /webjs/health keeps the seed's fields; what they mean here:
 
 - ``status``: "healthy" (200) when the database, Redis and the profile store all answer;
@@ -26,6 +31,7 @@ app's own registry; families whose source does not answer are left out, and
 """
 from __future__ import annotations
 
+import hmac
 import logging
 import math
 import os
@@ -36,7 +42,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import redis
-from flask import Flask, Response, current_app
+from flask import Flask, Request, Response, current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
@@ -47,6 +53,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
+from api.keys import KeyChecker, TooManyFailures
 from models import make_engine, make_sessionmaker, normalize_url
 from models.sends import stuck_sessions
 from models.states import MessageStatus, SessionStatus
@@ -57,7 +64,8 @@ from storage.profiles import make_profile_store
 from workers import slots as slot_registry
 
 log = logging.getLogger("api.health")
-blp = Blueprint("health", __name__, description="Health and metrics (public: no API key)")
+blp = Blueprint("health", __name__, description="Health and metrics (public: no API key; an admin key or "
+                                                "METRICS_TOKEN shows per-session figures and host names)")
 
 CONTROL_QUEUE = "control"
 LATENCY_WINDOW = timedelta(minutes=15)
@@ -80,12 +88,15 @@ class Probes:
     def __init__(self, app: Flask):
         self.app = app
         self.started = time.monotonic()
-        self.registry = CollectorRegistry()
-        self.registry.register(ServiceCollector(self))
+        self.registry = CollectorRegistry()  # public: aggregate figures
+        self.registry.register(ServiceCollector(self, detail=False))
+        self.operator_registry = CollectorRegistry()  # also per session and host names
+        self.operator_registry.register(ServiceCollector(self, detail=True))
         self._lock = threading.Lock()
         self._store = None
         self._store_ok: tuple[bool, float] | None = None  # (result, monotonic time of the check)
         self._db: sessionmaker | None = None
+        self._keys: KeyChecker | None = None
 
     @property
     def services(self):
@@ -109,6 +120,16 @@ class Probes:
                 else:  # a local SQLite file: nothing to wait for over a network
                     self._db = self.services.db
             return self._db
+
+    def keys(self) -> KeyChecker:
+        """API keys, checked on ``db()``: a database that hangs must not hang health."""
+        db = self.db()
+        with self._lock:
+            if self._keys is None:
+                settings = self.services.settings
+                self._keys = KeyChecker(db, self.services.redis, settings.api_key_cache_seconds,
+                                        settings.auth_failures_per_minute)
+            return self._keys
 
     def profile_store(self):
         """The profile store, made on first use; None while it cannot be made."""
@@ -157,6 +178,28 @@ def _attach(state) -> None:
 
 def probes() -> Probes:
     return current_app.extensions["wa_health"]
+
+
+def is_operator(req: Request) -> bool:
+    """Whether ``req`` may see session ids and host names: it carries ``Authorization:
+    Bearer <METRICS_TOKEN>``, or an admin API key (``X-API-Key: <key>`` or ``Authorization:
+    Bearer <key>``). Anything else, a wrong token included, gets the public answer."""
+    auth = req.headers.get("Authorization", "")
+    bearer = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+    token = current_app.extensions["wa"].settings.metrics_token
+    if token and bearer and hmac.compare_digest(bearer.encode(), token.encode()):
+        return True
+    key = req.headers.get("X-API-Key") or bearer
+    if not key:
+        return False
+    try:
+        scope = probes().keys().check(key, req.remote_addr)
+    except TooManyFailures:  # guessing keys here is limited as everywhere: the public answer
+        return False
+    except DB_ERRORS as exc:  # health answers without the database
+        log.warning("api key not checked, database unavailable: %s", exc)
+        return False
+    return scope is not None and scope.admin
 
 
 # --- readings ---------------------------------------------------------------------------
@@ -208,18 +251,23 @@ def not_sending(db: sessionmaker, stuck_after: timedelta) -> dict[str, object] |
         return None
 
 
-def slot_rows(live: list[slot_registry.SlotInfo], known: set[str], used: dict[str, int]) -> list[dict]:
-    """One row per slot that is registered, alive, or has sessions placed on it."""
+def slot_rows(live: list[slot_registry.SlotInfo], known: set[str], used: dict[str, int],
+              hosts: bool = False) -> list[dict]:
+    """One row per slot that is registered, alive, or has sessions placed on it; with
+    ``hosts`` (an operator asks) each row names its host."""
     by_name = {s.name: s for s in live}
     rows = []
     for name in sorted(known | set(by_name) | set(used)):
         info = by_name.get(name)
-        rows.append({
-            "name": name, "host": info.host if info else None, "alive": info is not None,
+        row = {
+            "name": name, "alive": info is not None,
             "capacity": info.capacity if info else None, "used": used.get(name, 0),
             "sessions_running": len(info.sessions) if info else 0,
             "browser_memory_bytes": sum(info.sessions.values()) if info else 0,
-        })
+        }
+        if hosts:
+            row["host"] = info.host if info else None
+        rows.append(row)
     return rows
 
 
@@ -263,7 +311,8 @@ class MemoryUsageSchema(Schema):
 
 class SlotHealthSchema(Schema):
     name = fields.String()
-    host = fields.String(allow_none=True, metadata={"description": "Null when the slot is not alive."})
+    host = fields.String(allow_none=True, metadata={
+        "description": "Only for an operator (admin API key or METRICS_TOKEN); null when the slot is not alive."})
     alive = fields.Boolean(metadata={"description": "Its heartbeat is fresh."})
     capacity = fields.Integer(allow_none=True, metadata={"description": "Null when the slot is not alive."})
     used = fields.Integer(metadata={"description": "Sessions placed there, per the database."})
@@ -299,9 +348,13 @@ class HealthSchema(Schema):
                        "meanwhile (their /status says NOT_SENDING); null when the database does not answer."})
 
 
+# No credentials, or an admin API key / METRICS_TOKEN for the full answer.
+OPTIONAL_OPERATOR = [{}, {"ApiKey": []}, {"Bearer": []}]
+
+
 @blp.route("/webjs/health")
 class Health(MethodView):
-    @blp.doc(security=[])
+    @blp.doc(security=OPTIONAL_OPERATOR)
     @blp.response(200, HealthSchema)
     @blp.alt_response(503, schema=HealthSchema, description="The database or the profile store does not "
                                                             "answer: the same body, status unhealthy.")
@@ -328,7 +381,8 @@ class Health(MethodView):
                 "browsers": sum(sum(s.sessions.values()) for s in view.live) if view else None,
             },
             "uptime": p.uptime(),
-            "slots": slot_rows(view.live if view else [], view.known if view else set(), used),
+            "slots": slot_rows(view.live if view else [], view.known if view else set(), used,
+                               hosts=is_operator(request)),
             "queue_depth": view.queue_depth if view else {},
             "database": counts is not None,
             "redis": view is not None,
@@ -341,10 +395,12 @@ class Health(MethodView):
 
 class ServiceCollector(Collector):
     """Reads the database and Redis on every scrape; a source that does not answer leaves
-    its families out (and ``wa_dependency_up`` at 0) instead of failing the scrape."""
+    its families out (and ``wa_dependency_up`` at 0) instead of failing the scrape. With
+    ``detail`` (the operators' registry) slots carry their host and browsers their session."""
 
-    def __init__(self, probes: Probes):
+    def __init__(self, probes: Probes, detail: bool = False):
         self.probes = probes
+        self.detail = detail
 
     def collect(self):
         up = GaugeMetricFamily("wa_dependency_up", "1 when the dependency answered this scrape.",
@@ -396,17 +452,22 @@ class ServiceCollector(Collector):
         for queue, n in view.queue_depth.items():
             depth.add_metric([queue], n)
         live = {s.name: s for s in view.live}
-        slot_up = GaugeMetricFamily("wa_slot_up", "1 while the slot's heartbeat is fresh.", labels=["slot", "host"])
+        slot_up = GaugeMetricFamily("wa_slot_up", "1 while the slot's heartbeat is fresh.",
+                                    labels=["slot", "host"] if self.detail else ["slot"])
         for name in sorted(view.known):
-            slot_up.add_metric([name, live[name].host if name in live else ""], float(name in live))
+            host = [live[name].host if name in live else ""] if self.detail else []
+            slot_up.add_metric([name, *host], float(name in live))
         capacity = GaugeMetricFamily("wa_slot_capacity", "Browsers the live slot can run.", labels=["slot"])
+        slot_memory = GaugeMetricFamily("wa_slot_browser_memory_bytes", "Memory (PSS) of the slot's browsers, "
+                                        "from its last heartbeat.", labels=["slot"])
         memory = GaugeMetricFamily("wa_browser_memory_bytes", "Memory (PSS) of a session's browser, "
                                    "from its slot's last heartbeat.", labels=["slot", "session"])
         for info in view.live:
             capacity.add_metric([info.name], info.capacity)
+            slot_memory.add_metric([info.name], sum(info.sessions.values()))
             for session_id, pss in sorted(info.sessions.items()):
                 memory.add_metric([info.name, session_id], pss)
-        return [depth, slot_up, capacity, memory]
+        return [depth, slot_up, capacity, slot_memory, *([memory] if self.detail else [])]
 
 
 def _by_status(name: str, documentation: str, statuses: list[str], counts: dict[str, int]) -> GaugeMetricFamily:
@@ -446,8 +507,16 @@ def _latency_families(rows) -> list:
 
 @blp.route("/metrics")
 class Metrics(MethodView):
-    @blp.doc(security=[], responses={"200": {"description": "Prometheus text exposition format.", "content": {
-        CONTENT_TYPE_LATEST.partition(";")[0]: {"schema": {"type": "string"}}}}})
+    @blp.doc(security=OPTIONAL_OPERATOR, responses={"200": {
+        "description": "Prometheus text exposition format.", "content": {
+            CONTENT_TYPE_LATEST.partition(";")[0]: {"schema": {"type": "string"}}}}})
     def get(self):
-        """Prometheus metrics: sessions, messages, send latency, queues, slots, browsers, webhooks."""
-        return Response(generate_latest(probes().registry), content_type=CONTENT_TYPE_LATEST)
+        """Prometheus metrics: sessions, messages, send latency, queues, slots, browsers, webhooks.
+
+        Per-session browser memory and slot hosts only for an operator (admin API key or
+        METRICS_TOKEN)."""
+        p = probes()
+        registry = p.operator_registry if is_operator(request) else p.registry
+        response = Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+        response.vary.update(("Authorization", "X-API-Key"))
+        return response

@@ -120,6 +120,7 @@ def main() -> int:
         gunicorn = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
              "--workers", str(args.workers), "--threads", str(args.threads), "--log-level", "warning",
+             "--no-control-socket",  # the default path is shared by every gunicorn of the user
              "bench.app:app"], cwd=ROOT, env=env, start_new_session=True)
         wait_port(port)
         runs = iter(range(10))

@@ -3,10 +3,15 @@
 undetected-chromedriver downloads a driver unless it is given one; we give it a
 writable copy of the local chromedriver (it patches the binary in place) and the
 local Chromium, so nothing is fetched at run time.
+
+Chrome keeps its sandbox where it can (``CHROME_SANDBOX=auto``): not as root (Chrome
+refuses it), and not where this process may not make user namespaces (a kernel or a
+container's seccomp profile that forbids them); ``chrome_sandbox`` says why, once.
 """
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -24,7 +29,6 @@ import websocket
 # Flags that keep a server Chrome small and quiet (WHATSAPP_WEB.md section 8); the
 # background-networking ones also stop Chrome calling home on a closed network.
 CHROME_FLAGS = (
-    "--no-sandbox",
     "--disable-dev-shm-usage",
     "--disable-gpu",
     "--disable-extensions",
@@ -49,6 +53,60 @@ LANGUAGE_ENV = {"LANGUAGE": "en_US:en", "LANG": "en_US.UTF-8"}
 
 _copy_lock = threading.Lock()
 OWNER_FLAG = "--wa-owner="
+NO_SANDBOX = "--no-sandbox"
+log = logging.getLogger("browser.chrome")
+
+
+def sandbox_decision(mode: str, *, is_root: bool, user_namespaces: bool) -> tuple[bool, str]:
+    """(whether Chrome runs with its sandbox, why) for CHROME_SANDBOX ``mode``: ``auto``,
+    ``true`` or ``false``. ``is_root``: this process runs as root; ``user_namespaces``: it may
+    make the user, PID and network namespaces Chrome's sandbox is built from."""
+    if mode == "true":
+        return True, "CHROME_SANDBOX=true"
+    if mode == "false":
+        return False, "CHROME_SANDBOX=false"
+    if is_root:
+        return False, "running as root, where Chrome refuses its sandbox"
+    if not user_namespaces:
+        return False, ("this process may not make user namespaces (kernel setting, or the container's "
+                       "seccomp profile)")
+    return True, "user namespaces allowed"
+
+
+# The namespaces Chrome's sandbox makes (user, PID, network), made by unshare(1).
+USERNS_PROBE = ("--user", "--pid", "--net", "--fork", "true")
+
+
+def user_namespaces_allowed() -> bool:
+    """Whether this process may make the namespaces Chrome's sandbox uses: tried with
+    ``unshare``, else read from the kernel's settings."""
+    unshare = shutil.which("unshare")
+    if unshare:
+        try:
+            return subprocess.run([unshare, *USERNS_PROBE], capture_output=True, timeout=10).returncode == 0
+        except (OSError, subprocess.SubprocessError):
+            return False
+    for path in ("/proc/sys/kernel/unprivileged_userns_clone", "/proc/sys/user/max_user_namespaces"):
+        try:
+            if Path(path).read_text().strip() == "0":
+                return False
+        except OSError:
+            continue
+    return True
+
+
+@lru_cache(maxsize=None)
+def chrome_sandbox(mode: str = "auto") -> bool:
+    """Whether Chrome keeps its sandbox under CHROME_SANDBOX ``mode``; decided, and said in
+    the log when it is off, once per process."""
+    is_root = os.geteuid() == 0
+    on, why = sandbox_decision(mode, is_root=is_root,
+                               user_namespaces=not is_root and mode == "auto" and user_namespaces_allowed())
+    if on:
+        log.info("chrome runs with its sandbox (%s)", why)
+    else:
+        log.warning("chrome runs without its sandbox (--no-sandbox): %s", why)
+    return on
 
 
 @lru_cache(maxsize=None)
@@ -94,9 +152,11 @@ def missing_browser_parts(chromium_path: str, chromedriver_path: str) -> list[st
 
 
 def launch_chrome(*, chromium_path: str, chromedriver_path: str, profile_dir: Path,
-                  work_dir: Path, user_agent: str, headless: bool = True, owner: str | None = None) -> uc.Chrome:
+                  work_dir: Path, user_agent: str, headless: bool = True, owner: str | None = None,
+                  sandbox: str = "auto") -> uc.Chrome:
     """``owner`` tags the Chrome's command line (``--wa-owner=<owner>``, ignored by Chrome)
-    so that its owner can find it again after a crash (``kill_orphans``)."""
+    so that its owner can find it again after a crash (``kill_orphans``). ``sandbox``:
+    CHROME_SANDBOX, ``auto``, ``true`` or ``false`` (see ``chrome_sandbox``)."""
     missing = missing_browser_parts(chromium_path, chromedriver_path)
     if missing:
         raise FileNotFoundError(f"browser not installed: {', '.join(missing)} (apt-get install chromium chromium-driver)")
@@ -104,6 +164,8 @@ def launch_chrome(*, chromium_path: str, chromedriver_path: str, profile_dir: Pa
     options = uc.ChromeOptions()
     for flag in CHROME_FLAGS:
         options.add_argument(flag)
+    if not chrome_sandbox(sandbox):
+        options.add_argument(NO_SANDBOX)
     # A HeadlessChrome user agent gets an "update your browser" page instead of the QR.
     options.add_argument(f"--user-agent={user_agent}")
     options.add_argument(f"--lang={BROWSER_LANGUAGE}")

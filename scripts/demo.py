@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -107,6 +108,12 @@ def main() -> int:
         env.setdefault("WA_WEB_URL", f"http://127.0.0.1:{sim_port}/")
         # The phone scans quickly in the demo; the rotation schedule stays the real one.
         env.setdefault("SIM_SYNC_DELAY", "1.0")
+        # Flower on loopback, behind a password made for this demo (printed at the end).
+        flower_login = "(your FLOWER_* login)"
+        if not env.get("FLOWER_BASIC_AUTH") and not env.get("FLOWER_AUTH"):
+            password = secrets.token_urlsafe(12)
+            env["FLOWER_BASIC_AUTH"] = f"demo:{password}"
+            flower_login = f"(user demo, password {password})"
 
         subprocess.run([sys.executable, "-m", "alembic", "upgrade", "head"], cwd=ROOT, env=env, check=True,
                        stdout=log, stderr=log)
@@ -166,7 +173,7 @@ def main() -> int:
 \033[1mThe stack is running.\033[0m
   API            {api}   (header  X-API-Key: {key})
   Swagger UI     {api}/api
-  Flower         http://127.0.0.1:{env.get('FLOWER_PORT', '5555')}
+  Flower         http://127.0.0.1:{env.get('FLOWER_PORT', '5555')}   {flower_login}
   Simulator      {sim}/   (what the network received: {sim}/sim/control/messages)
   Logs           var/demo.log
 Try:  curl -H "X-API-Key: {key}" {api}/webjs/sessions/{USER}/status

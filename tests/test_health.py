@@ -1,8 +1,10 @@
 """/webjs/health and /metrics on the real database and Redis, with a fake slot registered."""
 from __future__ import annotations
 
+import json
 import secrets
 import time
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -58,8 +60,8 @@ def test_health_has_the_seed_fields_slots_and_queues(anon_client, fake_slot):
     assert isinstance(body["uptime"], int) and body["uptime"] >= 0
     assert body["timestamp"].endswith("Z")
     slot = next(s for s in body["slots"] if s["name"] == fake_slot)
-    assert slot == {"name": fake_slot, "host": "health-host", "alive": True, "capacity": 3, "used": 1,
-                    "sessions_running": 2, "browser_memory_bytes": 3000}
+    assert slot == {"name": fake_slot, "alive": True, "capacity": 3, "used": 1,
+                    "sessions_running": 2, "browser_memory_bytes": 3000}  # no host: public
     assert body["queue_depth"][slot_queue(fake_slot)] == 2
     assert "control" in body["queue_depth"]
 
@@ -67,7 +69,7 @@ def test_health_has_the_seed_fields_slots_and_queues(anon_client, fake_slot):
 def test_health_is_in_the_openapi_spec(anon_client):
     spec = anon_client.get("/api/openapi.json").json
     get = spec["paths"]["/webjs/health"]["get"]
-    assert get["security"] == []
+    assert {} in get["security"] and {"ApiKey": []} in get["security"]  # a key is optional
     assert {"200", "503"} <= set(get["responses"])
     assert "slots" in spec["components"]["schemas"]["Health"]["properties"]
 
@@ -135,12 +137,50 @@ def test_metrics(anon_client, db, fake_slot, user_id):
     assert families["wa_send_latency_seconds_count"][0].value >= 1
     assert _value(families["wa_queue_depth"], queue=slot_queue(fake_slot)) == 2
     assert any(s.labels["queue"] == "control" for s in families["wa_queue_depth"])
-    assert _value(families["wa_slot_up"], slot=fake_slot, host="health-host") == 1
+    assert _value(families["wa_slot_up"], slot=fake_slot) == 1
     assert _value(families["wa_slot_capacity"], slot=fake_slot) == 3
-    assert _value(families["wa_browser_memory_bytes"], slot=fake_slot, session=user_id) == 1000
+    assert _value(families["wa_slot_browser_memory_bytes"], slot=fake_slot) == 3000
+    assert "wa_browser_memory_bytes" not in families  # per session: operators only
     assert {s.labels["status"] for s in families["wa_webhook_deliveries"]} >= {"pending", "delivered", "failed"}
     with db.begin() as s:
         s.delete(s.get(Job, job.id))
+
+
+def _operator_clients(app, client, monkeypatch, token: str):
+    """Clients an operator uses: an admin API key, and METRICS_TOKEN as a bearer token."""
+    services = app.extensions["wa"]
+    monkeypatch.setattr(services, "settings", replace(services.settings, metrics_token=token))
+    with_token = app.test_client()
+    with_token.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    return {"api key": client, "METRICS_TOKEN": with_token}
+
+
+def test_public_health_and_metrics_name_no_session_or_host(app, anon_client, client, fake_slot, user_id,
+                                                           monkeypatch):
+    """Public answers keep the figures but name no session (user ids, often numbers) and no
+    slot host; an admin key or METRICS_TOKEN shows them; a wrong token gets the public answer."""
+    token = secrets.token_urlsafe(16)
+    operators = _operator_clients(app, client, monkeypatch, token)
+    wrong = app.test_client()
+    wrong.environ_base["HTTP_AUTHORIZATION"] = "Bearer not-the-token"
+    from api.keys import create_key
+
+    tenant = app.test_client()  # a tenant's key is no operator's
+    tenant.environ_base["HTTP_X_API_KEY"] = create_key(app.extensions["wa"].db, "tenant", admin=False,
+                                                       prefixes=["t_"])[1]
+    for who in (anon_client, wrong, tenant):
+        health = json.dumps(who.get("/webjs/health").json)
+        metrics = who.get("/metrics").get_data(as_text=True)
+        for text in (health, metrics):
+            assert "health-host" not in text and user_id not in text and "other-" not in text
+        assert fake_slot in health and fake_slot in metrics  # the figures are there, per slot
+    for name, operator in operators.items():
+        slot = next(s for s in operator.get("/webjs/health").json["slots"] if s["name"] == fake_slot)
+        assert slot["host"] == "health-host", name
+        families = _scrape(operator)
+        assert _value(families["wa_slot_up"], slot=fake_slot, host="health-host") == 1, name
+        assert _value(families["wa_browser_memory_bytes"], slot=fake_slot, session=user_id) == 1000, name
+        assert _value(families["wa_slot_browser_memory_bytes"], slot=fake_slot) == 3000, name
 
 
 def test_metrics_with_redis_down_still_answers(anon_client, redis_down):

@@ -14,7 +14,9 @@ from workers.broker import transport_for
 
 
 def make_celery(settings: Settings | None = None) -> Celery:
-    app = Celery("wa")
+    # Task messages, events and inspect answers show ids, never texts, numbers or media
+    # (see workers.taskrepr): Flower shows what they show.
+    app = Celery("wa", amqp="workers.taskrepr:RedactedAMQP", task_cls="workers.taskrepr:RedactedTask")
     app.config_from_object(celeryconfig)
     app.conf.include = ["workers.slot_tasks", "workers.control_tasks", "workers.webhooks", "workers.api_tasks"]
     if settings is not None:  # an explicit settings object wins over the environment

@@ -198,7 +198,7 @@ class SlotRuntime:
                 chromium_path=self.settings.chromium_path, chromedriver_path=self.settings.chromedriver_path,
                 profile_dir=profile_dir, work_dir=Path(self.settings.browser_work_dir),
                 user_agent=self.settings.user_agent, headless=self.settings.headless,
-                owner=self.settings.slot_name,
+                owner=self.settings.slot_name, sandbox=self.settings.chrome_sandbox,
             )
         except Exception as exc:
             log.exception("session=%s chrome failed to start", session_id)
