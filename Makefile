@@ -1,4 +1,4 @@
-.PHONY: bootstrap demo test bench canary clean
+.PHONY: bootstrap demo test test-fast bench canary clean
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -11,6 +11,11 @@ demo: bootstrap
 test:
 	@NEED_POSTGRES=$$(pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && echo 0 || echo 1) scripts/bootstrap.sh
 	scripts/test.sh -q
+
+## test-fast: the tests that need no browser and start no other process (under a minute)
+test-fast:
+	@NEED_POSTGRES=$$(pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && echo 0 || echo 1) scripts/bootstrap.sh
+	scripts/test.sh -q -m "not browser and not stack"
 
 ## bench: the enqueue benchmark (see docs/benchmarks.md)
 bench: bootstrap

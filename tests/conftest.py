@@ -26,6 +26,26 @@ pytest_plugins = ["tests.netguard"]  # the loopback_only fixture
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "profiles(*names): the simulator page profiles a driver test runs on")
+    config.addinivalue_line("markers", "browser: drives a real headless Chromium (left out of make test-fast)")
+    config.addinivalue_line("markers", "stack: starts other processes of the project or a server (left out of "
+                                       "make test-fast)")
+
+
+# Whole modules that need a browser or other processes; single tests elsewhere carry the
+# marker themselves. `make test-fast` runs the rest: `-m "not browser and not stack"`.
+BROWSER_MODULES = {"test_driver", "test_page_object", "test_simulator_page", "test_simulator_page_2026",
+                   "test_chrome_sandbox"}
+STACK_MODULES = {"test_end_to_end", "test_sending_e2e", "test_failover", "test_redis_outage", "test_flower",
+                 "test_deployment", "test_taskrepr", "test_canary", "test_profiles_s3"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.module.__name__.rpartition(".")[2]
+        if module in BROWSER_MODULES:
+            item.add_marker(pytest.mark.browser)
+        if module in STACK_MODULES:
+            item.add_marker(pytest.mark.stack)
 
 ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/11")

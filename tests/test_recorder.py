@@ -43,6 +43,7 @@ def status_of(db, session_id):
         return s.execute(select(WhatsAppSession).where(WhatsAppSession.session_id == session_id)).scalar_one()
 
 
+@pytest.mark.stack  # a recorder process
 def test_events_published_while_recorder_is_down_all_land(db, bus, redis_client, recorder_env, tmp_path, user_id):
     make_session(db, user_id)
     job_id, msg_ids = make_job(db, user_id, 3)
@@ -77,6 +78,7 @@ def test_events_published_while_recorder_is_down_all_land(db, bus, redis_client,
         assert "Traceback" not in recorder.tail(200), recorder.tail()
 
 
+@pytest.mark.stack  # a recorder process
 def test_recorder_killed_mid_stream_replays_without_damage(db, bus, recorder_env, tmp_path, user_id):
     make_session(db, user_id)
     recorder = Proc("recorder2", ["-m", "workers.recorder"], recorder_env, tmp_path).start()
@@ -93,6 +95,7 @@ def test_recorder_killed_mid_stream_replays_without_damage(db, bus, recorder_env
         recorder.stop()
 
 
+@pytest.mark.stack  # a recorder process
 def test_stale_and_illegal_events_are_refused(db, bus, recorder_env, tmp_path, user_id):
     make_session(db, user_id, epoch=9)
     recorder = Proc("recorder3", ["-m", "workers.recorder"], recorder_env, tmp_path).start()
