@@ -33,7 +33,7 @@ from settings import slot_queue
 from workers.slots import heartbeat, unregister
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
-SEED = 20240115
+SEED = int(os.environ.get("FUZZ_SEED", "20240115"))
 FIGURES: Counter = Counter()
 OPERATIONS: set = set()
 
