@@ -170,12 +170,21 @@ def test_idempotency_keys_over_255_characters_are_refused_never_cut(client, db, 
         assert s.scalars(select(IdempotencyKey.key).where(IdempotencyKey.key.startswith(ready))).all() == [common]
 
 
-def test_the_celery_entry_refuses_long_idempotency_keys_too():
-    from api.accepting import Idempotency
+def test_the_celery_entry_refuses_the_same_inputs(app, db, monkeypatch, ready):
+    """wa.api.send_message / send_bulk_messages load the same schemas: a bad input fails
+    the task with a ValueError that says why, and nothing is written."""
+    from workers import api_tasks
 
-    assert Idempotency.of("celery", "k" * 255, "send-message:u", {}).key == "k" * 255
-    with pytest.raises(ValueError, match="longer than 255 characters"):
-        Idempotency.of("celery", "k" * 256, "send-message:u", {})
+    monkeypatch.setattr(api_tasks, "_app", app)
+    with pytest.raises(ValueError, match="must not contain control characters"):
+        api_tasks.send_message.run(session_id=ready, to="919876543210", message="a\x00b")
+    with pytest.raises(ValueError, match="Idempotency-Key: longer than 255 characters"):
+        api_tasks.send_message.run(session_id=ready, to="919876543210", message="hi", idempotency_key="k" * 256)
+    with pytest.raises(ValueError, match="send 1 to 50 messages"):
+        api_tasks.send_bulk_messages.run(session_id=ready, messages=[{"to": "919876543210", "message": "m"}] * 51)
+    assert jobs_of(db, ready) == 0
+    body = api_tasks.send_message.run(session_id=ready, to="919876543210", message="hi", idempotency_key="k" * 255)
+    assert body["status"] == "queued" and jobs_of(db, ready) == 1
 
 
 def test_the_bulk_size_is_checked_before_the_items(client, ready):
