@@ -74,8 +74,8 @@ def test_nul_surrogates_and_control_characters_are_refused_with_422_naming_the_f
             assert r.json["error"] == "Unprocessable Entity" and r.json["statusCode"] == 422
     assert jobs_of(db, ready) == 0
     with db() as s:
-        assert s.scalar(select(func.count()).select_from(WhatsAppSession)
-                        .where(WhatsAppSession.user_id.like(f"%{ready}_"))) == 0
+        assert s.scalars(select(WhatsAppSession.user_id).where(WhatsAppSession.user_id.contains(ready))).all() \
+            == [ready], "no session was made"
 
 
 def test_message_text_keeps_tabs_and_newlines(client, ready):
