@@ -22,4 +22,4 @@ USER app
 EXPOSE 3000 5555
 # gunicorn's control socket gets a path of its own (its default is shared by every
 # gunicorn of the user, and a gunicorn that stops deletes it).
-CMD ["sh", "-c", "alembic upgrade head && exec gunicorn --bind $API_BIND --worker-class gthread --workers 2 --threads 16 --control-socket ${API_CONTROL_SOCKET:-var/run/gunicorn-api.ctl} api.wsgi:app"]
+CMD ["sh", "-c", "alembic upgrade head && exec gunicorn --config python:api.gunicorn_conf --bind $API_BIND --worker-class gthread --workers 2 --threads 16 --control-socket ${API_CONTROL_SOCKET:-var/run/gunicorn-api.ctl} api.wsgi:app"]

@@ -5,23 +5,67 @@ Redis client and the Celery producer; gunicorn serves ``api.wsgi:app``.
 """
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 
+import flask_smorest
 import redis
 import swagger_ui_bundle
 from celery import Celery
 from flask import Flask, g, request, send_from_directory
-from flask_smorest import Api
+from flask_smorest import abort
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import sessionmaker
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.routing import UnicodeConverter
 
-from api.errors import error_body, handle_http_exception
+from api import openapi
+from api.errors import UNAVAILABLE, WWW_AUTHENTICATE, error_body, handle_http_exception
 from api.keys import KeyChecker, TooManyFailures
+from api.schemas import RESERVED_IDS, USER_ID_MAX, ErrorSchema, forbidden_character, idempotency_key_problem
 from models import make_engine, make_sessionmaker
 from settings import Settings
 from workers.app import make_celery
 
 PUBLIC_PREFIXES = ("/api", "/webjs/health", "/metrics")
+
+# Ids in paths that no row can have (a control character, longer than the column) are
+# not looked up: PostgreSQL refuses NUL, and such an id is simply not found.
+PATH_IDS = {  # view argument: (its column's length, the 404 message of its routes)
+    "session_id": (USER_ID_MAX, "Session not found"),
+    "user_id": (USER_ID_MAX, "No session found for this user"),
+    "job_id": (40, "Job not found"),
+    "key_id": (40, "Not found"),  # api_keys.id
+}
+CACHEABLE_PREFIX = "/api"  # Swagger UI and the spec; every other answer is no-store
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "frame-ancestors 'none'",
+}
+
+
+class PathId(UnicodeConverter):
+    """An id in a path; a name the API uses itself is none: /webjs/sessions/active is the
+    list of active sessions, not a session (DELETE or PATCH on it is 405, as the spec says)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.regex = "(?!(?:%s)$)%s" % ("|".join(map(re.escape, sorted(RESERVED_IDS))), self.regex)
+
+
+class Api(flask_smorest.Api):
+    """flask-smorest, documenting the errors this API sends (the seed's shape)."""
+
+    ERROR_SCHEMA = ErrorSchema
+    DEFAULT_ERROR_RESPONSE_NAME = None  # each operation lists its errors (api/openapi.py)
+
+
+def openapi_path(rule: str) -> str:
+    """/webjs/jobs/<job_id> -> /webjs/jobs/{job_id}"""
+    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule)
 
 
 @dataclass
@@ -55,6 +99,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         # Larger files go by media_urls.
         MAX_CONTENT_LENGTH=settings.request_max_mb * 1024 * 1024,
     )
+    app.url_map.converters["default"] = PathId  # before the routes are made
     db = make_sessionmaker(make_engine(settings.database_url))
     services = Services(
         settings=settings,
@@ -66,7 +111,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     services.keys = KeyChecker(db, services.redis, settings.api_key_cache_seconds, settings.auth_failures_per_minute)
     app.extensions["wa"] = services
 
-    api = Api(app)
+    spec_plugin = openapi.ErrorResponses()
+    api = Api(app, spec_kwargs={"extra_plugins": [spec_plugin]})
     from api.health import blp as health_blp
     from api.jobs import blp as jobs_blp
     from api.keys_api import blp as keys_blp
@@ -76,12 +122,20 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     for blp in (sessions_blp, users_blp, jobs_blp, recovery_blp, keys_blp, health_blp):
         api.register_blueprint(blp)
+    openapi.finish(api.spec, settings)
     app.register_error_handler(HTTPException, handle_http_exception)
 
     @app.errorhandler(redis.RedisError)
     def redis_unavailable(exc):  # a dependency is down: tell the client to retry later
         app.logger.warning("redis unavailable: %s", exc)
-        return error_body(503, "Service temporarily unavailable. Please try again later."), 503
+        return error_body(503, UNAVAILABLE), 503
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    @app.errorhandler(PoolTimeout)
+    def database_unavailable(exc):  # the database does not answer (its errors carry no parameters)
+        app.logger.warning("database unavailable: %s", type(getattr(exc, "orig", None) or exc).__name__)
+        return error_body(503, UNAVAILABLE), 503
 
     @app.get("/api/assets/<path:filename>")
     def swagger_assets(filename: str):  # Swagger UI works offline: assets come from the package
@@ -102,8 +156,62 @@ def create_app(settings: Settings | None = None) -> Flask:
                 {"Retry-After": str(exc.retry_after)}
         if scope is None:
             return error_body(401, "Missing or invalid API key. Send it as X-API-Key or Authorization: Bearer."), \
-                401, {"WWW-Authenticate": 'Bearer realm="webjs"'}
+                401, {"WWW-Authenticate": WWW_AUTHENTICATE}
         g.scope = scope  # what this caller may see; its Idempotency-Keys' namespace
         return None
 
+    @app.before_request
+    def check_request():
+        """What no view should see: ids no row can have, a bad Idempotency-Key, a body that
+        is not JSON, over the limit (chunked or not) or nested too deeply."""
+        if request.url_rule is None:  # routing answers 404 / 405 itself
+            return None
+        for name, value in (request.view_args or {}).items():
+            if name in PATH_IDS and isinstance(value, str):
+                longest, not_found = PATH_IDS[name]
+                if len(value) > longest or forbidden_character(value):
+                    abort(404, message=not_found)
+        operation = (request.method.lower(), openapi_path(request.url_rule.rule))
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and operation in openapi.IDEMPOTENT_OPERATIONS and (why := idempotency_key_problem(key)):
+            abort(422, messages={"headers": {"Idempotency-Key": [why]}})
+        if operation in spec_plugin.json_body_operations and has_body():
+            if not request.is_json:
+                abort(415, message="Send the body as JSON (Content-Type: application/json).")
+            try:
+                json.loads(read_body())
+            except RecursionError:
+                abort(400, message="The JSON body is nested too deeply.")
+            except ValueError:
+                pass  # webargs says what is wrong with it
+        return None
+
+    @app.after_request
+    def response_headers(response):
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if not request.path.startswith(CACHEABLE_PREFIX):  # QR codes, pairing codes, statuses...
+            response.headers["Cache-Control"] = "no-store"
+        if response.status_code == 401:
+            response.headers.setdefault("WWW-Authenticate", WWW_AUTHENTICATE)
+        return response
+
     return app
+
+
+def has_body() -> bool:
+    return bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+
+
+def read_body() -> bytes:
+    """The body (kept for the view), or 413 over MAX_CONTENT_LENGTH, chunked or not.
+
+    Werkzeug refuses a Content-Length over the limit, but reads a chunked body only up to
+    the limit and stops there, silently: one byte more in the server's stream means the
+    body is over it."""
+    data = request.get_data(cache=True)
+    limit = request.max_content_length
+    if request.content_length is None and limit is not None and len(data) >= limit \
+            and request.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge()
+    return data

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
+from api.schemas import idempotency_key_problem
 from models import IdempotencyKey, SessionStatus, WhatsAppSession, utcnow
 from models.access import Scope
 from models.sends import Accepted, Recipient, accept_messages
@@ -50,8 +51,10 @@ class Idempotency:
     def of(cls, scope: str, key: str | None, what: str, body: dict) -> "Idempotency | None":
         if not key:
             return None
+        if why := idempotency_key_problem(key):  # the API refuses it before; a Celery caller is told here
+            raise ValueError(f"Idempotency-Key: {why}")
         canonical = json.dumps({"what": what, "body": body}, sort_keys=True, separators=(",", ":"), default=str)
-        return cls(scope, key[:255], hashlib.sha256(canonical.encode()).hexdigest())
+        return cls(scope, key, hashlib.sha256(canonical.encode()).hexdigest())
 
 
 @dataclass

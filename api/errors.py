@@ -1,10 +1,16 @@
-"""Error bodies in the seed's shape: {"statusCode", "message", "error"}."""
+"""Error bodies in the seed's shape: {"statusCode", "message", "error"} (validation
+errors add "errors"), the same for a 401, a 405, a 413 or a 500; gunicorn's own errors,
+written before a request reaches Flask, get it from ``api.gunicorn_conf``."""
 from __future__ import annotations
 
 from http import HTTPStatus
 
-from flask import jsonify
+from flask import current_app, jsonify
 from werkzeug.exceptions import HTTPException
+
+
+UNAVAILABLE = "Service temporarily unavailable. Please try again later."
+WWW_AUTHENTICATE = 'Bearer realm="webjs"'  # the key goes as Authorization: Bearer or X-API-Key
 
 
 def _flatten(messages, prefix: str = "") -> list[str]:
@@ -12,7 +18,7 @@ def _flatten(messages, prefix: str = "") -> list[str]:
     if isinstance(messages, dict):
         out = []
         for key, value in messages.items():
-            name = key if key not in ("json", "query", "headers", "form") else ""
+            name = str(key) if key not in ("json", "query", "headers", "form") else ""
             out.extend(_flatten(value, f"{prefix}.{name}".strip(".") if name else prefix))
         return out
     if isinstance(messages, (list, tuple)):
@@ -27,6 +33,15 @@ def error_body(status: int, message: str, **extra) -> dict:
     return {"statusCode": status, "message": message, "error": HTTPStatus(status).phrase, **extra}
 
 
+def _default_message(exc: HTTPException, status: int) -> str:
+    if status == 413:
+        limit = current_app.config.get("MAX_CONTENT_LENGTH") or 0
+        return f"Request body over the limit of {limit // (1024 * 1024)} MiB (REQUEST_MAX_MB)."
+    if status >= 500:
+        return "Internal server error" if status == 500 else UNAVAILABLE
+    return exc.description or HTTPStatus(status).phrase
+
+
 def handle_http_exception(exc: HTTPException):
     status = exc.code or 500
     data = getattr(exc, "data", None) or {}
@@ -36,10 +51,12 @@ def handle_http_exception(exc: HTTPException):
         details = _flatten(data["messages"])
         message = message or "; ".join(details)
         extra["errors"] = details
-    if not message:
-        message = exc.description if status != 500 else "Internal server error"
-    response = jsonify(error_body(status, message, **extra))
+    response = jsonify(error_body(status, message or _default_message(exc, status), **extra))
     response.status_code = status
+    # What the exception says of itself: Allow with 405, WWW-Authenticate with 401.
+    for name, value in exc.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
     for name, value in (data.get("headers") or {}).items():
         response.headers[name] = value
     return response

@@ -8,21 +8,22 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from sqlalchemy import select
 
 from api.keys import create_key, revoke_key
+from api.schemas import USER_ID_MAX, Line, RequestSchema, Timestamp, UserId
 from api.sessions import current_scope, services
 from models import ApiKey
 
 blp = Blueprint("keys", __name__, url_prefix="/webjs/keys", description="API keys (admin keys only)")
 
 NOT_FOUND = "Not found"
-_ID = validate.Length(min=1, max=200)
+_ID = validate.Length(min=1, max=USER_ID_MAX)
 
 
-class KeyCreateSchema(Schema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+class KeyCreateSchema(RequestSchema):
+    name = Line(required=True, validate=validate.Length(min=1, max=200))  # api_keys.name
     admin = fields.Boolean(load_default=False, metadata={"description": "Every session, and key management."})
-    scope_prefixes = fields.List(fields.String(validate=_ID), load_default=list, validate=validate.Length(max=100),
+    scope_prefixes = fields.List(UserId(validate=_ID), load_default=list, validate=validate.Length(max=100),
                                  metadata={"description": "User-id prefixes this key may use."})
-    user_ids = fields.List(fields.String(validate=_ID), load_default=list, validate=validate.Length(max=1000),
+    user_ids = fields.List(UserId(validate=_ID), load_default=list, validate=validate.Length(max=1000),
                            metadata={"description": "User ids this key may use."})
 
     @validates_schema
@@ -40,8 +41,8 @@ class KeySchema(Schema):
     admin = fields.Boolean()
     scope_prefixes = fields.List(fields.String())
     user_ids = fields.List(fields.String())
-    created_at = fields.DateTime()
-    revoked_at = fields.DateTime(allow_none=True)
+    created_at = Timestamp()
+    revoked_at = Timestamp(allow_none=True)
 
 
 class KeyCreatedSchema(KeySchema):

@@ -118,7 +118,8 @@ def main() -> int:
                                   is_ready=True, is_authenticated=True, slot="bench-slot", epoch=1))
         port = free_port()
         gunicorn = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
+            [sys.executable, "-m", "gunicorn", "--config", "python:api.gunicorn_conf", "--bind", f"127.0.0.1:{port}",
+             "--worker-class", "gthread",
              "--workers", str(args.workers), "--threads", str(args.threads), "--log-level", "warning",
              "--no-control-socket",  # the default path is shared by every gunicorn of the user
              "bench.app:app"], cwd=ROOT, env=env, start_new_session=True)

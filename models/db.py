@@ -16,6 +16,9 @@ def normalize_url(url: str) -> str:
 
 def make_engine(url: str, **kwargs) -> Engine:
     url = normalize_url(url)
+    # A database error's text must not carry the statement's parameters (message texts,
+    # numbers) into logs.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what `make demo` and `make test` need, where it is missing:
 # Debian packages (chromium, chromium-driver, redis-server, postgresql, docker-compose)
-# and a virtualenv with the pinned requirements. Says clearly what it cannot do.
+# and a virtualenv with the pinned requirements (requirements.txt, and requirements-test.txt for
+# the tests). Says clearly what it cannot do.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,10 +40,10 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv || { echo "bootstrap: python3 -m venv failed (Debian: apt-get install python3-venv)" >&2; exit 1; }
 fi
 stamp=.venv/.requirements.sha256
-sum=$(sha256sum requirements.txt | cut -d' ' -f1)
+sum=$(cat requirements.txt requirements-test.txt | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$sum" ]; then
-  echo "bootstrap: installing pinned requirements"
+  echo "bootstrap: installing pinned requirements (and the tests' own, requirements-test.txt)"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-  .venv/bin/python -m pip install -q -r requirements.txt
+  .venv/bin/python -m pip install -q -r requirements.txt -r requirements-test.txt
   echo "$sum" > "$stamp"
 fi
