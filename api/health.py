@@ -54,6 +54,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
 from api.keys import KeyChecker, TooManyFailures
+from api.schemas import seed_timestamp
 from models import make_engine, make_sessionmaker, normalize_url
 from models.sends import stuck_sessions
 from models.states import MessageStatus, SessionStatus
@@ -292,8 +293,8 @@ def quantile(sorted_values: list[float], q: float) -> float:
 
 
 def iso_now() -> str:
-    """The seed's timestamp format (JavaScript's toISOString)."""
-    return utcnow().isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """The seed's timestamp format, as every timestamp of the API: 2024-01-15T12:00:00Z."""
+    return seed_timestamp(utcnow())
 
 
 # --- /webjs/health ----------------------------------------------------------------------
