@@ -96,10 +96,11 @@ class KeyChecker:
 
     Valid keys are remembered for ``cache_seconds`` together with the revocation
     generation they were checked at; a revocation anywhere moves the generation, so the
-    next request of every worker checks the database again. Failed attempts are counted
-    per client address (a request without a key is not an attempt); over
-    ``failures_per_minute`` the address is refused for the rest of the minute
-    (TooManyFailures), valid key or not."""
+    next request of every worker checks the database again (one Redis GET a request).
+    Failed attempts are counted per client address (a request without a key is not an
+    attempt); over ``failures_per_minute`` the address is refused for the rest of the
+    minute (TooManyFailures) before any key it presents is looked up, unless that key was
+    checked valid since the last revocation."""
 
     def __init__(self, db: sessionmaker, client: redis.Redis | None = None, cache_seconds: float = 30.0,
                  failures_per_minute: int = 30):
@@ -114,8 +115,17 @@ class KeyChecker:
         """The key's Scope, or None; raises TooManyFailures for an address over its limit."""
         if not key:  # nothing presented: not a guess, nothing to count
             return None
+        if not key.startswith(KEY_PREFIX) or len(key) > MAX_KEY_LENGTH:
+            self._refuse_if_over_limit(client_address)
+            self._count_failure(client_address)
+            return None
+        h = digest(key)
+        generation = self._generation()
+        scope = self._cached(h, generation)
+        if scope is not None:  # checked valid since the last revocation: no guess to limit
+            return scope
         self._refuse_if_over_limit(client_address)
-        scope = self._check(key)
+        scope = self._lookup(h, generation)
         if scope is None:
             self._count_failure(client_address)
         return scope
@@ -128,23 +138,24 @@ class KeyChecker:
         except (redis.RedisError, ValueError):
             return None
 
-    def _check(self, key: str | None) -> Scope | None:
-        if not key or not key.startswith(KEY_PREFIX) or len(key) > MAX_KEY_LENGTH:
+    def _cached(self, h: str, generation: int | None) -> Scope | None:
+        """The scope remembered for a key digest, if it was checked at this generation."""
+        if generation is None:
             return None
-        h = digest(key)
-        now = time.monotonic()
-        generation = self._generation()
-        if generation is not None:
-            with self._lock:
-                cached = self._valid.get(h)
-            if cached and cached[1] > now and cached[2] == generation:
-                return cached[0]
+        with self._lock:
+            cached = self._valid.get(h)
+        if cached and cached[1] > time.monotonic() and cached[2] == generation:
+            return cached[0]
+        return None
+
+    def _lookup(self, h: str, generation: int | None) -> Scope | None:
+        """The scope of an active key with this digest, from the database (and remembered)."""
         with self.db() as s:
             row = s.execute(select(ApiKey).where(ApiKey.key_hash == h, ApiKey.revoked_at.is_(None))).scalar_one_or_none()
             scope = scope_of(row) if row is not None else None
         with self._lock:
             if scope is not None and generation is not None:  # without Redis nothing is remembered
-                self._valid[h] = (scope, now + self.cache_seconds, generation)
+                self._valid[h] = (scope, time.monotonic() + self.cache_seconds, generation)
             else:
                 self._valid.pop(h, None)
         return scope
