@@ -9,7 +9,7 @@ per attempt, at most 30 s apart) for as long as it takes, on a transport that su
 the loss (``workers.broker``); a task running meanwhile is not cancelled (every task
 here may run twice).
 """
-from settings import Settings
+from settings import CONTROL_QUEUE, Settings
 from workers.broker import transport_for
 
 _settings = Settings.from_env()
@@ -29,8 +29,8 @@ task_ignore_result = True
 task_acks_late = True
 task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 1
-task_default_queue = "control"
-task_routes = {"wa.control.*": {"queue": "control"}, "wa.api.*": {"queue": "control"}}
+task_default_queue = CONTROL_QUEUE
+task_routes = {"wa.control.*": {"queue": CONTROL_QUEUE}, "wa.api.*": {"queue": CONTROL_QUEUE}}
 timezone = "UTC"
 enable_utc = True
 

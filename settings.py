@@ -206,5 +206,9 @@ class Settings:
         return slot_queue(self.slot_name)
 
 
+CONTROL_QUEUE = "control"  # the control worker's queue: beat's tasks, wa.api.*, sweeps
+
+
 def slot_queue(slot_name: str) -> str:
+    """The queue of one slot worker: only it consumes it."""
     return f"slot.{slot_name}"

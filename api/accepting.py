@@ -13,9 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-import redis
 from celery import Celery
-from kombu.exceptions import OperationalError as KombuOperationalError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
@@ -27,12 +25,12 @@ from models.sends import Accepted, Recipient, accept_messages
 from models.states import NOT_READY_MESSAGE
 from settings import Settings
 from workers import dispatch
+from workers.dispatch import ENQUEUE_ERRORS
 
 log = logging.getLogger("api.accepting")
 
 SESSION_NOT_FOUND = "Session not found"
 KEY_REUSED = "Idempotency-Key was already used with a different request"
-ENQUEUE_ERRORS = (redis.RedisError, KombuOperationalError, ConnectionError, OSError)
 
 
 class AcceptError(Exception):

@@ -60,7 +60,7 @@ from models.sends import stuck_sessions
 from models.states import MessageStatus, SessionStatus
 from models.tables import Message, WebhookDelivery, WhatsAppSession, placed_and_live, utcnow
 from models.webhooks import DeliveryStatus
-from settings import slot_queue
+from settings import CONTROL_QUEUE, slot_queue
 from storage.profiles import make_profile_store
 from workers import slots as slot_registry
 
@@ -68,7 +68,6 @@ log = logging.getLogger("api.health")
 blp = Blueprint("health", __name__, description="Health and metrics (public: no API key; an admin key or "
                                                 "METRICS_TOKEN shows per-session figures and host names)")
 
-CONTROL_QUEUE = "control"
 LATENCY_WINDOW = timedelta(minutes=15)
 LATENCY_MAX_ROWS = 5000
 LATENCY_QUANTILES = (0.5, 0.95)

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from flask import current_app
 from marshmallow import Schema, ValidationError, fields, post_load, pre_load, validate, validates_schema
 
+from models.media import kind_of, limit_bytes
 from models.phones import InvalidPhoneNumber, normalize_phone
 
 # What a line of text may not hold: the C0 and C1 control characters (NUL included) and
@@ -308,15 +309,14 @@ class PairingCodeSchema(Schema):
     status = fields.String()
 
 
-MEDIA_TYPES = ("image/", "video/mp4", "video/3gpp", "video/quicktime")
 MAX_MEDIA_ITEMS = 10
 
 
 def media_limit_bytes(mimetype: str) -> int:
     """Photos and videos have the smaller limit; everything else goes as a document."""
     settings = _settings()
-    is_media = any(mimetype.startswith(t) if t.endswith("/") else mimetype == t for t in MEDIA_TYPES)
-    return (settings.media_max_mb if is_media else settings.document_max_mb) * 1024 * 1024
+    return limit_bytes(kind_of(mimetype), media_max_mb=settings.media_max_mb,
+                       document_max_mb=settings.document_max_mb)
 
 
 class InlineMediaSchema(RequestSchema):

@@ -8,7 +8,6 @@ import redis
 from flask import after_this_request, current_app, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
-from kombu.exceptions import OperationalError as KombuOperationalError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -38,6 +37,7 @@ from models.tables import placed_and_live
 from models.sends import NOT_SENDING, Recipient, stuck_sessions
 from models.states import BROWSER_KEPT_REASONS, LIVE_SESSION_STATES, MESSAGE_DONE
 from workers import dispatch, slots
+from workers.dispatch import ENQUEUE_ERRORS
 from workers.events import message_channel, session_channel
 
 log = logging.getLogger("api.sessions")
@@ -50,7 +50,6 @@ CAPACITY_FULL = "Maximum concurrent sessions reached. Please try again later."
 NO_SLOTS = "No browser worker is available. Please try again later."
 ALREADY_LINKED = "Session is already authenticated."
 NOT_INITIALIZED = "Session is not initialized. Please initialize the client first."
-ENQUEUE_ERRORS = (redis.RedisError, KombuOperationalError, ConnectionError, OSError)
 
 
 def services():

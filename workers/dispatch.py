@@ -1,7 +1,9 @@
 """Task signatures, in one place, for whoever enqueues (the API and the sweeper)."""
 from __future__ import annotations
 
+import redis
 from celery import Celery
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from settings import slot_queue
 
@@ -9,6 +11,10 @@ INITIALIZE = "wa.slot.initialize"
 SEND_MESSAGE = "wa.slot.send_message"
 REQUEST_PAIRING_CODE = "wa.slot.request_pairing_code"
 STOP_SESSION = "wa.slot.stop_session"
+
+# What an enqueue raises when the broker is away: the caller leaves the work to the sweeper
+# (or answers 503) instead of failing.
+ENQUEUE_ERRORS = (redis.RedisError, KombuOperationalError, ConnectionError, OSError)
 
 # Enqueueing must fail fast when Redis is away: the row is already durable and the
 # sweeper dispatches it later, so the API must not hang on retries.

@@ -29,16 +29,14 @@ from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from urllib3.util.ssl_match_hostname import CertificateError
 
 from workers import netguard
+from models.media import MB, kind_of
 from workers.netguard import AllowList, BlockedAddress
 
 log = logging.getLogger("media")
 
-MB = 1024 * 1024
 _CHUNK = 64 * 1024
 _REDIRECTS = (301, 302, 303, 307, 308)
 _TRANSIENT_STATUSES = (408, 429)
-# The types WhatsApp Web's "Photos & videos" input accepts (accept="image/*,video/mp4,...").
-_MEDIA_VIDEO_TYPES = ("video/mp4", "video/3gpp", "video/quicktime")
 _MIMETYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
 _UNINFORMATIVE_TYPES = ("application/octet-stream", "binary/octet-stream")
 _MAX_NAME_BYTES = 240  # 255 on most file systems, with room for " (2)"
@@ -78,10 +76,6 @@ class Media:
     def kind(self) -> str:
         """"media" goes through the photos & videos input, "document" through documents."""
         return kind_of(self.mimetype)
-
-
-def kind_of(mimetype: str) -> str:
-    return "media" if mimetype.startswith("image/") or mimetype in _MEDIA_VIDEO_TYPES else "document"
 
 
 def fetch_media(url: str, dest_dir: Path, *, limits: MediaLimits = MediaLimits(),

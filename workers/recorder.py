@@ -21,7 +21,7 @@ from sqlalchemy.orm import sessionmaker
 from models import make_engine, make_sessionmaker
 from models.events import Event, decode
 from models.recording import apply_event
-from settings import Settings
+from settings import CONTROL_QUEUE, Settings
 from workers.events import DEAD_LETTERS, GROUP, STREAM, live_channel
 from workers.logs import setup_logging
 
@@ -96,7 +96,7 @@ class Recorder:
         try:
             from workers.app import celery
 
-            celery.send_task("wa.control.sweep_messages", queue="control", retry=False)
+            celery.send_task("wa.control.sweep_messages", queue=CONTROL_QUEUE, retry=False)
         except Exception as exc:  # beat runs the sweep anyway, a few seconds later
             log.warning("could not request a sweep: %s", exc)
 

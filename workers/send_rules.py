@@ -98,10 +98,11 @@ def restriction_reason(kind: str) -> str:
 
 
 def backoff_seconds(attempt: int, base: float = 2.0, cap: float = 60.0,
-                    uniform: Callable[[float, float], float] = random.uniform) -> float:
+                    uniform: Callable[[float, float], float] = random.uniform, low: float | None = None) -> float:
     """Exponential backoff with full jitter after attempt ``attempt`` (1, 2, ...): a
-    number of seconds between ``base / 2`` and ``min(cap, base * 2 ** attempt)``."""
-    return uniform(base / 2, min(cap, base * (2 ** attempt)))
+    number of seconds between ``low`` (default ``base / 2``) and ``min(cap, base * 2 ** attempt)``.
+    The one backoff of the project: sends, and webhooks (``workers.webhooks.backoff``)."""
+    return uniform(base / 2 if low is None else low, min(cap, base * (2 ** min(attempt, 30))))
 
 
 def offline_wait(now: float, attempt: int, uniform=random.uniform) -> Wait:

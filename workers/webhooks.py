@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import random
 import socket
 import time
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from models import DeliveryStatus, WebhookDelivery, utcnow
 from settings import Settings
 from workers import netguard
 from workers.app import celery
+from workers.send_rules import backoff_seconds
 from workers.control_tasks import resources
 from workers.media import loggable
 from workers.netguard import AllowList, BlockedAddress
@@ -131,7 +131,7 @@ def backoff(attempts: int, retry_after: float | None = None) -> float:
     """Seconds to wait after the ``attempts``-th attempt failed: full jitter, a random wait up
     to 5 s, 10 s, 20 s, ... (an hour at most), but no less than the receiver's Retry-After
     (itself capped at an hour)."""
-    wait = random.uniform(0, min(RETRY_CAP, RETRY_BASE * 2 ** min(attempts - 1, 20)))
+    wait = backoff_seconds(attempts - 1, base=RETRY_BASE, cap=RETRY_CAP, low=0.0)
     if retry_after is not None:
         wait = max(wait, min(retry_after, RETRY_CAP))
     return wait
