@@ -37,8 +37,6 @@ class Placement:
 def place(s: Session, row: WhatsAppSession, live: list, *, reason: str, prefer: str | None = None) -> Placement:
     """Give ``row`` a slot (``prefer`` if it is live and has room, else the least loaded)
     and a new fencing number, and record INITIALIZING. The caller commits, then enqueues."""
-    from workers.slots import choose_slot  # the slot registry lives with the workers
-
     if not live:
         raise NoSlot(full=False)
     used = dict(s.execute(select(WhatsAppSession.slot, func.count()).where(placed_and_live())
@@ -57,3 +55,13 @@ def place(s: Session, row: WhatsAppSession, live: list, *, reason: str, prefer: 
     row.epoch = max(row.epoch + 1, time.time_ns() // 1_000_000)
     change_session_status(s, row, SessionStatus.INITIALIZING, reason=reason)
     return Placement(row.session_id, chosen.name, row.epoch, previous)
+
+
+def choose_slot(slots: list, used: dict[str, int]):
+    """The least loaded live slot with room (``slots``: the registry's live slots, each with
+    ``name`` and ``capacity``; ``used``: sessions placed per slot name), or None when every
+    slot is full."""
+    with_room = [s for s in slots if used.get(s.name, 0) < s.capacity]
+    if not with_room:
+        return None
+    return min(with_room, key=lambda s: (used.get(s.name, 0) / s.capacity, used.get(s.name, 0), s.name))

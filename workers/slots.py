@@ -83,14 +83,6 @@ def known_slots(client: redis.Redis) -> set[str]:
     return {n.decode() if isinstance(n, bytes) else n for n in client.smembers(SLOTS_SET)}
 
 
-def choose_slot(slots: list[SlotInfo], used: dict[str, int]) -> SlotInfo | None:
-    """The least loaded live slot with room, or None when every slot is full."""
-    with_room = [s for s in slots if used.get(s.name, 0) < s.capacity]
-    if not with_room:
-        return None
-    return min(with_room, key=lambda s: (used.get(s.name, 0) / s.capacity, used.get(s.name, 0), s.name))
-
-
 def watched_for(client: redis.Redis, max_gap: float) -> float:
     """Record a look at the registry now and return for how many seconds it has been
     looked at without a break longer than ``max_gap`` (0 after such a break, or when Redis
