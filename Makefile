@@ -1,4 +1,4 @@
-.PHONY: bootstrap demo test bench canary clean
+.PHONY: bootstrap demo test mutate bench canary clean
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -12,6 +12,11 @@ test:
 	@NEED_POSTGRES=$$(pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && echo 0 || echo 1) scripts/bootstrap.sh
 	scripts/test.sh -q
 
+## mutate: mutation testing of the rule modules (see docs/mutation-testing.md)
+mutate: bootstrap
+	.venv/bin/python -m pip install -q -r requirements-mutate.txt
+	scripts/mutate.sh
+
 ## bench: the enqueue benchmark (see docs/benchmarks.md)
 bench: bootstrap
 	.venv/bin/python bench/enqueue.py
@@ -22,4 +27,4 @@ canary: bootstrap
 	.venv/bin/python scripts/canary.py --to "$(TO)"
 
 clean:
-	rm -rf var .pytest_cache
+	rm -rf var .pytest_cache mutants
