@@ -3,7 +3,7 @@
 # Needs PostgreSQL and Redis on 127.0.0.1 (or TEST_DATABASE_URL / TEST_REDIS_URL). Uses Redis
 # database 13 by default, so it never flushes the databases a `make test` beside it uses (11, 12).
 #
-# MUTATE_SCOPE=rules (default, about 20 minutes on one core): the rule modules whole, plus
+# MUTATE_SCOPE=rules (default, 28 minutes on one core of a busy machine): the rule modules whole, plus
 # the webhook signature and the recorder's batch (Recorder.process); the mutants named here
 # are tested again on every run. MUTATE_SCOPE=all: every function of the modules setup.cfg
 # names (an hour and more: the webhook delivery and recorder loop tests wait on real

@@ -570,3 +570,102 @@ def test_a_message_that_releases_the_next_one_asks_for_a_sweep_at_once(recorder,
     assert recorder.sweeps == 1
     with db() as s:
         assert s.get(Message, second).dispatch_due_at is not None
+
+
+# --- the rows that make a send durable --------------------------------------------------------
+def test_the_rows_hold_everything_the_sweeper_needs_to_send_later(db, ready):
+    """The sweeper dispatches from these rows alone (Redis may have lost the tasks): each
+    column is read back and compared with what was asked."""
+    from models.sends import accept_messages
+
+    long_input = "+91 98765 43210 " + "x" * 60
+    media = [{"url": "https://example.com/a.png"}]
+    with db.begin() as s:
+        accepted = accept_messages(s, ready, "bulk", [
+            Recipient("919876543210", long_input, "first", media=media),
+            Recipient("", "12345", "bad number", error="Invalid phone number format"),
+            to("919876543210", "second"),
+        ], utcnow() + timedelta(seconds=60))
+    with db() as s:
+        job = s.get(Job, accepted.job_id)
+        first, bad, second = (s.get(Message, i) for i in accepted.message_ids)
+    now = accepted.created_at
+    assert (job.total, job.status, job.created_at, job.updated_at, job.finished_at) == (3, "processing", now, now, None)
+    assert [m.position for m in (first, bad, second)] == [0, 1, 2]
+    assert (first.text, first.to, first.to_input, first.media) == ("first", "919876543210", long_input[:64], media)
+    assert (first.attempts, first.error, first.failed_at, first.dispatched_at) == (0, None, None, now)
+    assert (first.created_at, first.updated_at) == (now, now)
+    assert (bad.status, bad.error, bad.failed_at, bad.dispatched_at, bad.dispatch_due_at) == \
+        ("failed", "Invalid phone number format", now, None, None)
+    assert (second.after_message_id, second.dispatched_at, second.dispatch_due_at) == (first.id, None, None)
+
+
+def test_a_job_whose_numbers_all_failed_is_finished_at_once(db, ready):
+    from models.sends import accept_messages
+
+    with db.begin() as s:
+        accepted = accept_messages(s, ready, "bulk", [Recipient("", "1", "x", error="Invalid phone number format")],
+                                   utcnow())
+    with db() as s:
+        job = s.get(Job, accepted.job_id)
+    assert (job.status, job.finished_at) == ("failed", accepted.created_at)
+
+
+def test_a_message_waits_for_the_newest_unsent_one_to_its_number(db, ready):
+    """Across jobs the newest is the latest created; within a job, the highest position (a
+    row updated since may come back first from the table)."""
+    from sqlalchemy import update
+
+    from models.sends import accept_messages
+
+    with db.begin() as s:
+        older = accept_messages(s, ready, "bulk", [to("919876543211", "x"), to("919876543210", "job 1, pos 1")],
+                                utcnow())
+    with db.begin() as s:
+        newer = accept_messages(s, ready, "single", [to("919876543210", "job 2, pos 0")], utcnow())
+        inside = accept_messages(s, ready, "bulk", [to("919876543212", "a"), to("919876543212", "b")], utcnow())
+        s.execute(update(Message).where(Message.id == inside.message_ids[0]).values(text="a, edited"))
+    with db.begin() as s:
+        after_newer = accept_messages(s, ready, "single", [to("919876543210", "next")], utcnow())
+        after_inside = accept_messages(s, ready, "single", [to("919876543212", "c")], utcnow())
+    assert older.message_ids[1] != newer.message_ids[0]
+    assert after_newer.messages[0].dispatch_now is False
+    with db() as s:
+        assert s.get(Message, after_newer.message_ids[0]).after_message_id == newer.message_ids[0]
+        assert s.get(Message, after_inside.message_ids[0]).after_message_id == inside.message_ids[1]
+
+
+def test_a_message_sent_or_failed_before_holds_nothing_back(db, ready):
+    from sqlalchemy import update
+
+    from models.sends import accept_messages
+
+    with db.begin() as s:
+        earlier = accept_messages(s, ready, "bulk", [to("919876543210"), to("919876543211")], utcnow())
+        s.execute(update(Message).where(Message.id == earlier.message_ids[0]).values(status="sent"))
+        s.execute(update(Message).where(Message.id == earlier.message_ids[1]).values(status="failed"))
+    with db.begin() as s:
+        later = accept_messages(s, ready, "bulk", [to("919876543210"), to("919876543211")], utcnow())
+    assert [m.dispatch_now for m in later.messages] == [True, True]
+
+
+def test_a_ready_session_is_not_sending_only_when_nothing_happened_since_an_old_dispatch(db, user_id):
+    from models.sends import accept_messages, stuck_sessions
+
+    now = utcnow()
+    old, after = now - timedelta(minutes=20), timedelta(minutes=10)
+    sessions = {name: f"{user_id}_{name}" for name in ("stuck", "never_active", "disconnected", "recent",
+                                                       "active")}
+    with db.begin() as s:
+        for name, sid in sessions.items():
+            s.add(WhatsAppSession(user_id=sid, session_id=sid, slot="edge", epoch=1,
+                                  status="DISCONNECTED" if name == "disconnected" else "READY",
+                                  last_activity=None if name == "never_active" else
+                                  (now - timedelta(minutes=1) if name == "active" else old)))
+            s.flush()
+            accepted = accept_messages(s, sid, "single", [to("919876543210")], None)
+            dispatched = now - timedelta(minutes=1) if name == "recent" else old
+            s.get(Message, accepted.message_ids[0]).dispatched_at = dispatched
+    with db() as s:
+        found = {sid for sid in sessions.values() if stuck_sessions(s, after, sid, now=now)}
+    assert found == {sessions["stuck"], sessions["never_active"]}
