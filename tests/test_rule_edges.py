@@ -386,7 +386,7 @@ def test_a_key_used_twice_at_once_answers_from_the_request_that_committed(db, se
         accept(db, settings, ready, [to("919876543210")])
 
 
-def test_an_idempotency_key_ignores_the_order_of_the_body_and_is_cut_to_the_column(db):
+def test_an_idempotency_key_ignores_the_order_of_the_body_and_is_cut_to_the_column():
     from api.accepting import Idempotency
 
     a = Idempotency.of("s", "k", "send-message:x", {"to": "1", "message": "hi"})
@@ -459,7 +459,7 @@ def test_an_unknown_webhook_type_is_named_in_the_refusal(db):
 def test_webhook_times_are_utc_whatever_the_machines_zone(db, monkeypatch):
     import json
     import time as time_module
-    from datetime import datetime, timezone
+    from datetime import timezone
 
     from models import WebhookDelivery, enqueue_webhook
 
