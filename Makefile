@@ -1,4 +1,4 @@
-.PHONY: bootstrap demo test test-fast bench canary clean
+.PHONY: bootstrap demo test test-fast mutate bench canary clean
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -17,6 +17,11 @@ test-fast:
 	@NEED_POSTGRES=$$(pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && echo 0 || echo 1) scripts/bootstrap.sh
 	scripts/test.sh -q -m "not browser and not stack"
 
+## mutate: mutation testing of the rule modules (see docs/mutation-testing.md)
+mutate: bootstrap
+	.venv/bin/python -m pip install -q -r requirements-mutate.txt
+	scripts/mutate.sh
+
 ## bench: the enqueue benchmark (see docs/benchmarks.md)
 bench: bootstrap
 	.venv/bin/python bench/enqueue.py
@@ -27,4 +32,4 @@ canary: bootstrap
 	.venv/bin/python scripts/canary.py --to "$(TO)"
 
 clean:
-	rm -rf var .pytest_cache
+	rm -rf var .pytest_cache mutants
