@@ -31,7 +31,9 @@ OUTAGE_SECONDS = float(os.environ.get("OUTAGE_SECONDS", "1"))
 # Gaps long enough that the slot worker holds the bulk's later sends as ETA tasks (received,
 # not acknowledged) and waits idle between two sends: Redis is killed in such a moment,
 # the one in which its Celery consumer used to stop at a lost broker connection.
-PACING = {"min_gap_seconds": 0.5, "max_gap_seconds": 1.5, "hourly_cap": 1000, "daily_cap": 0}
+# The API's times have whole seconds (the seed's format), so a gap of at least a second
+# is needed to see "the next send is due in more than half a second".
+PACING = {"min_gap_seconds": 1.0, "max_gap_seconds": 2.0, "hourly_cap": 1000, "daily_cap": 0}
 BULK = 20
 
 

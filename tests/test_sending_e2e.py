@@ -113,6 +113,13 @@ class Receiver:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks?token=abc"
 
+    def close(self) -> None:
+        """Stop serving and close the socket: later deliveries are refused at once (a server
+        only shut down keeps accepting connections it never answers, and every delivery to it
+        would hold the control worker for the whole webhook timeout)."""
+        self.server.shutdown()
+        self.server.server_close()
+
     def delivered(self, event_type: str) -> list[dict]:
         return [c for c in self.calls if c["answered"] == 200 and json.loads(c["body"])["type"] == event_type]
 
@@ -127,7 +134,7 @@ def test_webhooks_are_signed_and_retried_after_a_500(client, stack):
         for event_type in ("message.sent", "job.finished", "message.read"):
             wait_until(lambda kind=event_type: receiver.delivered(kind), 60, what=f"{event_type} delivered")
     finally:
-        receiver.server.shutdown()
+        receiver.close()
     for call in receiver.calls:
         h = call["headers"]
         assert verify(SECRET, h["X-Webhook-Timestamp"], call["body"], h["X-Webhook-Signature"]), h
@@ -248,7 +255,8 @@ def test_a_new_chat_restriction_makes_messages_wait_then_each_goes_once(client, 
         job = job_when(client, job_id, lambda j: j["status"] == "completed", 90, "the messages to go once lifted")
         wait_until(lambda: receiver.delivered("session.unrestricted"), 30, what="session.unrestricted delivered")
     finally:
-        receiver.server.shutdown()
+        client.patch(f"/webjs/sessions/{session}", json={"callback_url": None})
+        receiver.close()
     assert job["successful_sends"] == 3 and job["failed_sends"] == 0
     got = arrivals(stack, texts)
     assert sorted(m["text"] for m in got) == sorted(texts), "each message once"
