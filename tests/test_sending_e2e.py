@@ -245,8 +245,12 @@ def test_a_new_chat_restriction_makes_messages_wait_then_each_goes_once(client, 
         hook = json.loads(receiver.delivered("session.restricted")[0]["body"])["data"]
         # Named by the page's flag, or by the locked compose bar a send met before the page heard of it.
         assert hook["session_id"] == session and hook["restriction"] in ("reachout_timelock", "compose_locked")
-        time.sleep(4)  # a recheck or more while still restricted: nothing goes, nothing fails
-        job = client.get(f"/webjs/jobs/{job_id}").json
+        # A recheck while still restricted (every message scheduled again, for a later time):
+        # nothing goes, nothing fails.
+        first = {x["message_id"]: x["next_attempt_at"] for x in job["results"]}
+        job = job_when(client, job_id, lambda j: all(
+            x["message_status"] == "scheduled" and x["next_attempt_at"] not in (None, first[x["message_id"]])
+            for x in j["results"]), 60, "a recheck while still restricted")
         assert job["failed_sends"] == 0 and not arrivals(stack, texts)
         assert client.get(f"/webjs/sessions/{session}/status").json["status"] == "READY"
     finally:
