@@ -110,6 +110,20 @@ def offline_wait(now: float, attempt: int, uniform=random.uniform) -> Wait:
     return Wait(now + backoff_seconds(attempt, base=5.0, cap=30.0, uniform=uniform) + 2.0, OFFLINE_REASON)
 
 
+def _held(state: str, *, now: float, attempt: int, restriction: Restriction | None, uniform,
+          why: str) -> Decision | None:
+    """The decision for a session that cannot send now, before or during a send
+    (``state``: an Availability or an Outcome, which share "gone", "offline" and
+    "restricted"); None when the state is none of them."""
+    if state == "gone":
+        return Leave(why)
+    if state == "offline":
+        return offline_wait(now, attempt, uniform)
+    if state == "restricted" and restriction is not None:
+        return Wait(restriction.until, restriction_reason(restriction.kind))
+    return None
+
+
 def before_send(*, now: float, attempt: int, availability: Availability, restriction: Restriction | None,
                 breaker_open_until: float | None, reserved_at: float, reserved_reason: str,
                 last_sent: float, min_gap: float, max_gap: float, uniform=random.uniform) -> Decision:
@@ -120,12 +134,10 @@ def before_send(*, now: float, attempt: int, availability: Availability, restric
     the session's last send was confirmed (epoch seconds). The gap counts from that
     confirmation, not from the reservation; it is slept through (at most ``max_gap``).
     """
-    if availability == Availability.GONE:
-        return Leave("the session is not ready on this slot")
-    if availability == Availability.OFFLINE:
-        return offline_wait(now, attempt, uniform)
-    if availability == Availability.RESTRICTED and restriction is not None:
-        return Wait(restriction.until, restriction_reason(restriction.kind))
+    held = _held(availability, now=now, attempt=attempt, restriction=restriction, uniform=uniform,
+                 why="the session is not ready on this slot")
+    if held is not None:
+        return held
     if breaker_open_until:
         return Wait(breaker_open_until, BREAKER_REASON)
     if reserved_at - now > SHORT_WAIT:
@@ -171,12 +183,10 @@ def after_failure(*, now: float, attempt: int, max_retries: int, outcome: Outcom
     looks in the chat first, so it never sends twice); other failures are retried with
     backoff up to ``max_retries`` attempts, then fail.
     """
-    if outcome == Outcome.GONE:
-        return Leave("the session went away during the send")
-    if outcome == Outcome.OFFLINE:
-        return offline_wait(now, attempt, uniform)
-    if outcome == Outcome.RESTRICTED and restriction is not None:
-        return Wait(restriction.until, restriction_reason(restriction.kind))
+    held = _held(outcome, now=now, attempt=attempt, restriction=restriction, uniform=uniform,
+                 why="the session went away during the send")
+    if held is not None:
+        return held
     if outcome == Outcome.PERMANENT:
         return Fail(error)
     last = max_retries + (1 if outcome == Outcome.UNCONFIRMED else 0)
