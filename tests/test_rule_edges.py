@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 import pytest
 import redis
+from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
 from models import IdempotencyKey, Job, Message, WhatsAppSession, utcnow
@@ -673,6 +674,11 @@ def test_a_ready_session_is_not_sending_only_when_nothing_happened_since_an_old_
             accepted = accept_messages(s, sid, "single", [to("919876543210")], None)
             dispatched = now - timedelta(minutes=1) if name == "recent" else old
             s.get(Message, accepted.message_ids[0]).dispatched_at = dispatched
-    with db() as s:
-        found = {sid for sid in sessions.values() if stuck_sessions(s, after, sid, now=now)}
-    assert found == {sessions["stuck"], sessions["never_active"]}
+    try:
+        with db() as s:
+            found = {sid for sid in sessions.values() if stuck_sessions(s, after, sid, now=now)}
+        assert found == {sessions["stuck"], sessions["never_active"]}
+    finally:  # stuck sessions left behind would make health say degraded to later tests
+        with db.begin() as s:
+            s.execute(delete(Job).where(Job.session_id.in_(list(sessions.values()))))
+            s.execute(delete(WhatsAppSession).where(WhatsAppSession.session_id.in_(list(sessions.values()))))
