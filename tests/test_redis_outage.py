@@ -15,7 +15,6 @@ import signal
 import subprocess
 import time
 from dataclasses import replace
-from datetime import datetime
 
 import pytest
 import redis
@@ -31,8 +30,6 @@ OUTAGE_SECONDS = float(os.environ.get("OUTAGE_SECONDS", "1"))
 # Gaps long enough that the slot worker holds the bulk's later sends as ETA tasks (received,
 # not acknowledged) and waits idle between two sends: Redis is killed in such a moment,
 # the one in which its Celery consumer used to stop at a lost broker connection.
-# The API's times have whole seconds (the seed's format), so a gap of at least a second
-# is needed to see "the next send is due in more than half a second".
 PACING = {"min_gap_seconds": 1.0, "max_gap_seconds": 2.0, "hourly_cap": 1000, "daily_cap": 0}
 BULK = 20
 
@@ -154,15 +151,25 @@ def test_a_redis_restarted_empty_mid_bulk_is_ridden_out(outage_client, outage_se
     def arrived() -> list[dict]:
         return [m for m in network_log(sim) if m.get("text") in texts]
 
+    from models import Message, make_engine, make_sessionmaker
+
+    engine = make_engine(outage_settings.database_url)
+    rows = make_sessionmaker(engine)
+
     def between_two_sends() -> bool:
-        """No message is being sent and the next one is due in more than half a second."""
-        results = client.get(f"/webjs/jobs/{job_id}").json["results"]
-        due = [datetime.fromisoformat(x["next_attempt_at"]).timestamp() for x in results
-               if x["message_status"] == "scheduled" and x.get("next_attempt_at")]
-        return (not any(x["message_status"] == "sending" for x in results)
+        """No message is being sent and the next one is due in more than half a second
+        (the rows' own times: the API's have whole seconds)."""
+        with rows() as s:
+            results = s.execute(select(Message.status, Message.next_attempt_at)
+                                .where(Message.job_id == job_id)).all()
+        due = [at.timestamp() for status, at in results if status == "scheduled" and at]
+        return (not any(status == "sending" for status, _ in results)
                 and bool(due) and min(due) - time.time() > 0.5)
 
-    wait_until(lambda: len(arrived()) >= 4 and between_two_sends(), 60, what="the slot idle between two sends")
+    try:
+        wait_until(lambda: len(arrived()) >= 4 and between_two_sends(), 60, what="the slot idle between two sends")
+    finally:
+        engine.dispose()
     private_redis.kill()
     killed_at = time.monotonic()
     assert len(arrived()) < BULK, "Redis went away in the middle of the bulk"
