@@ -6,21 +6,18 @@ again (reject_on_worker_lost) once the visibility timeout, longer than any task,
 
 A Redis outage is ridden out: workers reconnect to the broker with backoff (2 s more
 per attempt, at most 30 s apart) for as long as it takes, on a transport that survives
-the loss (``workers.broker``); a task running meanwhile is not cancelled (every task
+the loss (``messaging.broker``); a task running meanwhile is not cancelled (every task
 here may run twice).
+
+What depends on the settings (the broker's address, its transport and visibility timeout)
+is set by ``messaging.celery_app.make_celery(settings)``: this module reads nothing.
 """
-from settings import CONTROL_QUEUE, Settings
-from workers.broker import transport_for
+from settings import CONTROL_QUEUE
 
-_settings = Settings.from_env()
-
-broker_url = _settings.redis_url
-broker_transport = transport_for(broker_url)
 broker_connection_retry_on_startup = True
 broker_connection_retry = True
 broker_connection_max_retries = None  # reconnect for as long as Redis is away
 worker_cancel_long_running_tasks_on_connection_loss = False
-broker_transport_options = {"visibility_timeout": _settings.visibility_timeout}
 
 task_serializer = "json"
 accept_content = ["json"]

@@ -15,19 +15,20 @@ import swagger_ui_bundle
 from celery import Celery
 from flask import Flask, g, request, send_from_directory
 from flask_smorest import abort
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.exc import InterfaceError, OperationalError, TimeoutError as PoolTimeout
 from sqlalchemy.orm import sessionmaker
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.routing import UnicodeConverter
 
 from api import openapi
 from api.errors import UNAVAILABLE, WWW_AUTHENTICATE, error_body, handle_http_exception
-from api.keys import KeyChecker, TooManyFailures
-from api.schemas import RESERVED_IDS, USER_ID_MAX, ErrorSchema, forbidden_character, idempotency_key_problem
+from api.schemas import (
+    RESERVED_IDS, USER_ID_MAX, ErrorSchema, bind_settings, forbidden_character, idempotency_key_problem,
+)
+from messaging.celery_app import make_celery
 from models import make_engine, make_sessionmaker
+from services.keys import KeyChecker, TooManyFailures
 from settings import Settings
-from workers.app import make_celery
 
 PUBLIC_PREFIXES = ("/api", "/webjs/health", "/metrics")
 
@@ -77,8 +78,10 @@ class Services:
     keys: KeyChecker | None
 
 
-def create_app(settings: Settings | None = None) -> Flask:
-    settings = settings or Settings.from_env()
+def create_app(settings: Settings) -> Flask:
+    """The API's wiring: Flask, the OpenAPI layer, one database engine, one Redis client,
+    the Celery producer and the key checker, all from ``settings`` (read once, by the
+    caller: ``api.wsgi`` reads the environment)."""
     app = Flask(__name__)
     app.config.update(
         API_TITLE="WhatsApp Web API",
@@ -140,6 +143,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.get("/api/assets/<path:filename>")
     def swagger_assets(filename: str):  # Swagger UI works offline: assets come from the package
         return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename)
+
+    @app.before_request
+    def bind_request_settings():
+        bind_settings(settings)  # what services.requests validates with
 
     @app.before_request
     def require_api_key():

@@ -53,16 +53,16 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
-from api.keys import KeyChecker, TooManyFailures
 from api.schemas import seed_timestamp
+from messaging import slots as slot_registry
 from models import make_engine, make_sessionmaker, normalize_url
 from models.sends import stuck_sessions
 from models.states import MessageStatus, SessionStatus
 from models.tables import Message, WebhookDelivery, WhatsAppSession, placed_and_live, utcnow
 from models.webhooks import DeliveryStatus
+from services.keys import KeyChecker, TooManyFailures
 from settings import CONTROL_QUEUE, slot_queue
 from storage.profiles import make_profile_store
-from workers import slots as slot_registry
 
 log = logging.getLogger("api.health")
 blp = Blueprint("health", __name__, description="Health and metrics (public: no API key; an admin key or "

@@ -10,10 +10,10 @@ from sqlalchemy.orm import selectinload
 
 from api.schemas import CancelResultSchema, JobSchema
 from api.sessions import current_scope, services
+from messaging.pacing import Claims
 from models import Job, Message, MessageStatus, utcnow
 from models.recording import change_message_status
 from models.states import MESSAGE_SUCCESS, MESSAGE_UNSENT, MESSAGE_WAITING, JobStatus
-from workers.pacing import Claims
 
 log = logging.getLogger("api.jobs")
 blp = Blueprint("jobs", __name__, url_prefix="/webjs/jobs", description="Send jobs")

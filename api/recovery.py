@@ -11,9 +11,9 @@ from marshmallow import Schema, fields
 
 from api.sessions import current_scope, services
 from api.waits import Waiter
+from messaging.events import session_channel
+from messaging.recovery import recover, recoverable
 from models import SessionStatus, WhatsAppSession
-from workers.events import session_channel
-from workers.recovery import recover, recoverable
 
 blp = Blueprint("recovery", __name__, url_prefix="/webjs/recovery", description="Recovery")
 

@@ -1,201 +1,17 @@
-"""Request and response shapes, as in the seed's README.
-
-Every text a request carries is refused (422, naming the field) when it holds what no
-column, log line or WhatsApp chat should: NUL (PostgreSQL cannot store it), a lone
-surrogate (it cannot be encoded as UTF-8) or another control character (it forges log
-lines and hides in listings); message text keeps tab, newline and carriage return.
-Every string has a length limit that fits its column (tests/test_api_inputs.py checks
-them against the tables), and a list longer than its limit is refused before its items
-are read. Timestamps have one format, the seed's: ``2024-01-15T10:30:00Z``.
+"""Response shapes and the session requests, as in the seed's README; what any request may
+hold and the shape of a send are in ``services.requests`` (shared with the Celery entry
+points) and imported here.
 """
 from __future__ import annotations
 
-import base64
-import binascii
-import re
-from datetime import datetime, timezone
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
-from flask import current_app
-from marshmallow import Schema, ValidationError, fields, post_load, pre_load, validate, validates_schema
-
-from models.media import kind_of, limit_bytes
-from models.phones import InvalidPhoneNumber, normalize_phone
-
-# What a line of text may not hold: the C0 and C1 control characters (NUL included) and
-# lone surrogates. JSON Schema patterns (ECMA-262) cannot name surrogates, so the spec's
-# patterns say the rest and the fields check all of it.
-_CONTROLS = r"\u0000-\u001f\u007f-\u009f"
-_CONTROLS_BUT_TAB_NL_CR = r"\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f"
-LINE_PATTERN = f"^[^{_CONTROLS}]*$"
-TEXT_PATTERN = f"^[^{_CONTROLS_BUT_TAB_NL_CR}]*$"
-_NOT_IN_LINE = re.compile(rf"[{_CONTROLS}\ud800-\udfff]")
-_NOT_IN_TEXT = re.compile(rf"[{_CONTROLS_BUT_TAB_NL_CR}\ud800-\udfff]")
-# Spaces by name (not \s, which differs between Python and ECMA-262): a user_id of
-# nothing else is refused.
-_SPACES = r"\u0020\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
-_ID_CHAR = f"[^{_CONTROLS}/]"
-USER_ID_PATTERN = f"^{_ID_CHAR}*[^{_CONTROLS}/{_SPACES}]{_ID_CHAR}*$"
-
-SEED_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"
-
-IDEMPOTENCY_KEY_MAX = 255  # idempotency_keys.key
-SESSION_NAME_MAX = 200  # whatsapp_sessions.session_name
-USER_ID_MAX = 200  # whatsapp_sessions.user_id and .session_id (a session's id is its user's)
-PHONE_INPUT_MAX = 64  # messages.to_input
-URL_MAX = 2048
-# Names the API itself uses where an id could stand: GET /webjs/sessions/active lists the
-# active sessions, so no session (whose id is its user's) may be called "active".
-RESERVED_IDS = frozenset({"active"})
-
-
-def forbidden_character(value: str, *, multiline: bool = False) -> str | None:
-    """Why ``value`` cannot be taken ("U+0000 at position 3"), or None."""
-    found = (_NOT_IN_TEXT if multiline else _NOT_IN_LINE).search(value)
-    if found is None:
-        return None
-    return f"U+{ord(found.group()):04X} at position {found.start()}"
-
-
-def idempotency_key_problem(key: str) -> str | None:
-    """What is wrong with an Idempotency-Key, or None. A key is never cut: two keys alike in
-    their first 255 characters would be taken for one, and the second send never made."""
-    if not key:
-        return "must not be empty"
-    if len(key) > IDEMPOTENCY_KEY_MAX:
-        return f"longer than {IDEMPOTENCY_KEY_MAX} characters (keys are never cut)"
-    where = forbidden_character(key)
-    return f"must not contain control characters ({where})" if where else None
-
-
-def seed_timestamp(value: datetime | str) -> str:
-    """2024-01-15T10:30:00Z: UTC, whole seconds (the seed's examples)."""
-    if isinstance(value, str):  # a stored answer, replayed
-        value = datetime.fromisoformat(value)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).strftime(SEED_TIME_FORMAT)
-
-
-def _with_metadata(kwargs: dict, **extra) -> dict:
-    kwargs["metadata"] = {**extra, **(kwargs.get("metadata") or {})}
-    return kwargs
-
-
-class Line(fields.String):
-    """A one-line string: no control characters, no lone surrogates."""
-
-    multiline = False
-    default_error_messages = {"forbidden": "must not contain control characters or lone surrogates ({where})"}
-
-    def __init__(self, **kwargs):
-        super().__init__(**_with_metadata(kwargs, pattern=TEXT_PATTERN if self.multiline else LINE_PATTERN))
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        value = super()._deserialize(value, attr, data, **kwargs)
-        where = forbidden_character(value, multiline=self.multiline)
-        if where:
-            raise self.make_error("forbidden", where=where)
-        return value
-
-
-class Text(Line):
-    """Message text: as a line, but tab, newline and carriage return are kept."""
-
-    multiline = True
-
-
-class UserId(Line):
-    """A user's id, which is also its session's id in URL paths: no "/", not only spaces."""
-
-    default_error_messages = {"slash": 'must not contain "/"', "blank": "must not be only spaces",
-                              "reserved": "is reserved (GET /webjs/sessions/{user_id} is one of the API's paths)"}
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.metadata["pattern"] = USER_ID_PATTERN
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        value = super()._deserialize(value, attr, data, **kwargs)
-        if "/" in value:
-            raise self.make_error("slash")
-        if value and not re.sub(f"[{_SPACES}]", "", value):
-            raise self.make_error("blank")
-        if value in RESERVED_IDS:
-            raise self.make_error("reserved", user_id=value)
-        return value
-
-
-class Url(fields.Url):
-    """An http(s) URL on one line."""
-
-    default_error_messages = Line.default_error_messages
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("schemes", {"http", "https"})
-        kwargs.setdefault("validate", validate.Length(max=URL_MAX))
-        super().__init__(**_with_metadata(kwargs, format="uri", pattern=LINE_PATTERN))
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        value = super()._deserialize(value, attr, data, **kwargs)
-        where = forbidden_character(value)
-        if where:
-            raise self.make_error("forbidden", where=where)
-        return value
-
-
-class Timestamp(fields.DateTime):
-    """A moment in the seed's format, 2024-01-15T10:30:00Z."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**_with_metadata(kwargs, pattern=TIMESTAMP_PATTERN, example="2024-01-15T10:30:00Z"))
-
-    def _serialize(self, value, attr, obj, **kwargs):
-        return None if value is None else seed_timestamp(value)
-
-
-class RequestSchema(Schema):
-    """A request's body: a list longer than its limit is refused before its items are read
-    (200,000 bulk items must not cost seconds of validation to be told "at most 50")."""
-
-    def list_limit_errors(self, data: dict) -> dict:
-        errors = {}
-        for name, field in self.load_fields.items():
-            raw = data.get(field.data_key or name)
-            if not isinstance(field, fields.List) or not isinstance(raw, list):
-                continue
-            for check in field.validators:
-                if isinstance(check, validate.Length):
-                    try:
-                        check(raw)
-                    except ValidationError as exc:
-                        errors[name] = exc.messages
-        return errors
-
-    @pre_load
-    def lists_within_limits(self, data, **_):
-        if isinstance(data, dict) and (errors := self.list_limit_errors(data)):
-            raise ValidationError(errors)
-        return data
-
-
-def _e164(raw: str) -> str:
-    return normalize_phone(raw, current_app.extensions["wa"].settings.default_region)
-
-
-def _settings():
-    return current_app.extensions["wa"].settings
-
-
-def valid_phone(raw: str) -> None:
-    try:
-        _e164(raw)
-    except InvalidPhoneNumber as exc:
-        raise ValidationError(str(exc)) from exc
-
-
-CALLBACK_URL = dict(metadata={
-    "description": "Where webhooks for this go (http/https; private addresses are refused)."})
+from services.requests import (  # noqa: F401 - the API's request vocabulary, in one import
+    CALLBACK_URL, IDEMPOTENCY_KEY_MAX, LINE_PATTERN, MAX_MEDIA_ITEMS, PHONE_INPUT_MAX, RESERVED_IDS, SESSION_NAME_MAX,
+    TIMESTAMP_PATTERN, USER_ID_MAX, USER_ID_PATTERN, BulkItemSchema, BulkSendSchema, InlineMediaSchema, Line,
+    RequestSchema, SendMessageSchema, Text, Timestamp, Url, UserId, _e164, bind_settings, forbidden_character,
+    idempotency_key_problem, seed_timestamp, valid_phone, validating_with,
+)
 
 
 class ErrorSchema(Schema):
@@ -309,62 +125,6 @@ class PairingCodeSchema(Schema):
     status = fields.String()
 
 
-MAX_MEDIA_ITEMS = 10
-
-
-def media_limit_bytes(mimetype: str) -> int:
-    """Photos and videos have the smaller limit; everything else goes as a document."""
-    settings = _settings()
-    return limit_bytes(kind_of(mimetype), media_max_mb=settings.media_max_mb,
-                       document_max_mb=settings.document_max_mb)
-
-
-class InlineMediaSchema(RequestSchema):
-    filename = Line(required=True, validate=validate.Length(min=1, max=255))
-    mimetype = Line(required=True, validate=[validate.Length(max=255), validate.Regexp(r"^[\w.+-]+/[\w.+-]+\Z")])
-    data = Line(required=True, metadata={"description": "The file, base64-encoded (within REQUEST_MAX_MB and "
-                                                        "the media limits)."})
-
-    @validates_schema
-    def check_data(self, item, **_):
-        try:
-            raw = base64.b64decode(item["data"], validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise ValidationError("data is not valid base64", "data") from exc
-        if not raw:
-            raise ValidationError("data is empty", "data")
-        limit = media_limit_bytes(item["mimetype"])
-        if len(raw) > limit:
-            raise ValidationError(f"{item['filename']} is {len(raw) / 1048576:.1f} MB, over the "
-                                  f"{limit // 1048576} MB limit", "data")
-
-
-class SendMessageSchema(RequestSchema):
-    to = Line(required=True, validate=[validate.Length(max=PHONE_INPUT_MAX), valid_phone], metadata={
-        "example": "919876543210",
-        "description": "International number; 10 bare digits take the default region (India)."})
-    message = Text(required=True, validate=validate.Length(max=65536), metadata={
-        "description": "The text; with media, the caption of the first file (may then be empty)."})
-    media_urls = fields.List(Url(), load_default=list, validate=validate.Length(max=MAX_MEDIA_ITEMS), metadata={
-        "description": "http(s) files the worker downloads and attaches (images and videos as media, "
-                       "others as documents)."})
-    media = fields.List(fields.Nested(InlineMediaSchema), load_default=list,
-                        validate=validate.Length(max=MAX_MEDIA_ITEMS),
-                        metadata={"description": "Files sent inline, base64-encoded."})
-    callback_url = Url(**CALLBACK_URL)
-
-    @validates_schema
-    def text_or_media(self, data, **_):
-        if not (data.get("message") or "").strip() and not data.get("media_urls") and not data.get("media"):
-            raise ValidationError("message must not be empty", "message")
-
-    @post_load
-    def add_e164(self, data, **_):
-        data["to_e164"] = _e164(data["to"])
-        data["attachments"] = [{"url": url} for url in data["media_urls"]] + list(data["media"])
-        return data
-
-
 class SendQuerySchema(RequestSchema):
     wait = fields.Float(load_default=0, validate=validate.Range(min=0, max=60),
                         metadata={"description": "Seconds (up to 60) to wait for the outcome."})
@@ -424,37 +184,6 @@ class DeletedSchema(Schema):
     success = fields.Boolean()
     message = fields.String()
     deleted_count = fields.Integer()
-
-
-class BulkItemSchema(SendMessageSchema):
-    """One message of a bulk send: a number that is not valid fails on its own."""
-
-    class Meta:
-        exclude = ("callback_url",)
-
-    to = Line(required=True, validate=validate.Length(min=1, max=PHONE_INPUT_MAX), metadata={"example": "+919876543210"})
-
-    @post_load
-    def add_e164(self, data, **_):
-        try:
-            data["to_e164"], data["error"] = _e164(data["to"]), None
-        except InvalidPhoneNumber as exc:
-            data["to_e164"], data["error"] = "", str(exc)
-        data["attachments"] = [{"url": url} for url in data["media_urls"]] + list(data["media"])
-        return data
-
-
-class BulkSendSchema(RequestSchema):
-    messages = fields.List(fields.Nested(BulkItemSchema), required=True, metadata={
-        "description": "1 to BULK_MAX_MESSAGES (50) messages."})
-    callback_url = Url(**CALLBACK_URL)
-
-    def list_limit_errors(self, data: dict) -> dict:
-        errors = super().list_limit_errors(data)
-        limit = _settings().bulk_max_messages
-        if isinstance(data.get("messages"), list) and not 1 <= len(data["messages"]) <= limit:
-            errors["messages"] = [f"send 1 to {limit} messages per request"]
-        return errors
 
 
 class BulkItemResultSchema(Schema):

@@ -11,34 +11,23 @@ from flask_smorest import Blueprint, abort
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.accepting import Acceptance, AcceptError, Idempotency, accept_send
 from api.schemas import (
-    ActiveSessionsSchema,
-    BulkResultSchema,
-    BulkSendSchema,
-    CreateSessionSchema,
-    DeletedSchema,
-    PairingCodeRequestSchema,
-    PairingCodeSchema,
-    QrSchema,
-    SendMessageSchema,
-    SendQuerySchema,
-    SendResultSchema,
-    SessionSchema,
-    SessionStatusSchema,
-    UpdateSessionSchema,
+    ActiveSessionsSchema, BulkResultSchema, BulkSendSchema, CreateSessionSchema, DeletedSchema,
+    PairingCodeRequestSchema, PairingCodeSchema, QrSchema, SendMessageSchema, SendQuerySchema, SendResultSchema,
+    SessionSchema, SessionStatusSchema, UpdateSessionSchema,
 )
 from api.waits import Waiter
+from messaging import dispatch, slots
+from messaging.dispatch import ENQUEUE_ERRORS
+from messaging.events import message_channel, session_channel
 from models import MessageStatus, SessionStatus, WhatsAppSession
-from models.recording import change_session_status
 from models.access import Scope
 from models.placement import NoSlot, Placement, place
-from models.tables import placed_and_live
+from models.recording import change_session_status
 from models.sends import NOT_SENDING, Recipient, stuck_sessions
 from models.states import BROWSER_KEPT_REASONS, LIVE_SESSION_STATES, MESSAGE_DONE
-from workers import dispatch, slots
-from workers.dispatch import ENQUEUE_ERRORS
-from workers.events import message_channel, session_channel
+from models.tables import placed_and_live
+from services.accepting import Acceptance, AcceptError, Idempotency, accept_send
 
 log = logging.getLogger("api.sessions")
 blp = Blueprint("sessions", __name__, url_prefix="/webjs/sessions", description="WhatsApp sessions")

@@ -1,6 +1,6 @@
 """gunicorn entry point: ``gunicorn api.wsgi:app``."""
 from api import create_app
-from workers.logs import setup_logging
+from logs import setup_logging
 from settings import Settings
 
 settings = Settings.from_env()

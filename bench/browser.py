@@ -1,7 +1,7 @@
 """Browser timings of the slot's driver against the simulator (issues 3 and 8).
 
 Each run starts a fresh session on a real headless Chromium through the code a slot
-worker runs (``workers.slot.SlotRuntime``, its monitor thread included) and measures:
+worker runs (``workers.slot_runtime.SlotRuntime``, its monitor thread included) and measures:
 
 * initialize -> first QR event (Chrome start, page load with its boot time, QR read, PNG made),
 * scan -> READY event (the simulator's sync screen lasts SIM_SYNC_DELAY, default 1 s),
@@ -45,7 +45,7 @@ from PIL import Image  # noqa: E402
 
 from settings import Settings  # noqa: E402
 from tests.helpers import free_port, serving  # noqa: E402
-from workers.slot import SlotRuntime  # noqa: E402
+from workers.slot_runtime import SlotRuntime  # noqa: E402
 
 PEER = "919876543210"
 

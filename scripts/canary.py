@@ -3,7 +3,7 @@
     make canary TO=919876543210            # or: python scripts/canary.py --to 919876543210
 
 Needs a machine with a network and a phone to scan the QR drawn in the terminal. It
-runs ``workers.slot.SlotRuntime`` (the code every slot worker runs) with an event sink
+runs ``workers.slot_runtime.SlotRuntime`` (the code every slot worker runs) with an event sink
 that prints instead of writing to Redis, so a broken selector shows here first.
 ``--url`` points it elsewhere (the test suite runs it against the simulator).
 """
@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from browser.qr import qr_terminal  # noqa: E402
 from models.phones import InvalidPhoneNumber, normalize_phone  # noqa: E402
 from settings import Settings  # noqa: E402
-from workers.slot import SlotRuntime  # noqa: E402
+from workers.slot_runtime import SlotRuntime  # noqa: E402
 
 SESSION = "canary"
 

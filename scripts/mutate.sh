@@ -19,8 +19,8 @@ unset PYTHONPATH  # the tests must import the mutated copy in mutants/, never th
 mutmut="$(dirname "$PYTHON")/mutmut"
 
 RULES=(
-  "models.states.*" "models.sends.*" "models.webhooks.*" "workers.pacing.*" "workers.send_rules.*"
-  "api.accepting.*" "workers.webhooks.x_sign__*" "workers.webhooks.x_verify__*"
+  "models.states.*" "models.sends.*" "models.webhooks.*" "messaging.pacing.*" "workers.send_rules.*"
+  "services.accepting.*" "workers.webhooks.x_sign__*" "workers.webhooks.x_verify__*"
   "workers.recorder.xǁRecorderǁprocess__*"
 )
 case "${MUTATE_SCOPE:-rules}" in

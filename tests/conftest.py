@@ -123,6 +123,25 @@ def redis_client(redis_url):
     return redis.Redis.from_url(redis_url)
 
 
+@pytest.fixture
+def wire_control(db, redis_client, monkeypatch):
+    """Wire the control worker's tasks in this process (``workers.wiring``) to the test's
+    database and Redis, with ``settings`` (the test's by default): returns the wiring."""
+    from messaging.celery_app import make_celery
+    from services.keys import KeyChecker
+    from workers.app import celery
+    from workers.wiring import ControlWiring
+
+    def wire(settings, *, keys: KeyChecker | None = None):
+        w = ControlWiring(settings=settings, db=db, redis=redis_client, celery=make_celery(settings),
+                          keys=keys or KeyChecker(db, redis_client, settings.api_key_cache_seconds,
+                                                  settings.auth_failures_per_minute))
+        monkeypatch.setattr(celery, "wa_control", w, raising=False)
+        return w
+
+    return wire
+
+
 @pytest.fixture(scope="session")
 def app(settings):
     from api import create_app

@@ -11,8 +11,8 @@ from pathlib import Path
 import requests
 
 from browser.qr import read_qr_data_url
+from messaging import slots
 from tests.helpers import ROOT, Proc, free_port, port_open, wait_until
-from workers import slots
 
 
 def empty_world(database_url: str) -> None:

@@ -119,7 +119,7 @@ def test_initialize_without_any_slot_is_503(client, user_id, redis_client):
 
 
 def test_capacity_full_is_503_with_the_seed_message(client, db, redis_client, user_id):
-    from workers import slots
+    from messaging import slots
 
     slots.heartbeat(redis_client, "tiny-slot", capacity=1, ttl=30)
     try:
@@ -207,8 +207,8 @@ def test_initialize_when_the_queue_is_down_is_503_and_can_be_retried(app, client
                                                                      monkeypatch, user_id):
     from dataclasses import replace
 
+    from messaging import slots
     from tests.helpers import free_port
-    from workers import slots
     from workers.app import make_celery
 
     slots.heartbeat(redis_client, "queue-test-slot", capacity=5, ttl=30)

@@ -28,9 +28,9 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert
 
+from messaging.slots import heartbeat, unregister
 from models import SessionStatus, WhatsAppSession
 from settings import slot_queue
-from workers.slots import heartbeat, unregister
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
 SEED = int(os.environ.get("FUZZ_SEED", "20240115"))

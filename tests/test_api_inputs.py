@@ -170,12 +170,12 @@ def test_idempotency_keys_over_255_characters_are_refused_never_cut(client, db, 
         assert s.scalars(select(IdempotencyKey.key).where(IdempotencyKey.key.startswith(ready))).all() == [common]
 
 
-def test_the_celery_entry_refuses_the_same_inputs(app, db, monkeypatch, ready):
+def test_the_celery_entry_refuses_the_same_inputs(app, db, wire_control, ready):
     """wa.api.send_message / send_bulk_messages load the same schemas: a bad input fails
     the task with a ValueError that says why, and nothing is written."""
     from workers import api_tasks
 
-    monkeypatch.setattr(api_tasks, "_app", app)
+    wire_control(app.extensions["wa"].settings)
     with pytest.raises(ValueError, match="must not contain control characters"):
         api_tasks.send_message.run(session_id=ready, to="919876543210", message="a\x00b")
     with pytest.raises(ValueError, match="Idempotency-Key: longer than 255 characters"):

@@ -1,4 +1,4 @@
-"""The broker transport (workers/broker.py) on a real Redis: a worker that lost its
+"""The broker transport (messaging/broker.py) on a real Redis: a worker that lost its
 connection can still give back the tasks it held unacknowledged."""
 from __future__ import annotations
 
@@ -7,17 +7,17 @@ import secrets
 import pytest
 from kombu import Connection
 
-from workers.broker import transport_for
+from messaging.broker import transport_for
 
 
 def test_redis_urls_get_the_transport_and_other_brokers_keep_kombus_choice():
-    assert transport_for("redis://127.0.0.1:6379/0") == "workers.broker:Transport"
-    assert transport_for("rediss://example.invalid:6380/0") == "workers.broker:Transport"
+    assert transport_for("redis://127.0.0.1:6379/0") == "messaging.broker:Transport"
+    assert transport_for("rediss://example.invalid:6380/0") == "messaging.broker:Transport"
     assert transport_for("sentinel://127.0.0.1:26379") is None
     assert transport_for("amqp://guest@127.0.0.1//") is None
 
 
-@pytest.mark.parametrize("transport, survives", [(None, False), ("workers.broker:Transport", True)])
+@pytest.mark.parametrize("transport, survives", [(None, False), ("messaging.broker:Transport", True)])
 def test_a_collected_connection_gives_its_unacknowledged_tasks_back(redis_url, transport, survives):
     """What Celery does with a lost broker connection: collect it (the transport forgets
     its connection) and then close the channel, which gives back what the worker received

@@ -7,16 +7,15 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from messaging import slots
 from models import Message, WhatsAppSession, utcnow
 from models.sends import Recipient, accept_messages
-from workers import control_tasks, slots
-from workers.app import make_celery
+from workers import control_tasks
 
 
 @pytest.fixture
-def control(settings, db, redis_client, monkeypatch):
-    monkeypatch.setattr(control_tasks, "_resources", {"settings": settings, "db": db, "redis": redis_client})
-    monkeypatch.setattr(control_tasks, "celery", make_celery(settings))
+def control(settings, wire_control):
+    wire_control(settings)
     return control_tasks
 
 
@@ -98,8 +97,8 @@ def test_cleanup_stops_orphans_stuck_and_idle_sessions(control, db, redis_client
                               epoch=now_ms - 7_200_000, last_activity=utcnow()))
     # The slot runs a browser for a session that no longer exists (deleted while the slot was away).
     slots.heartbeat(redis_client, slot, 10, 30, sessions={f"gone_{tag}": 1, f"busy_{tag}": 1})
-    monkeypatch.setitem(control._resources, "settings", replace(settings, idle_timeout_minutes=60,
-                                                                 stuck_timeout_seconds=600))
+    monkeypatch.setattr(control.resources(), "settings", replace(settings, idle_timeout_minutes=60,
+                                                                  stuck_timeout_seconds=600))
     try:
         counts = control.clean_sessions()
     finally:
@@ -160,7 +159,7 @@ def test_no_slot_is_judged_lost_before_the_registry_was_watched_for_a_ttl(contro
     with db() as s:
         row = s.execute(select(WhatsAppSession).where(WhatsAppSession.session_id == user_id)).scalar_one()
     assert (row.status, row.status_reason) == ("READY", None)
-    ttl = control.resources()[0].slot_heartbeat_ttl
+    ttl = control.resources().settings.slot_heartbeat_ttl
     assert 0 <= slots.watched_for(redis_client, max_gap=ttl + 20) < ttl
     watched_for_an_hour(redis_client)  # ...and the slot never came back: now it is lost
     assert control.reap_lost_slots() >= 1
@@ -172,7 +171,7 @@ def test_no_slot_is_judged_lost_before_the_registry_was_watched_for_a_ttl(contro
 def test_what_an_emptied_redis_lost_is_put_back_from_postgres(control, db, redis_client, user_id):
     """Pacing (sends of the last day), the tasks of unsent messages, sessions placed but not
     started: put back once per life of a Redis."""
-    from workers.pacing import Pacer
+    from messaging.pacing import Pacer
 
     slot, waiting = overdue_message(db, user_id, "READY")
     sent_at = utcnow() - timedelta(minutes=5)
@@ -188,7 +187,7 @@ def test_what_an_emptied_redis_lost_is_put_back_from_postgres(control, db, redis
             "min_gap_seconds": 4, "max_gap_seconds": 5}
     redis_client.delete(control.STATE_MARK)  # Redis restarted empty
     control.sweep_messages()
-    assert not control.restore_lost_state(*control.resources()), "once per life of a Redis"
+    assert not control.restore_lost_state(control.resources()), "once per life of a Redis"
     pacer = Pacer(redis_client)
     assert abs(pacer.last_sent(user_id) - sent_at.timestamp()) < 0.01
     assert redis_client.zscore(f"wa:pace:{user_id}:hour", sent.id) is not None

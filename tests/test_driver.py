@@ -17,8 +17,8 @@ import secrets
 import signal
 import threading
 import time
-from datetime import datetime, timedelta
 from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -28,10 +28,10 @@ from PIL import Image
 from browser.qr import read_qr_data_url
 from browser.whatsapp import MediaRejected, NumberNotOnWhatsApp, message_key
 from models.states import MessageStatus
-from tests.helpers import Proc, ROOT, free_port, port_open, serving, wait_until
-from workers.media import MediaLimits
+from tests.helpers import ROOT, Proc, free_port, port_open, serving, wait_until
 from workers.browser_session import MediaUnavailable, SessionOffline
-from workers.slot import SlotRuntime
+from workers.media import MediaLimits
+from workers.slot_runtime import SlotRuntime
 
 OWN = "919800000001"
 PEER = "919876543210"
@@ -809,7 +809,7 @@ def test_a_page_that_stays_unknown_is_recycled_with_its_login(make_runtime, sim)
 
 @on_2026
 def test_the_page_version_goes_into_the_heartbeat(make_runtime, sim):
-    from workers import slots
+    from messaging import slots
 
     rt = make_runtime()
     link(rt, sim)

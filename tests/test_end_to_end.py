@@ -9,9 +9,9 @@ import pytest
 import requests
 
 from browser.qr import read_qr_data_url
+from messaging import slots
 from tests.helpers import serving, wait_until
 from tests.stack import link_session, network_log, running_stack
-from workers import slots
 
 PHONE = "919812345678"  # the simulated phone that links the session
 
@@ -112,8 +112,8 @@ def test_a_redelivered_send_task_does_not_send_twice(app, client, db, stack, rea
     """acks_late means a task can run twice; the second run must not send again."""
     from sqlalchemy import select
 
+    from messaging import dispatch
     from models import Message, WhatsAppSession
-    from workers import dispatch
 
     text = f"exactly once {secrets.token_hex(3)}"
     r = client.post(f"/webjs/sessions/{ready_session}/send-message?wait=30", json={"to": "919876543210", "message": text})
@@ -209,6 +209,7 @@ def test_a_temporary_ban_shows_in_status_and_ends_in_ready(client, stack, ready_
 
 def test_deleting_a_session_stops_its_browser(client, stack, user_id, db):
     from sqlalchemy import select
+
     from models import SessionTransition
 
     link_session(client, stack["sim"], user_id, phone="919822222222")
@@ -235,6 +236,7 @@ def test_a_clean_worker_restart_keeps_the_login(client, stack, user_id, settings
     from pathlib import Path
 
     from sqlalchemy import select
+
     from models import SessionTransition
 
     link_session(client, stack["sim"], user_id, phone="919833333333")

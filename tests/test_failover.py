@@ -14,9 +14,9 @@ import requests
 from sqlalchemy import select
 
 from browser.qr import read_qr_data_url
+from messaging import slots
 from tests.helpers import ROOT, Proc, free_port, port_open, wait_until
 from tests.stack import empty_world, link_session, network_log
-from workers import slots
 
 FAST = {"min_gap_seconds": 0.3, "max_gap_seconds": 0.5, "hourly_cap": 1000, "daily_cap": 0}
 
@@ -125,7 +125,7 @@ def test_restart_comes_back_without_a_qr(client, cluster, db):
 def test_recovery_restores_from_s3_or_shows_a_qr(client, cluster, db, redis_client):
     kept, _ = linked(client, cluster)
     revoked, revoked_phone = linked(client, cluster)
-    from workers import dispatch
+    from messaging import dispatch
 
     for session in (kept, revoked):  # both browsers stop cleanly; their logins are saved
         dispatch.stop_session(client.application.extensions["wa"].celery, slot=status(client, session)["slot"],

@@ -13,10 +13,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import delete, select
 
 from api.health import quantile
+from messaging.slots import heartbeat, unregister
 from models import Job, Message, MessageStatus, SessionStatus, WhatsAppSession, utcnow
 from settings import slot_queue
 from tests.helpers import free_port
-from workers.slots import heartbeat, unregister
 
 SEED_FIELDS = {"status", "timestamp", "active_sessions", "total_sessions", "s3_connection",
                "network_connectivity", "auth_folder_status", "memory_usage", "uptime"}

@@ -12,7 +12,7 @@ from models import WhatsAppSession
 
 
 def test_log_lines_escape_what_they_quote():
-    from workers.logs import _RedactingFormatter
+    from logs import _RedactingFormatter
 
     formatter = _RedactingFormatter("%(levelname)s %(name)s %(message)s")
     record = logging.LogRecord("api.sessions", logging.INFO, __file__, 1,

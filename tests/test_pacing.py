@@ -5,7 +5,7 @@ import secrets
 
 import pytest
 
-from workers.pacing import CircuitBreaker, Claims, Pacer, PacingPolicy
+from messaging.pacing import CircuitBreaker, Claims, Pacer, PacingPolicy
 
 T0 = 1_800_000_000.0
 

@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import select
 
 from browser.qr import qr_data_url
+from messaging.events import GROUP, STREAM, EventBus
 from models import Job, Message, SessionTransition, WhatsAppSession
 from tests.helpers import ROOT, Proc, wait_until
-from workers.events import GROUP, STREAM, EventBus
 
 
 @pytest.fixture
@@ -117,7 +117,7 @@ def test_stale_and_illegal_events_are_refused(db, bus, recorder_env, tmp_path, u
 
 
 def test_a_malformed_event_goes_to_dead_letters_and_does_not_block(db, bus, redis_client, user_id):
-    from workers.events import DEAD_LETTERS
+    from messaging.events import DEAD_LETTERS
     from workers.recorder import Recorder
 
     make_session(db, user_id)

@@ -11,12 +11,12 @@ import redis
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
+from messaging.pacing import DAY, CircuitBreaker, Claims, Pacer, PacingPolicy
 from models import IdempotencyKey, Job, Message, WhatsAppSession, utcnow
 from models.access import Scope
 from models.sends import Recipient
 from models.states import message_transition_allowed
 from workers import send_rules as rules
-from workers.pacing import DAY, CircuitBreaker, Claims, Pacer, PacingPolicy
 from workers.send_rules import Availability, Outcome, Restriction
 
 NOW = 1_000_000.0
@@ -298,7 +298,7 @@ class _Celery:
 
 
 def accept(db, settings, session_id, recipients, **kw):
-    from api.accepting import accept_send
+    from services.accepting import accept_send
 
     return accept_send(db, settings, session_id, "bulk", recipients, scope=kw.pop("scope", Scope(admin=True)), **kw)
 
@@ -334,7 +334,7 @@ def test_dispatch_stops_at_the_first_enqueue_redis_refuses(db, settings, ready):
 
 
 def test_the_rows_say_who_sent_them_where_to_call_back_and_when_to_dispatch_again(db, settings, ready):
-    from api.accepting import Idempotency
+    from services.accepting import Idempotency
 
     before = utcnow()
     key = Idempotency.of("scope-x", f"k-{ready}", "send-bulk-messages", {"a": 1})
@@ -351,7 +351,7 @@ def test_the_rows_say_who_sent_them_where_to_call_back_and_when_to_dispatch_agai
 
 
 def test_a_session_not_ready_refuses_sends_even_with_a_slot(db, settings, user_id):
-    from api.accepting import AcceptError
+    from services.accepting import AcceptError
 
     with db.begin() as s:
         s.add(WhatsAppSession(user_id=user_id, session_id=user_id, status="DISCONNECTED", slot="edge", epoch=1))
@@ -363,7 +363,7 @@ def test_a_session_not_ready_refuses_sends_even_with_a_slot(db, settings, user_i
 def test_a_key_used_twice_at_once_answers_from_the_request_that_committed(db, settings, ready, monkeypatch):
     """Two requests with one Idempotency-Key at once: the loser's insert fails (forced here);
     it reads the winner's answer instead of failing."""
-    from api import accepting
+    from services import accepting
 
     real, calls = accepting._accept, []
 
@@ -390,7 +390,7 @@ def test_a_key_used_twice_at_once_answers_from_the_request_that_committed(db, se
 def test_an_idempotency_key_ignores_the_order_of_the_body_and_is_never_cut():
     import pytest
 
-    from api.accepting import Idempotency
+    from services.accepting import Idempotency
 
     a = Idempotency.of("s", "k", "send-message:x", {"to": "1", "message": "hi"})
     b = Idempotency.of("s", "k", "send-message:x", {"message": "hi", "to": "1"})
@@ -402,7 +402,7 @@ def test_an_idempotency_key_ignores_the_order_of_the_body_and_is_never_cut():
 
 
 def test_dispatch_of_an_answer_replayed_enqueues_nothing():
-    from api.accepting import Acceptance
+    from services.accepting import Acceptance
 
     celery = _Celery()
     assert Acceptance(202, {"job_id": "job_x"}, replayed=True).dispatch(celery) == 0
@@ -414,7 +414,7 @@ def test_an_idempotency_hash_is_stable_across_releases():
     the canonical form is pinned here, written out by hand."""
     import hashlib
 
-    from api.accepting import Idempotency
+    from services.accepting import Idempotency
 
     canonical = b'{"body":{"message":"hi","to":"1"},"what":"send-message:x"}'
     assert Idempotency.of("s", "k", "send-message:x", {"to": "1", "message": "hi"}).request_hash == \
@@ -514,7 +514,7 @@ def status_of(db, session_id):
 
 
 def test_an_event_that_cannot_be_applied_is_set_aside_and_the_batch_goes_on(recorder, db, redis_client, user_id):
-    from workers.events import DEAD_LETTERS
+    from messaging.events import DEAD_LETTERS
 
     assert recorder.process([]) == 0
     applied = recorder.process([
@@ -531,7 +531,7 @@ def test_an_event_that_cannot_be_applied_is_set_aside_and_the_batch_goes_on(reco
 def test_a_recorded_event_is_published_again_marked_recorded(recorder, redis_client, user_id):
     import json
 
-    from workers.events import session_channel
+    from messaging.events import session_channel
 
     listener = redis_client.pubsub(ignore_subscribe_messages=True)
     listener.subscribe(session_channel(user_id))

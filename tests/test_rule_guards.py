@@ -23,8 +23,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from sqlalchemy import delete, event, select
 
+from messaging.events import GROUP, STREAM, EventBus
 from models import WebhookDelivery, WhatsAppSession, enqueue_webhook, make_engine, make_sessionmaker
-from workers.events import GROUP, STREAM, EventBus
 
 SECRET = "guard-secret"
 
@@ -173,7 +173,7 @@ def slot_runtime(settings, redis_client, monkeypatch, work_dir):
     from settings import Settings
     from workers import slot_tasks
     from workers.send_rules import Availability
-    from workers.slot import SlotRuntime
+    from workers.slot_runtime import SlotRuntime
 
     monkeypatch.setenv("BREAKER_THRESHOLD", "4")
     monkeypatch.setenv("BREAKER_COOLDOWN", "120")

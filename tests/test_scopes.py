@@ -127,10 +127,10 @@ def test_guessing_keys_is_rate_limited_per_client_address(app, settings, api_key
     assert other.get("/webjs/sessions/active", headers={"X-API-Key": api_key}).status_code == 200
 
 
-def test_the_celery_entry_points_carry_the_callers_scope(app, tenants, db, monkeypatch):
+def test_the_celery_entry_points_carry_the_callers_scope(app, tenants, db, monkeypatch, wire_control):
     from workers import api_tasks
 
-    monkeypatch.setattr(api_tasks, "_app", app)
+    wiring = wire_control(app.extensions["wa"].settings)
     (a, a_prefix), (b, _) = tenants["a"], tenants["b"]
     sid = a_prefix + "celery"
     a.post("/webjs/sessions", json={"user_id": sid})
@@ -147,7 +147,6 @@ def test_the_celery_entry_points_carry_the_callers_scope(app, tenants, db, monke
     assert api_tasks.send_message(sid, "919876543210", "trusted, no key")["job_id"]  # API_TASKS_REQUIRE_KEY off
     from dataclasses import replace
 
-    svc = app.extensions["wa"]
-    monkeypatch.setattr(svc, "settings", replace(svc.settings, api_tasks_require_key=True))
+    monkeypatch.setattr(wiring, "settings", replace(wiring.settings, api_tasks_require_key=True))
     with pytest.raises(ValueError, match="401"):
         api_tasks.send_message(sid, "919876543210", "no key")

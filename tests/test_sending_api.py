@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from messaging.pacing import Claims
 from models import Job, Message, WhatsAppSession
-from workers.pacing import Claims
 
 
 @pytest.fixture

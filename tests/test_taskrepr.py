@@ -1,5 +1,5 @@
 """Flower shows no message texts, numbers or media: task messages, task events and a
-worker's inspect answers carry ids only (workers.taskrepr), checked on a real Redis and
+worker's inspect answers carry ids only (messaging.taskrepr), checked on a real Redis and
 a real worker, also for a message sent by a producer that does not redact."""
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import pytest
 from celery import Celery
 from celery.exceptions import Retry
 
+from messaging import dispatch
+from messaging.taskrepr import kwargs_repr, redact, result_repr
 from tests.helpers import ROOT, Proc, wait_until
-from workers import dispatch
 from workers.app import make_celery
-from workers.taskrepr import kwargs_repr, redact, result_repr
 
 TEXT = "Your login code is 482913"
 NUMBER = "919876543210"
@@ -54,7 +54,7 @@ def test_redact_keeps_ids_and_figures_only():
 
 
 def test_every_send_of_the_app_carries_redacted_reprs(settings, redis_client):
-    """The API's and the sweeper's sends (workers.dispatch) and a task's own retry."""
+    """The API's and the sweeper's sends (messaging.dispatch) and a task's own retry."""
     celery = make_celery(settings)
     slot = f"repr-{secrets.token_hex(3)}"
     queue = f"slot.{slot}"

@@ -321,8 +321,8 @@ def test_two_workers_never_post_the_same_row_twice(db, hooks, receiver):
         assert {r.status for r in s.query(WebhookDelivery)} == {"delivered"}
 
 
-def test_the_celery_task_delivers(db, hooks, receiver, redis_client, monkeypatch):
-    monkeypatch.setattr(control_tasks, "_resources", {"settings": hooks, "db": db, "redis": redis_client})
+def test_the_celery_task_delivers(db, hooks, receiver, wire_control):
+    wire_control(hooks)
     event_id = enqueue(db, receiver.url)
     assert webhooks.deliver_webhooks.name == "wa.control.deliver_webhooks"
     assert webhooks.deliver_webhooks() == 1

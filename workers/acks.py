@@ -9,9 +9,9 @@ import time
 import redis
 
 from browser.whatsapp import ACK_LEVELS, PageSnapshot, ack_rank, message_key
+from messaging.events import EventBus
 from models.states import MessageStatus
 from workers.browser_session import AckWatch, BrowserSession
-from workers.events import EventBus
 
 log = logging.getLogger("slot.acks")
 

@@ -10,7 +10,7 @@
         "session_id": "user_123", "messages": [{"to": "...", "message": "..."}]})
 
 They run on the control worker and do exactly what the REST endpoints do, with the same
-schemas and the same code: validate, persist (durable once the task is done), honour the
+schemas and the same code (``services``): validate, persist (durable once the task is done), honour the
 Idempotency-Key (the key's namespace, or "celery" without one), dispatch in the session's
 pace. With ``api_key`` the call has that key's scope: a session outside it fails with
 "404: Session not found". Without one the caller is trusted (it can write to the broker),
@@ -22,39 +22,26 @@ task with a ValueError that says why (visible in Flower).
 from __future__ import annotations
 
 import logging
-import threading
 
 from marshmallow import ValidationError
 
-from api.accepting import AcceptError, Idempotency, accept_send
 from models.access import TRUSTED, Scope
 from models.sends import Recipient
+from services.accepting import AcceptError, Idempotency, accept_send
+from services.requests import BulkSendSchema, SendMessageSchema, validating_with
 from workers.app import celery
+from workers.control_tasks import resources
+from workers.wiring import ControlWiring
 
 log = logging.getLogger("api.tasks")
 
-_app = None
-_app_lock = threading.Lock()
 
-
-def _flask_app():
-    """The API's app (its settings, database and broker), for its schemas and services."""
-    global _app
-    with _app_lock:
-        if _app is None:
-            from api import create_app
-            from settings import Settings
-
-            _app = create_app(Settings.from_env())
-        return _app
-
-
-def _scope(svc, api_key: str | None) -> Scope:
+def _scope(w: ControlWiring, api_key: str | None) -> Scope:
     """The caller's scope: its API key's, as over HTTP; without a key, a trusted caller
     (anyone who can write to the broker) unless API_TASKS_REQUIRE_KEY."""
-    if api_key is None and not svc.settings.api_tasks_require_key:
+    if api_key is None and not w.settings.api_tasks_require_key:
         return TRUSTED
-    scope = svc.keys.check(api_key)
+    scope = w.keys.check(api_key)
     if scope is None:
         raise ValueError("401: Missing or invalid API key (api_key).")
     return scope
@@ -62,23 +49,24 @@ def _scope(svc, api_key: str | None) -> Scope:
 
 def _accept(kind: str, session_id: str, payload: dict, recipients_of, schema, idempotency_key: str | None,
             api_key: str | None) -> dict:
-    app = _flask_app()
-    svc = app.extensions["wa"]
-    with app.app_context():
-        scope = _scope(svc, api_key)
-        try:
+    """Validate, scope, persist and dispatch one send, as the REST endpoint does; returns
+    the endpoint's 202 body. Raises ValueError ("<status>: <message>") when it is refused."""
+    w = resources()
+    scope = _scope(w, api_key)
+    try:
+        with validating_with(w.settings):
             body = schema().load(payload)
-        except ValidationError as exc:
-            raise ValueError(f"invalid send: {exc.messages}") from None
-        what = "send-message" if kind == "single" else "send-bulk-messages"
-        idempotency = Idempotency.of(scope.idempotency, idempotency_key, f"{what}:{session_id}", payload)
-        try:
-            acceptance = accept_send(svc.db, svc.settings, session_id, kind, recipients_of(body), scope=scope,
-                                     callback_url=body.get("callback_url"), idempotency=idempotency)
-        except AcceptError as exc:
-            raise ValueError(f"{exc.status}: {exc.message}") from None
+    except ValidationError as exc:
+        raise ValueError(f"invalid send: {exc.messages}") from None
+    what = "send-message" if kind == "single" else "send-bulk-messages"
+    idempotency = Idempotency.of(scope.idempotency, idempotency_key, f"{what}:{session_id}", payload)
+    try:
+        acceptance = accept_send(w.db, w.settings, session_id, kind, recipients_of(body), scope=scope,
+                                 callback_url=body.get("callback_url"), idempotency=idempotency)
+    except AcceptError as exc:
+        raise ValueError(f"{exc.status}: {exc.message}") from None
     if not acceptance.replayed:
-        acceptance.dispatch(svc.celery)
+        acceptance.dispatch(w.celery)
     log.info("session=%s %s accepted as job %s", session_id, kind, acceptance.body["job_id"])
     return acceptance.body
 
@@ -87,8 +75,7 @@ def _accept(kind: str, session_id: str, payload: dict, recipients_of, schema, id
 def send_message(session_id: str, to: str, message: str = "", media_urls: list[str] | None = None,
                  media: list[dict] | None = None, callback_url: str | None = None,
                  idempotency_key: str | None = None, api_key: str | None = None) -> dict:
-    from api.schemas import SendMessageSchema
-
+    """One message, as ``POST /webjs/sessions/{session_id}/send-message``; returns its 202 body."""
     payload = {"to": to, "message": message, "media_urls": media_urls or [], "media": media or []}
     if callback_url:
         payload["callback_url"] = callback_url
@@ -100,8 +87,7 @@ def send_message(session_id: str, to: str, message: str = "", media_urls: list[s
 @celery.task(name="wa.api.send_bulk_messages")
 def send_bulk_messages(session_id: str, messages: list[dict], callback_url: str | None = None,
                        idempotency_key: str | None = None, api_key: str | None = None) -> dict:
-    from api.schemas import BulkSendSchema
-
+    """Up to BULK_MAX_MESSAGES messages, as ``POST /webjs/sessions/{session_id}/send-bulk-messages``."""
     payload = {"messages": messages}
     if callback_url:
         payload["callback_url"] = callback_url

@@ -1,37 +1,23 @@
-"""The Celery app shared by the slot workers, the control worker, beat and the API.
+"""The Celery app of the slot workers, the control worker and beat: the one module-level
+object (Celery finds it at import, ``celery -A workers.app``), made from the settings
+read once for the process. What the tasks use is built from those settings by
+``workers.wiring``.
 
 Run a control worker: ``celery -A workers.app worker -Q control``
 Run a slot worker:    ``python -m workers.slot`` (consumes only its own queue)
 """
 from __future__ import annotations
 
-from celery import Celery
 from celery.signals import worker_process_init
 
-import celeryconfig
+from messaging.celery_app import make_celery
 from settings import Settings
-from workers.broker import transport_for
+from workers import wiring
 
-
-def make_celery(settings: Settings | None = None) -> Celery:
-    # Task messages, events and inspect answers show ids, never texts, numbers or media
-    # (see workers.taskrepr): Flower shows what they show.
-    app = Celery("wa", amqp="workers.taskrepr:RedactedAMQP", task_cls="workers.taskrepr:RedactedTask")
-    app.config_from_object(celeryconfig)
-    app.conf.include = ["workers.slot_tasks", "workers.control_tasks", "workers.webhooks", "workers.api_tasks"]
-    if settings is not None:  # an explicit settings object wins over the environment
-        app.conf.broker_url = settings.redis_url
-        app.conf.broker_transport = transport_for(settings.redis_url)
-        app.conf.broker_transport_options = {"visibility_timeout": settings.visibility_timeout}
-    return app
-
-
-celery = make_celery()
+celery = make_celery(Settings.from_env())
+celery.conf.include = ["workers.slot_tasks", "workers.control_tasks", "workers.webhooks", "workers.api_tasks"]
 
 
 @worker_process_init.connect
 def _fresh_connections(**_):
-    # A forked child must not share its parent's database pool.
-    from workers import control_tasks
-
-    control_tasks.reset_resources()
+    wiring.forget_connections(celery)

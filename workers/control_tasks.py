@@ -6,43 +6,33 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-import redis
 from sqlalchemy import delete, select, update
 
-from models import (
-    IdempotencyKey, Message, MessageStatus, SessionStatus, WhatsAppSession, make_engine, make_sessionmaker, utcnow,
-)
+from messaging import dispatch, slots
+from messaging.pacing import Pacer, PacingPolicy
+from messaging.recovery import recover, recoverable
+from models import IdempotencyKey, Message, MessageStatus, SessionStatus, WhatsAppSession, utcnow
 from models.recording import change_message_status, change_session_status
 from models.states import LIVE_SESSION_STATES, MESSAGE_UNSENT
 from models.tables import placed_and_live
-from settings import Settings
-from workers import dispatch, slots
+from workers import wiring
 from workers.app import celery
-from workers.pacing import Pacer, PacingPolicy
-from workers.recovery import recover, recoverable
+from workers.wiring import ControlWiring
 
 log = logging.getLogger("control")
 
-_resources: dict = {}
 
 
-def resources():
-    if not _resources:
-        settings = Settings.from_env()
-        _resources.update(settings=settings, db=make_sessionmaker(make_engine(settings.database_url)),
-                          redis=redis.Redis.from_url(settings.redis_url))
-    return _resources["settings"], _resources["db"], _resources["redis"]
-
-
-def reset_resources() -> None:
-    _resources.clear()
+def resources() -> ControlWiring:
+    """This worker process's wiring (``workers.wiring``): settings, database, Redis, Celery."""
+    return wiring.control(celery)
 
 
 # Set once per life of a Redis: while it is there, Redis holds what restore_lost_state() puts back.
 STATE_MARK = "wa:state:restored"
 
 
-def restore_lost_state(settings: Settings, db, client: redis.Redis) -> bool:
+def restore_lost_state(w: ControlWiring) -> bool:
     """Put back what a Redis that restarted empty lost and PostgreSQL can tell, once per
     life of a Redis (``STATE_MARK``; a new Redis gets the same, harmlessly): each
     session's pacing (its sends of the last day count in its caps again, the next send
@@ -51,6 +41,7 @@ def restore_lost_state(settings: Settings, db, client: redis.Redis) -> bool:
     not started. Browsers, their sessions and the slots' registration are the slot
     workers' own: they kept them and register again at their next heartbeat.
     Returns whether it ran."""
+    settings, db, client = w.settings, w.db, w.redis
     if not client.set(STATE_MARK, utcnow().isoformat(), nx=True):
         return False
     try:
@@ -75,7 +66,7 @@ def restore_lost_state(settings: Settings, db, client: redis.Redis) -> bool:
                                  .where(WhatsAppSession.status == SessionStatus.INITIALIZING.value,
                                         WhatsAppSession.slot.is_not(None))).all()
         for slot, session_id, epoch in starting:
-            dispatch.initialize_session(celery, slot=slot, session_id=session_id, epoch=epoch)
+            dispatch.initialize_session(w.celery, slot=slot, session_id=session_id, epoch=epoch)
     except Exception:
         client.delete(STATE_MARK)  # the next sweep tries again
         raise
@@ -92,8 +83,9 @@ def sweep_messages(limit: int = 500) -> int:
     to the same recipient, or whose task was lost with a dead worker or an emptied Redis
     (``restore_lost_state`` first). Sending twice is prevented on the slot (done marker,
     claim, and a look at the chat)."""
-    settings, db, client = resources()
-    restore_lost_state(settings, db, client)
+    w = resources()
+    settings, db = w.settings, w.db
+    restore_lost_state(w)
     now = utcnow()
     max_age = timedelta(hours=settings.message_max_age_hours)
     count = 0
@@ -121,7 +113,7 @@ def sweep_messages(limit: int = 500) -> int:
                 continue  # waits for the session to come back
             earlier = earlier_dispatch(s, msg)
             msg.dispatched_at = msg.dispatched_at or now
-            dispatch.send_message(celery, slot=session.slot, message_id=msg.id, job_id=msg.job_id,
+            dispatch.send_message(w.celery, slot=session.slot, message_id=msg.id, job_id=msg.job_id,
                                   session_id=msg.session_id, epoch=session.epoch, to=msg.to, text=msg.text,
                                   media=msg.media, pacing=session.pacing, earlier=earlier,
                                   # an attempt cut short by a dead worker counts
@@ -158,8 +150,7 @@ def predecessor_unsent(s, message_id: str) -> bool:
 @celery.task(name="wa.control.expire_idempotency_keys")
 def expire_idempotency_keys() -> int:
     """Idempotency-Keys are kept IDEMPOTENCY_HOURS (24 h by default), then forgotten."""
-    _, db, _ = resources()
-    with db.begin() as s:
+    with resources().db.begin() as s:
         count = s.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at < utcnow())).rowcount
     if count:
         log.info("forgot %d expired idempotency keys", count)
@@ -174,9 +165,10 @@ def reap_lost_slots() -> int:
     A slot is judged only after the registry has been watched without a break for a whole
     SLOT_HEARTBEAT_TTL: after a Redis outage (or a Redis restarted empty) a live slot's
     key is missing until its next heartbeat, and its sessions must keep their browsers."""
-    settings, db, client = resources()
+    w = resources()
+    settings, db, client = w.settings, w.db, w.redis
     ttl = settings.slot_heartbeat_ttl
-    every = float(celery.conf.beat_schedule["reap-lost-slots"]["schedule"])  # a missed run is no break
+    every = float(w.celery.conf.beat_schedule["reap-lost-slots"]["schedule"])  # a missed run is no break
     watched = slots.watched_for(client, max_gap=ttl + 2 * every)
     if watched < ttl:
         log.info("slot registry watched for %.0f s of %d s since a break (a Redis outage or restart, or "
@@ -203,10 +195,10 @@ def reap_lost_slots() -> int:
 def recover_sessions() -> int:
     """Sessions whose worker died, restarted or stopped are placed again (failover, and
     recovery after a redeploy); their login comes back from the profile store."""
-    settings, db, client = resources()
-    if not settings.auto_recover:
+    w = resources()
+    if not w.settings.auto_recover:
         return 0
-    placed, failed = recover(db, client, celery, recoverable(), reason="FAILOVER")
+    placed, failed = recover(w.db, w.redis, w.celery, recoverable(), reason="FAILOVER")
     for session_id, why in failed:
         log.warning("session=%s not recovered: %s", session_id, why)
     return len(placed)
@@ -217,7 +209,8 @@ def clean_sessions() -> dict:
     """Maintenance on beat: browsers nobody owns are stopped, sessions stuck logging in are
     stopped, and (with IDLE_TIMEOUT_MINUTES) idle READY sessions are stopped to free their
     slot, their login saved so that initialize brings them back without a QR."""
-    settings, db, client = resources()
+    w = resources()
+    settings, db, client = w.settings, w.db, w.redis
     now = utcnow()
     live = slots.live_slots(client)
     stops: list[tuple[str, str, int, bool]] = []  # (slot, session, epoch, forget)
@@ -249,7 +242,7 @@ def clean_sessions() -> dict:
                 stops.append((row.slot, row.session_id, row.epoch, False))
                 counts["idle"] += 1
     for slot, session_id, epoch, forget in stops:
-        dispatch.stop_session(celery, slot=slot, session_id=session_id, epoch=epoch, forget=forget)
+        dispatch.stop_session(w.celery, slot=slot, session_id=session_id, epoch=epoch, forget=forget)
     if any(counts.values()):
         log.info("cleanup: %s", counts)
     return counts

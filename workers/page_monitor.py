@@ -18,7 +18,7 @@ from models.states import DisconnectReason, SessionStatus
 from workers.browser_session import LOGGED_IN, BrowserSession
 
 if TYPE_CHECKING:
-    from workers.slot import SlotRuntime
+    from workers.slot_runtime import SlotRuntime
 
 log = logging.getLogger("slot.monitor")
 

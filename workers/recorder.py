@@ -16,14 +16,16 @@ import socket
 import threading
 
 import redis
+from celery import Celery
 from sqlalchemy.orm import sessionmaker
 
+from logs import setup_logging
+from messaging.celery_app import make_celery
+from messaging.events import DEAD_LETTERS, GROUP, STREAM, live_channel
 from models import make_engine, make_sessionmaker
 from models.events import Event, decode
 from models.recording import apply_event
 from settings import CONTROL_QUEUE, Settings
-from workers.events import DEAD_LETTERS, GROUP, STREAM, live_channel
-from workers.logs import setup_logging
 
 log = logging.getLogger("recorder")
 
@@ -32,9 +34,10 @@ RETRY_FIRST, RETRY_MAX = 0.5, 5.0  # seconds between tries while Redis or the da
 
 class Recorder:
     def __init__(self, client: redis.Redis, db: sessionmaker, consumer: str = "recorder",
-                 batch: int = 200, block_ms: int = 1000):
+                 batch: int = 200, block_ms: int = 1000, celery: Celery | None = None):
         self.redis = client
         self.db = db
+        self.celery = celery  # asks the control worker for a sweep; None: beat's sweep only
         self.consumer = consumer
         self.batch = batch
         self.block_ms = block_ms
@@ -93,10 +96,11 @@ class Recorder:
         return len(applied)
 
     def request_sweep(self) -> None:
+        """Ask for a sweep now (messages released by the one before them may go)."""
+        if self.celery is None:
+            return
         try:
-            from workers.app import celery
-
-            celery.send_task("wa.control.sweep_messages", queue=CONTROL_QUEUE, retry=False)
+            self.celery.send_task("wa.control.sweep_messages", queue=CONTROL_QUEUE, retry=False)
         except Exception as exc:  # beat runs the sweep anyway, a few seconds later
             log.warning("could not request a sweep: %s", exc)
 
@@ -162,7 +166,7 @@ def main() -> None:
     setup_logging(settings.log_level)
     recorder = Recorder(redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=10),
                         make_sessionmaker(make_engine(settings.database_url)),
-                        consumer=f"recorder@{socket.gethostname()}")
+                        consumer=f"recorder@{socket.gethostname()}", celery=make_celery(settings))
     signal.signal(signal.SIGTERM, lambda *_: recorder.stopping.set())
     signal.signal(signal.SIGINT, lambda *_: recorder.stopping.set())
     recorder.run()

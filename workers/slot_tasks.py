@@ -1,6 +1,6 @@
 """Tasks that need a browser. They run only on slot workers (queue ``slot.<name>``).
 
-Thin shells: the work is in ``workers.slot.SlotRuntime`` and ``browser.whatsapp``.
+Thin shells: the work is in ``workers.slot_runtime.SlotRuntime`` and ``browser.whatsapp``.
 Each task is safe to run twice: initialize is a no-op for a running browser of the
 same placement, and a send that already happened is marked in Redis (in the same
 MULTI as its "sent" event) so a redelivered task does not send again.
@@ -15,16 +15,21 @@ from datetime import datetime, timezone
 from selenium.common.exceptions import WebDriverException
 
 from browser.whatsapp import PairingError, SendError, SendRestricted, UnconfirmedSend, message_key
+from messaging.pacing import Claims, PacingPolicy
 from models.states import MessageStatus
 from settings import slot_queue
-from workers import send_rules as rules
+from workers import send_rules as rules, wiring
 from workers.app import celery
 from workers.browser_session import SessionOffline
-from workers.pacing import Claims, PacingPolicy
 from workers.send_rules import Outcome
-from workers.slot import runtime
+from workers.slot_runtime import SlotRuntime
 
 log = logging.getLogger("slot.tasks")
+
+
+def runtime() -> SlotRuntime:
+    """This slot worker's runtime (``workers.wiring``), built and started on first use."""
+    return wiring.slot(celery)
 
 
 DONE_TTL = 7 * 24 * 3600  # seconds the "sent" marker of a message is kept

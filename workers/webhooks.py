@@ -29,17 +29,16 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 from urllib3 import Timeout
-from urllib3.exceptions import HTTPError, NewConnectionError
-from urllib3.exceptions import TimeoutError as Urllib3Timeout
+from urllib3.exceptions import HTTPError, NewConnectionError, TimeoutError as Urllib3Timeout
 
 from models import DeliveryStatus, WebhookDelivery, utcnow
 from settings import Settings
 from workers import netguard
 from workers.app import celery
-from workers.send_rules import backoff_seconds
 from workers.control_tasks import resources
 from workers.media import loggable
 from workers.netguard import AllowList, BlockedAddress
+from workers.send_rules import backoff_seconds
 
 log = logging.getLogger("webhooks")
 
@@ -221,5 +220,6 @@ def _reason(exc: BaseException) -> str:
 
 @celery.task(name="wa.control.deliver_webhooks")
 def deliver_webhooks(limit: int = 100) -> int:
-    settings, db, _ = resources()
-    return deliver_due(settings, db, limit=limit)
+    """Post the webhooks that are due (at most ``limit``); returns how many were delivered."""
+    w = resources()
+    return deliver_due(w.settings, w.db, limit=limit)

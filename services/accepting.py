@@ -18,16 +18,16 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
-from api.schemas import idempotency_key_problem
+from messaging import dispatch
+from messaging.dispatch import ENQUEUE_ERRORS
 from models import IdempotencyKey, SessionStatus, WhatsAppSession, utcnow
 from models.access import Scope
 from models.sends import Accepted, Recipient, accept_messages
 from models.states import NOT_READY_MESSAGE
+from services.requests import idempotency_key_problem
 from settings import Settings
-from workers import dispatch
-from workers.dispatch import ENQUEUE_ERRORS
 
-log = logging.getLogger("api.accepting")
+log = logging.getLogger("services.accepting")
 
 SESSION_NOT_FOUND = "Session not found"
 KEY_REUSED = "Idempotency-Key was already used with a different request"

@@ -13,13 +13,7 @@ import logging
 import redis
 
 from models.events import (
-    Event,
-    MessageEvent,
-    SessionBackup,
-    SessionEvent,
-    SessionNotice,
-    SessionRestriction,
-    SlotStarted,
+    Event, MessageEvent, SessionBackup, SessionEvent, SessionNotice, SessionRestriction, SlotStarted,
 )
 from models.states import DisconnectReason, MessageStatus, SessionStatus
 

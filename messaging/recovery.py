@@ -11,9 +11,9 @@ from celery import Celery
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
+from messaging import dispatch, slots
 from models import SessionStatus, WhatsAppSession
 from models.placement import NoSlot, Placement, place
-from workers import dispatch, slots
 
 log = logging.getLogger("recovery")
 

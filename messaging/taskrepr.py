@@ -120,4 +120,4 @@ class RedactedRequest(Request):
 class RedactedTask(Task):
     """Base of every task of the app (``Celery(task_cls=...)``)."""
 
-    Request = "workers.taskrepr:RedactedRequest"
+    Request = "messaging.taskrepr:RedactedRequest"
