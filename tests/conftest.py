@@ -16,6 +16,7 @@ import pytest
 import redis
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.orm import sessionmaker
 
 from models import make_engine, make_sessionmaker
 from settings import Settings
@@ -124,6 +125,23 @@ def redis_client(redis_url):
 
 
 @pytest.fixture
+def rolled_back_db(settings):
+    """A sessionmaker inside one transaction that is rolled back at the end: the test's
+    rows vanish with it and no other connection sees them. Code under test commits to
+    savepoints (``join_transaction_mode="create_savepoint"``). Only for tests whose rows
+    no other process or thread needs to see (a stack's processes, a threaded recorder)."""
+    engine = make_engine(settings.database_url)
+    connection = engine.connect()
+    outer = connection.begin()
+    try:
+        yield sessionmaker(bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint")
+    finally:
+        outer.rollback()
+        connection.close()
+        engine.dispose()
+
+
+@pytest.fixture
 def wire_control(db, redis_client, monkeypatch):
     """Wire the control worker's tasks in this process (``workers.wiring``) to the test's
     database and Redis, with ``settings`` (the test's by default): returns the wiring."""
@@ -173,6 +191,17 @@ def anon_client(app):
 @pytest.fixture
 def user_id():
     return f"user_{secrets.token_hex(5)}"
+
+
+@pytest.fixture
+def ready(db, user_id):
+    """A READY session (committed: the API's own engine sees it) on a slot with no worker;
+    its id, which is also its user's."""
+    from tests.factories import make_session
+
+    with db.begin() as s:
+        make_session(s, user_id, slot="nowhere")
+    return user_id
 
 
 @pytest.fixture(autouse=True)

@@ -22,13 +22,6 @@ BAD = ["\x00", "\ud800", "\x1b", "\x7f", "\x85", "\n"]
 FORBIDDEN = "must not contain control characters or lone surrogates"
 
 
-@pytest.fixture
-def ready(db, user_id):
-    with db.begin() as s:
-        s.add(WhatsAppSession(user_id=user_id, session_id=user_id, status="READY", slot="nowhere", epoch=1))
-    return user_id
-
-
 def post(client, url, body, method="post", **kw):
     """JSON as a client would send it (lone surrogates as \\ud800 escapes)."""
     return client.open(url, method=method.upper(), data=json.dumps(body), content_type="application/json", **kw)

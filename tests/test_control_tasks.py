@@ -1,4 +1,7 @@
-"""Beat's tasks on the control worker: re-dispatching overdue sends, reaping lost slots."""
+"""Beat's tasks on the control worker: re-dispatching overdue sends, reaping lost slots.
+
+Each test's rows live in a transaction rolled back at its end (``rolled_back_db``): the
+tasks see them, no other test does (the sweeper and the reaper scan every row)."""
 from __future__ import annotations
 
 import json
@@ -10,7 +13,13 @@ from sqlalchemy import select
 from messaging import slots
 from models import Message, WhatsAppSession, utcnow
 from models.sends import Recipient, accept_messages
+from tests.factories import make_session
 from workers import control_tasks
+
+
+@pytest.fixture
+def db(rolled_back_db):
+    return rolled_back_db
 
 
 @pytest.fixture
@@ -27,7 +36,7 @@ def overdue_message(db, user_id: str, session_status: str) -> tuple[str, str]:
     """A session on slot sweep-<user> and one queued message whose dispatch is overdue."""
     slot = f"sweep-{user_id}"
     with db.begin() as s:
-        s.add(WhatsAppSession(user_id=user_id, session_id=user_id, status=session_status, slot=slot, epoch=3))
+        make_session(s, user_id, status=session_status, slot=slot, epoch=3)
         accepted = accept_messages(s, user_id, "single", [Recipient("919876543210", "919876543210", "hi")],
                                    utcnow() - timedelta(seconds=1))
     return slot, accepted.message_ids[0]
@@ -65,9 +74,8 @@ def test_sessions_on_a_dead_slot_are_disconnected(control, db, redis_client, use
     watched_for_an_hour(redis_client)
     try:
         with db.begin() as s:
-            s.add(WhatsAppSession(user_id=user_id, session_id=user_id, status="READY", slot="dead-slot", epoch=1))
-            s.add(WhatsAppSession(user_id=user_id + "b", session_id=user_id + "b", status="READY",
-                                  slot="alive-slot", epoch=1))
+            make_session(s, user_id, slot="dead-slot")
+            make_session(s, user_id + "b", slot="alive-slot")
         control.reap_lost_slots()
     finally:  # a registered slot without a worker would receive later tests' sessions
         slots.unregister(redis_client, "alive-slot")
@@ -89,12 +97,11 @@ def test_cleanup_stops_orphans_stuck_and_idle_sessions(control, db, redis_client
     slot = f"clean-{tag}"
     now_ms = time.time_ns() // 1_000_000
     with db.begin() as s:
-        s.add(WhatsAppSession(user_id=f"stuck_{tag}", session_id=f"stuck_{tag}", status="QR_READY", slot=slot,
-                              epoch=now_ms - 3_600_000))  # placed an hour ago, still not linked
-        s.add(WhatsAppSession(user_id=f"idle_{tag}", session_id=f"idle_{tag}", status="READY", slot=slot,
-                              epoch=now_ms - 7_200_000, last_activity=utcnow() - timedelta(hours=2)))
-        s.add(WhatsAppSession(user_id=f"busy_{tag}", session_id=f"busy_{tag}", status="READY", slot=slot,
-                              epoch=now_ms - 7_200_000, last_activity=utcnow()))
+        make_session(s, f"stuck_{tag}", status="QR_READY", slot=slot,
+                     epoch=now_ms - 3_600_000)  # placed an hour ago, still not linked
+        make_session(s, f"idle_{tag}", slot=slot, epoch=now_ms - 7_200_000,
+                     last_activity=utcnow() - timedelta(hours=2))
+        make_session(s, f"busy_{tag}", slot=slot, epoch=now_ms - 7_200_000, last_activity=utcnow())
     # The slot runs a browser for a session that no longer exists (deleted while the slot was away).
     slots.heartbeat(redis_client, slot, 10, 30, sessions={f"gone_{tag}": 1, f"busy_{tag}": 1})
     monkeypatch.setattr(control.resources(), "settings", replace(settings, idle_timeout_minutes=60,
@@ -154,7 +161,7 @@ def test_no_slot_is_judged_lost_before_the_registry_was_watched_for_a_ttl(contro
     until its next heartbeat: its sessions keep their browsers for a whole TTL."""
     redis_client.delete(slots.WATCH_KEY)
     with db.begin() as s:
-        s.add(WhatsAppSession(user_id=user_id, session_id=user_id, status="READY", slot="quiet-slot", epoch=1))
+        make_session(s, user_id, slot="quiet-slot")
     assert control.reap_lost_slots() == 0
     with db() as s:
         row = s.execute(select(WhatsAppSession).where(WhatsAppSession.session_id == user_id)).scalar_one()
@@ -182,7 +189,7 @@ def test_what_an_emptied_redis_lost_is_put_back_from_postgres(control, db, redis
         sent = s.get(Message, done.message_ids[0])
         sent.status, sent.sent_at = "sent", sent_at
         s.get(Message, waiting).dispatch_due_at = utcnow() + timedelta(hours=1)  # its task was queued
-        s.add(WhatsAppSession(user_id=starting, session_id=starting, status="INITIALIZING", slot=slot, epoch=9))
+        make_session(s, starting, status="INITIALIZING", slot=slot, epoch=9)
         s.execute(select(WhatsAppSession).where(WhatsAppSession.session_id == user_id)).scalar_one().pacing = {
             "min_gap_seconds": 4, "max_gap_seconds": 5}
     redis_client.delete(control.STATE_MARK)  # Redis restarted empty

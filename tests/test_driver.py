@@ -770,11 +770,13 @@ def test_an_unknown_dialog_is_reported_once_and_never_answered(make_runtime, sim
 def test_a_page_that_reloads_itself_is_followed_not_crashed(make_runtime, sim):
     rt = make_runtime()
     link(rt, sim)
+    linked = rt.bus.statuses()  # QR_READY, (AUTHENTICATED: a probe may miss it on a busy machine), READY
+    assert linked[0] == "QR_READY" and linked[-1] == "READY"
     loads = sim.get("/sim/control/counters")["page_loads"]
     sim.post("/sim/control/reload", {"phone": OWN, "cause": "update"})
     wait_until(lambda: sim.get("/sim/control/counters")["page_loads"] > loads, 10, what="the self-reload")
     wait_until(lambda: rt.sessions["s1"].state == "CONNECTED", 15, what="the page back")
-    assert rt.bus.statuses() == ["QR_READY", "AUTHENTICATED", "READY"], "no crash, no disconnect"
+    assert rt.bus.statuses() == linked, "no crash, no disconnect"
     assert rt.deliver("s1", 1, mid(), PEER, "after the update")
 
 

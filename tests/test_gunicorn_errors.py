@@ -13,15 +13,7 @@ from http import HTTPStatus
 
 import pytest
 
-from models import WhatsAppSession
 from tests.helpers import ROOT, free_port, port_open, wait_until
-
-
-@pytest.fixture
-def ready(db, user_id):
-    with db.begin() as s:
-        s.add(WhatsAppSession(user_id=user_id, session_id=user_id, status="READY", slot="nowhere", epoch=1))
-    return user_id
 
 
 @pytest.fixture(scope="module")

@@ -15,13 +15,6 @@ from models import IdempotencyKey, WhatsAppSession
 SEED_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 
 
-@pytest.fixture
-def ready(db, user_id):
-    with db.begin() as s:
-        s.add(WhatsAppSession(user_id=user_id, session_id=user_id, status="READY", slot="nowhere", epoch=1))
-    return user_id
-
-
 def post(client, url, body, method="post", **kw):
     return client.open(url, method=method.upper(), data=json.dumps(body), content_type="application/json", **kw)
 

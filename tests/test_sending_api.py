@@ -5,14 +5,7 @@ from __future__ import annotations
 import pytest
 
 from messaging.pacing import Claims
-from models import Job, Message, WhatsAppSession
-
-
-@pytest.fixture
-def ready(db, user_id):
-    with db.begin() as s:
-        s.add(WhatsAppSession(user_id=user_id, session_id=user_id, status="READY", slot="nowhere", epoch=1))
-    return user_id
+from models import Job, Message
 
 
 def bulk(client, session_id, messages, **extra):
