@@ -34,12 +34,10 @@ from __future__ import annotations
 import hmac
 import logging
 import math
-import os
 import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 import redis
 from flask import Flask, Request, Response, current_app, request
@@ -147,27 +145,17 @@ class Probes:
         if cached is not None and time.monotonic() - cached[1] < self.store_check_ttl:
             return cached[0]
         store = self.profile_store()
-        ok = False if store is None else check_store(store, self.services.settings)
+        ok = False if store is None else check_store(store)
         self._store_ok = (ok, time.monotonic())
         return ok
 
 
-def check_store(store, settings) -> bool:
-    """``store.check()``; a store without one is OK when it is a local folder we can write."""
-    check = getattr(store, "check", None)
-    if callable(check):
-        try:
-            return bool(check())
-        except Exception as exc:  # check() should not raise; health must answer regardless
-            log.warning("profile store check failed: %s", exc)
-            return False
-    if settings.s3_bucket:
-        return False  # nothing we can verify
-    root = Path(getattr(store, "root", None) or settings.profile_dir)
+def check_store(store) -> bool:
+    """The profile store's ``check()``; False when it raises."""
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        return os.access(root, os.W_OK | os.X_OK)
-    except OSError:
+        return bool(store.check())
+    except Exception as exc:  # check() should not raise; health must answer regardless
+        log.warning("profile store check failed: %s", exc)
         return False
 
 
