@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Outcome:
     """Whether an event or a change was written (``applied``), and if not, why (``reason``)."""
+
     applied: bool
     reason: str = ""
 

@@ -10,6 +10,7 @@ from enum import StrEnum
 
 class SessionStatus(StrEnum):
     """A session's state, the seed's names (``whatsapp_sessions.status``)."""
+
     INITIALIZING = "INITIALIZING"
     QR_READY = "QR_READY"
     AUTHENTICATED = "AUTHENTICATED"
@@ -97,6 +98,7 @@ def session_event_is_fresh(
 
 class MessageStatus(StrEnum):
     """A message's state (``messages.status``)."""
+
     QUEUED = "queued"
     SCHEDULED = "scheduled"  # waiting for its time: pacing, a cap, an open circuit, a retry
     SENDING = "sending"
@@ -134,6 +136,7 @@ def message_transition_allowed(current: MessageStatus | str, new: MessageStatus 
 
 class JobStatus(StrEnum):
     """A job's state, derived from its messages' by ``job_status``."""
+
     QUEUED = "queued"
     PROCESSING = "processing"
     COMPLETED = "completed"

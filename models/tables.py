@@ -98,6 +98,7 @@ class SessionTransition(Base):
 class Job(Base):
     """A send request: one message (``kind`` "single") or several ("bulk"); its status
     follows from its messages'."""
+
     __tablename__ = "jobs"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("job"))
