@@ -71,6 +71,10 @@ def openapi_path(rule: str) -> str:
 
 @dataclass
 class Services:
+    """What the views use, built once by ``create_app`` (``app.extensions["wa"]``): the
+    settings, sessions on the app's engine, a Redis client, the Celery app to enqueue on, and
+    the API-key checker (on the same Redis client)."""
+
     settings: Settings
     db: sessionmaker
     redis: redis.Redis
@@ -207,6 +211,7 @@ def create_app(settings: Settings) -> Flask:
 
 
 def has_body() -> bool:
+    """Whether the request carries a body (a Content-Length above 0, or chunked)."""
     return bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
 
 

@@ -30,6 +30,8 @@ def _flatten(messages, prefix: str = "") -> list[str]:
 
 
 def error_body(status: int, message: str, **extra) -> dict:
+    """The seed's error body: ``{"statusCode", "message", "error"}`` (the status's phrase),
+    plus ``extra`` fields; ValueError for a status http.HTTPStatus does not know."""
     return {"statusCode": status, "message": message, "error": HTTPStatus(status).phrase, **extra}
 
 
@@ -43,6 +45,8 @@ def _default_message(exc: HTTPException, status: int) -> str:
 
 
 def handle_http_exception(exc: HTTPException):
+    """Every HTTP error as the seed's JSON body, validation errors listed in ``errors``
+    ("field: problem"), with the exception's own headers (Allow, WWW-Authenticate, Retry-After)."""
     status = exc.code or 500
     data = getattr(exc, "data", None) or {}
     message = data.get("message")

@@ -39,6 +39,8 @@ def error_response(status: int, reason: str, message: str) -> bytes:
 
 
 def write_json_error(sock, status_int, reason, mesg):
+    """gunicorn's ``util.write_error``, replaced: the errors gunicorn answers itself (a bad
+    request line, headers too large) get the API's JSON error body too."""
     util.write_nonblock(sock, error_response(int(status_int), reason, mesg))
 
 

@@ -34,12 +34,10 @@ from __future__ import annotations
 import hmac
 import logging
 import math
-import os
 import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 import redis
 from flask import Flask, Request, Response, current_app, request
@@ -100,9 +98,11 @@ class Probes:
 
     @property
     def services(self):
+        """The app's Services, read on every use."""
         return self.app.extensions["wa"]  # read on every use: tests swap its redis
 
     def uptime(self) -> int:
+        """Seconds since this API process started (whole seconds, monotonic clock)."""
         return int(time.monotonic() - self.started)
 
     def db(self) -> sessionmaker:
@@ -147,27 +147,17 @@ class Probes:
         if cached is not None and time.monotonic() - cached[1] < self.store_check_ttl:
             return cached[0]
         store = self.profile_store()
-        ok = False if store is None else check_store(store, self.services.settings)
+        ok = False if store is None else check_store(store)
         self._store_ok = (ok, time.monotonic())
         return ok
 
 
-def check_store(store, settings) -> bool:
-    """``store.check()``; a store without one is OK when it is a local folder we can write."""
-    check = getattr(store, "check", None)
-    if callable(check):
-        try:
-            return bool(check())
-        except Exception as exc:  # check() should not raise; health must answer regardless
-            log.warning("profile store check failed: %s", exc)
-            return False
-    if settings.s3_bucket:
-        return False  # nothing we can verify
-    root = Path(getattr(store, "root", None) or settings.profile_dir)
+def check_store(store) -> bool:
+    """The profile store's ``check()``; False when it raises."""
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        return os.access(root, os.W_OK | os.X_OK)
-    except OSError:
+        return bool(store.check())
+    except Exception as exc:  # check() should not raise; health must answer regardless
+        log.warning("profile store check failed: %s", exc)
         return False
 
 
@@ -177,6 +167,7 @@ def _attach(state) -> None:
 
 
 def probes() -> Probes:
+    """The current app's Probes."""
     return current_app.extensions["wa_health"]
 
 
@@ -206,6 +197,9 @@ def is_operator(req: Request) -> bool:
 
 @dataclass(frozen=True)
 class RedisView:
+    """What health reads from Redis in one go: the live slots, every registered slot name,
+    and each queue's depth (queue name -> waiting tasks)."""
+
     live: list[slot_registry.SlotInfo]
     known: set[str]
     queue_depth: dict[str, int]
@@ -299,6 +293,8 @@ def iso_now() -> str:
 # --- /webjs/health ----------------------------------------------------------------------
 
 class MemoryUsageSchema(Schema):
+    """``memoryUsage`` of /webjs/health: the seed's fields (bytes) and the browsers' memory."""
+
     rss = fields.Integer(allow_none=True, metadata={"description": "This API process's resident memory, bytes."})
     heap_total = fields.Integer(data_key="heapTotal", allow_none=True,
                                 metadata={"description": "Always null (the seed's Node.js heap)."})
@@ -310,6 +306,8 @@ class MemoryUsageSchema(Schema):
 
 
 class SlotHealthSchema(Schema):
+    """One browser slot in /webjs/health."""
+
     name = fields.String()
     host = fields.String(allow_none=True, metadata={
         "description": "Only for an operator (admin API key or METRICS_TOKEN); null when the slot is not alive."})
@@ -321,6 +319,8 @@ class SlotHealthSchema(Schema):
 
 
 class HealthSchema(Schema):
+    """The body of GET /webjs/health."""
+
     status = fields.String(validate=validate.OneOf(["healthy", "degraded", "unhealthy"]), metadata={
         "description": "healthy when the database, Redis and the profile store answer; degraded (still 200) when "
                        "only Redis does not (sends are accepted and go out when it is back) or a READY session "
@@ -354,6 +354,8 @@ OPTIONAL_OPERATOR = [{}, {"ApiKey": []}, {"Bearer": []}]
 
 @blp.route("/webjs/health")
 class Health(MethodView):
+    """GET /webjs/health."""
+
     @blp.doc(security=OPTIONAL_OPERATOR)
     @blp.response(200, HealthSchema)
     @blp.alt_response(503, schema=HealthSchema, description="The database or the profile store does not "
@@ -403,6 +405,8 @@ class ServiceCollector(Collector):
         self.detail = detail
 
     def collect(self):
+        """The families of one scrape: ``wa_dependency_up`` per dependency, then the database's
+        and Redis's families when each answered."""
         up = GaugeMetricFamily("wa_dependency_up", "1 when the dependency answered this scrape.",
                                labels=["dependency"])
         db_families = self._database()
@@ -507,6 +511,8 @@ def _latency_families(rows) -> list:
 
 @blp.route("/metrics")
 class Metrics(MethodView):
+    """GET /metrics (Prometheus)."""
+
     @blp.doc(security=OPTIONAL_OPERATOR, responses={"200": {
         "description": "Prometheus text exposition format.", "content": {
             CONTENT_TYPE_LATEST.partition(";")[0]: {"schema": {"type": "string"}}}}})

@@ -28,6 +28,8 @@ def _seed_status(status: str) -> str:
 
 
 def job_view(job: Job) -> dict:
+    """A job and its messages in the seed's shape (JobSchema): per-message results with the
+    seed's status (success, failed, pending) and ours, and the counts."""
     results = []
     for m in job.messages:
         results.append({
@@ -51,6 +53,8 @@ def job_view(job: Job) -> dict:
 
 @blp.route("/<job_id>")
 class JobItem(MethodView):
+    """GET /webjs/jobs/{job_id}."""
+
     @blp.response(200, JobSchema)
     def get(self, job_id):
         """A job and each of its messages."""
@@ -64,6 +68,8 @@ class JobItem(MethodView):
 
 @blp.route("/<job_id>/cancel")
 class JobCancel(MethodView):
+    """POST /webjs/jobs/{job_id}/cancel."""
+
     @blp.response(200, CancelResultSchema)
     def post(self, job_id):
         """Cancel the job's messages that are not sent yet (queued or scheduled).

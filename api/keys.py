@@ -19,6 +19,7 @@ from services.keys import KeyChecker, TooManyFailures, create_key, revoke_key  #
 
 
 def main(argv: list[str]) -> int:
+    """The key CLI (``python -m api.keys create|list|revoke``); returns the exit status."""
     from models import make_engine, make_sessionmaker
     from settings import Settings
 

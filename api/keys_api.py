@@ -19,6 +19,8 @@ _ID = validate.Length(min=1, max=USER_ID_MAX)
 
 
 class KeyCreateSchema(RequestSchema):
+    """The body of POST /webjs/keys: a name, and admin or a scope (user-id prefixes, user ids)."""
+
     name = Line(required=True, validate=validate.Length(min=1, max=200))  # api_keys.name
     admin = fields.Boolean(load_default=False, metadata={"description": "Every session, and key management."})
     scope_prefixes = fields.List(UserId(validate=_ID), load_default=list, validate=validate.Length(max=100),
@@ -35,6 +37,8 @@ class KeyCreateSchema(RequestSchema):
 
 
 class KeySchema(Schema):
+    """An API key as the API shows it (never the key itself)."""
+
     id = fields.String()
     name = fields.String()
     prefix = fields.String(metadata={"description": "The key's first characters, to tell keys apart."})
@@ -46,14 +50,19 @@ class KeySchema(Schema):
 
 
 class KeyCreatedSchema(KeySchema):
+    """A new key, the only answer that holds the key itself."""
+
     key = fields.String(metadata={"description": "The key itself: shown once, never stored."})
 
 
 class KeyListSchema(Schema):
+    """The body of GET /webjs/keys."""
+
     keys = fields.List(fields.Nested(KeySchema))
 
 
 def key_view(row: ApiKey) -> dict:
+    """An ApiKey row in KeySchema's shape."""
     scope = row.scope or {}
     return {"id": row.id, "name": row.name, "prefix": row.prefix, "admin": row.admin,
             "scope_prefixes": scope.get("prefixes") or [], "user_ids": scope.get("user_ids") or [],
@@ -61,12 +70,15 @@ def key_view(row: ApiKey) -> dict:
 
 
 def admin_only() -> None:
+    """404 (as if the route did not exist) unless the caller's key is an admin key."""
     if not current_scope().admin:
         abort(404, message=NOT_FOUND)
 
 
 @blp.route("")
 class Keys(MethodView):
+    """GET and POST /webjs/keys."""
+
     @blp.response(200, KeyListSchema)
     def get(self):
         """Every key, active and revoked (never the keys themselves)."""
@@ -88,6 +100,8 @@ class Keys(MethodView):
 
 @blp.route("/<key_id>")
 class KeyItem(MethodView):
+    """DELETE /webjs/keys/{key_id}."""
+
     @blp.response(200, KeySchema)
     def delete(self, key_id):
         """Revoke a key: refused from the next request on, in every API worker."""

@@ -59,6 +59,7 @@ class ErrorResponses(BasePlugin):
         self.json_body_operations: set[tuple[str, str]] = set()
 
     def init_spec(self, spec):
+        """Keep the spec and add the shared Unauthorized response (with WWW-Authenticate)."""
         super().init_spec(spec)
         self.spec = spec
         spec.components.response("Unauthorized", _error(
@@ -66,6 +67,8 @@ class ErrorResponses(BasePlugin):
             headers={"WWW-Authenticate": {"description": WWW_AUTHENTICATE, "schema": {"type": "string"}}}))
 
     def operation_helper(self, path=None, operations=None, **kwargs):
+        """Add to each operation the errors it can answer (401 and 429 unless public, 503, 404
+        with a path id, 400/413/415 with a body, 422 with fields) and the Idempotency-Key header."""
         for method, op in (operations or {}).items():
             key = (method, path)
             answers: dict[int, str | dict] = {}

@@ -22,6 +22,8 @@ NOT_RECOVERED = ("LOGOUT", "DELETED", "IDLE")
 
 
 class RecoveryResultSchema(Schema):
+    """One session's outcome in the recovery answer (the seed's camelCase names)."""
+
     sessionId = fields.String()  # noqa: N815 - the seed's names
     recoveryMethod = fields.String(metadata={"description": "S3_RESTORED or QR_REGENERATED"})  # noqa: N815
     success = fields.Boolean()
@@ -30,6 +32,8 @@ class RecoveryResultSchema(Schema):
 
 
 class RecoverySchema(Schema):
+    """The body of POST /webjs/recovery/auth (the seed's camelCase names)."""
+
     success = fields.Boolean()
     totalSessions = fields.Integer()  # noqa: N815
     s3Restored = fields.Integer()  # noqa: N815
@@ -41,6 +45,8 @@ class RecoverySchema(Schema):
 
 @blp.route("/auth")
 class RecoverAuth(MethodView):
+    """POST /webjs/recovery/auth."""
+
     @blp.response(200, RecoverySchema)
     def post(self):
         """Restart every linked session whose browser is gone; waits (up to QR_WAIT_SECONDS)

@@ -26,6 +26,9 @@ class ErrorSchema(Schema):
 
 
 class PacingSchema(RequestSchema):
+    """A session's pacing in a request: the gap between sends (seconds, 0 to 3600) and the
+    hourly and daily caps (0: none)."""
+
     min_gap_seconds = fields.Float(validate=validate.Range(min=0, max=3600))
     max_gap_seconds = fields.Float(validate=validate.Range(min=0, max=3600))
     hourly_cap = fields.Integer(strict=True, validate=validate.Range(min=0, max=1_000_000),
@@ -35,11 +38,14 @@ class PacingSchema(RequestSchema):
 
     @validates_schema
     def gaps_in_order(self, data, **_):
+        """ValidationError when ``max_gap_seconds`` is below ``min_gap_seconds``."""
         if data.get("max_gap_seconds", float("inf")) < data.get("min_gap_seconds", 0):
             raise ValidationError("max_gap_seconds must not be below min_gap_seconds", "max_gap_seconds")
 
 
 class CreateSessionSchema(RequestSchema):
+    """The body of POST /webjs/sessions."""
+
     user_id = UserId(required=True, validate=validate.Length(min=1, max=USER_ID_MAX), metadata={
         "example": "user_123456789", "description": "Also the session's id in URLs: no \"/\", not only spaces."})
     session_name = Line(validate=validate.Length(max=SESSION_NAME_MAX), metadata={
@@ -50,17 +56,22 @@ class CreateSessionSchema(RequestSchema):
 
     @post_load
     def default_name(self, data, **_):
+        """A session without a name is called "WhatsApp for <user_id>" (cut to SESSION_NAME_MAX)."""
         if not data.get("session_name"):
             data["session_name"] = f"WhatsApp for {data['user_id']}"[:SESSION_NAME_MAX]
         return data
 
 
 class UpdateSessionSchema(RequestSchema):
+    """The body of PATCH /webjs/sessions/{session_id} (null: back to the defaults)."""
+
     callback_url = Url(allow_none=True, **CALLBACK_URL)
     pacing = fields.Nested(PacingSchema, allow_none=True)
 
 
 class SessionSchema(Schema):
+    """A session as POST /webjs/sessions answers it."""
+
     id = fields.String()
     user_id = fields.String()
     session_id = fields.String()
@@ -72,6 +83,8 @@ class SessionSchema(Schema):
 
 
 class SessionStatusSchema(Schema):
+    """A session's state as /status and the user routes answer it."""
+
     id = fields.String()
     user_id = fields.String()
     session_id = fields.String()
@@ -102,22 +115,29 @@ class SessionStatusSchema(Schema):
 
 
 class QrSchema(Schema):
+    """The QR (a PNG data URL) and the session's status."""
+
     session_id = fields.String()
     qr_code = fields.String(metadata={"description": "PNG data URL, empty when no QR is on screen."})
     status = fields.String()
 
 
 class PairingCodeRequestSchema(RequestSchema):
+    """The body of POST /webjs/sessions/{session_id}/pairing-code."""
+
     phone_number = Line(required=True, validate=[validate.Length(max=PHONE_INPUT_MAX), valid_phone], metadata={
         "example": "919876543210", "description": "The number of the phone that will enter the code."})
 
     @post_load
     def add_e164(self, data, **_):
+        """Add ``phone_e164``: the number as E.164 digits (no "+")."""
         data["phone_e164"] = _e164(data["phone_number"])
         return data
 
 
 class PairingCodeSchema(Schema):
+    """The pairing code to type on the phone, and the session's status."""
+
     session_id = fields.String()
     pairing_code = fields.String(metadata={"example": "ABCD-EFGH",
                                            "description": "Type it on the phone: Linked devices > Link with phone number."})
@@ -126,11 +146,15 @@ class PairingCodeSchema(Schema):
 
 
 class SendQuerySchema(RequestSchema):
+    """The query of send-message: ``wait``, seconds (0 to 60) to wait for the outcome."""
+
     wait = fields.Float(load_default=0, validate=validate.Range(min=0, max=60),
                         metadata={"description": "Seconds (up to 60) to wait for the outcome."})
 
 
 class SendResultSchema(Schema):
+    """The answer to send-message (202 queued, or 200 with the outcome after ``?wait``)."""
+
     success = fields.Boolean()
     job_id = fields.String()
     session_id = fields.String()
@@ -143,6 +167,8 @@ class SendResultSchema(Schema):
 
 
 class MessageResultSchema(Schema):
+    """One message of a job (GET /webjs/jobs/{job_id})."""
+
     message_id = fields.String()
     to = fields.String()
     status = fields.String(metadata={"description": "success, failed or pending (the seed's values)"})
@@ -160,6 +186,8 @@ class MessageResultSchema(Schema):
 
 
 class JobSchema(Schema):
+    """The body of GET /webjs/jobs/{job_id}: the job, its counts and its messages."""
+
     job_id = fields.String()
     session_id = fields.String()
     kind = fields.String()
@@ -176,17 +204,23 @@ class JobSchema(Schema):
 
 
 class ActiveSessionsSchema(Schema):
+    """The body of GET /webjs/sessions/active."""
+
     active_sessions = fields.List(fields.String())
     count = fields.Integer()
 
 
 class DeletedSchema(Schema):
+    """The answer to deleting sessions."""
+
     success = fields.Boolean()
     message = fields.String()
     deleted_count = fields.Integer()
 
 
 class BulkItemResultSchema(Schema):
+    """One message in the answer to a bulk send."""
+
     message_id = fields.String()
     to = fields.String()
     status = fields.String(metadata={"description": "pending, or failed (a number that is not valid)"})
@@ -196,6 +230,8 @@ class BulkItemResultSchema(Schema):
 
 
 class BulkResultSchema(Schema):
+    """The answer to send-bulk-messages (the seed's shape; duration is always "0.0 seconds")."""
+
     success = fields.Boolean()
     job_id = fields.String()
     session_id = fields.String()
@@ -208,6 +244,8 @@ class BulkResultSchema(Schema):
 
 
 class CancelResultSchema(Schema):
+    """The body of POST /webjs/jobs/{job_id}/cancel."""
+
     job_id = fields.String()
     cancelled = fields.Integer(metadata={"description": "Messages cancelled now."})
     not_cancelled = fields.Integer(metadata={"description": "Messages already sent, failed or being sent."})

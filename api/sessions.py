@@ -42,6 +42,7 @@ NOT_INITIALIZED = "Session is not initialized. Please initialize the client firs
 
 
 def services():
+    """The app's Services (``create_app``)."""
     return current_app.extensions["wa"]
 
 
@@ -87,11 +88,14 @@ def destroy_session(s: Session, row: WhatsAppSession) -> None:
 
 
 def qr_response(row: WhatsAppSession) -> dict:
+    """The QR answer (QrSchema) from the session's row: its QR image, "" when none is shown."""
     return {"session_id": row.session_id, "qr_code": row.qr_code or "", "status": row.status}
 
 
 @blp.route("")
 class Sessions(MethodView):
+    """POST /webjs/sessions."""
+
     @blp.arguments(CreateSessionSchema)
     @blp.response(201, SessionSchema)
     def post(self, body):
@@ -119,6 +123,8 @@ class Sessions(MethodView):
 
 @blp.route("/active")
 class ActiveSessions(MethodView):
+    """GET /webjs/sessions/active."""
+
     @blp.response(200, ActiveSessionsSchema)
     def get(self):
         """Sessions with a browser running or starting."""
@@ -129,6 +135,8 @@ class ActiveSessions(MethodView):
 
 
 def place_or_abort(s, row: WhatsAppSession, *, reason: str, prefer: str | None = None) -> Placement:
+    """Place the session on a live slot (``models.placement.place``); 503 when Redis does
+    not answer, no slot is live or every slot is full. ``s``: the request's transaction."""
     try:
         live = slots.live_slots(services().redis)
     except redis.RedisError as exc:
@@ -162,6 +170,8 @@ def start_placed(placement: Placement) -> None:
 
 @blp.route("/<session_id>/initialize")
 class Initialize(MethodView):
+    """POST /webjs/sessions/{session_id}/initialize."""
+
     @blp.response(200, QrSchema)
     def post(self, session_id):
         """Start the WhatsApp client on a browser slot; the QR follows on /qr."""
@@ -177,6 +187,8 @@ class Initialize(MethodView):
 
 @blp.route("/<session_id>/restart")
 class Restart(MethodView):
+    """POST /webjs/sessions/{session_id}/restart."""
+
     @blp.response(200, QrSchema)
     def post(self, session_id):
         """Stop the browser (its login is saved), then start it again from the saved login,
@@ -198,6 +210,8 @@ class Restart(MethodView):
 
 @blp.route("/<session_id>/qr")
 class Qr(MethodView):
+    """GET /webjs/sessions/{session_id}/qr."""
+
     @blp.response(200, QrSchema)
     def get(self, session_id):
         """The QR on screen; waits up to 30 s for one to appear."""
@@ -225,6 +239,8 @@ class Qr(MethodView):
 
 @blp.route("/<session_id>/pairing-code")
 class PairingCode(MethodView):
+    """POST /webjs/sessions/{session_id}/pairing-code."""
+
     @blp.arguments(PairingCodeRequestSchema)
     @blp.response(200, PairingCodeSchema)
     def post(self, body, session_id):
@@ -267,6 +283,8 @@ class PairingCode(MethodView):
 
 @blp.route("/<session_id>/status")
 class Status(MethodView):
+    """GET /webjs/sessions/{session_id}/status."""
+
     @blp.response(200, SessionStatusSchema)
     def get(self, session_id):
         """The session's state as the recorder last wrote it, its browser's memory and the
@@ -293,6 +311,8 @@ class Status(MethodView):
 
 @blp.route("/<session_id>/send-message")
 class SendMessage(MethodView):
+    """POST /webjs/sessions/{session_id}/send-message."""
+
     @blp.arguments(SendMessageSchema)
     @blp.arguments(SendQuerySchema, location="query")
     @blp.response(202, SendResultSchema)
@@ -341,6 +361,8 @@ class SendMessage(MethodView):
 
 @blp.route("/<session_id>/send-bulk-messages")
 class SendBulk(MethodView):
+    """POST /webjs/sessions/{session_id}/send-bulk-messages."""
+
     @blp.arguments(BulkSendSchema)
     @blp.response(202, BulkResultSchema)
     def post(self, body, session_id):
@@ -361,6 +383,8 @@ class SendBulk(MethodView):
 
 
 def accepted_or_abort(session_id: str, kind: str, recipients: list[Recipient], body: dict, what: str) -> Acceptance:
+    """Accept a send for the caller (``services.accepting.accept_send``), with its
+    Idempotency-Key; an AcceptError becomes the HTTP error it names (400, 404, 409)."""
     svc = services()
     request_body = request.get_json(silent=True) or {}
     scope = current_scope()
@@ -375,6 +399,8 @@ def accepted_or_abort(session_id: str, kind: str, recipients: list[Recipient], b
 
 @blp.route("/<session_id>")
 class SessionItem(MethodView):
+    """PATCH and DELETE /webjs/sessions/{session_id}."""
+
     @blp.arguments(UpdateSessionSchema)
     @blp.response(200, SessionStatusSchema)
     def patch(self, body, session_id):

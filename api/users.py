@@ -14,6 +14,8 @@ blp = Blueprint("users", __name__, url_prefix="/webjs/users", description="Sessi
 
 @blp.route("/<user_id>/session")
 class UserSession(MethodView):
+    """GET /webjs/users/{user_id}/session."""
+
     @blp.response(200, SessionStatusSchema)
     def get(self, user_id):
         """The user's session."""
@@ -27,6 +29,8 @@ class UserSession(MethodView):
 
 @blp.route("/<user_id>/sessions")
 class UserSessions(MethodView):
+    """DELETE /webjs/users/{user_id}/sessions."""
+
     @blp.response(200, DeletedSchema)
     def delete(self, user_id):
         """Delete every session of the user."""

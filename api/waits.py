@@ -13,6 +13,10 @@ import redis
 
 
 class Waiter:
+    """Live events on ``channels`` (Redis pub/sub), subscribed before the caller reads the
+    state, so nothing published meanwhile is missed; waits up to ``confirm_timeout`` seconds
+    for Redis to confirm. A context manager."""
+
     def __init__(self, client: redis.Redis, *channels: str, confirm_timeout: float = 2.0):
         self.pubsub = client.pubsub()
         self.pubsub.subscribe(*channels)
@@ -41,6 +45,7 @@ class Waiter:
         return None
 
     def close(self) -> None:
+        """Unsubscribe and give the connection back."""
         self.pubsub.close()
 
     def __enter__(self) -> "Waiter":

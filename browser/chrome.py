@@ -111,6 +111,8 @@ def chrome_sandbox(mode: str = "auto") -> bool:
 
 @lru_cache(maxsize=None)
 def chrome_major_version(driver_path: str) -> int:
+    """The major version of chromedriver at ``driver_path`` (that of the Chrome it drives),
+    from ``chromedriver --version``; RuntimeError when its answer holds no version."""
     out = subprocess.run([driver_path, "--version"], capture_output=True, text=True, check=True).stdout
     match = re.search(r"(\d+)\.\d+\.\d+", out)
     if not match:
@@ -148,6 +150,7 @@ def _own_session_launcher(chromium_path: str, work_dir: Path) -> str:
 
 
 def missing_browser_parts(chromium_path: str, chromedriver_path: str) -> list[str]:
+    """The paths among Chromium's and chromedriver's that are not executable (empty: both are)."""
     return [p for p in (chromium_path, chromedriver_path) if not os.access(p, os.X_OK)]
 
 

@@ -33,6 +33,9 @@ from models.phones import same_account
 
 
 class PageState(StrEnum):
+    """What the page shows, as ``snapshot`` classifies it (the whole-screen states of
+    WHATSAPP_WEB.md sections 3 and 4)."""
+
     OPENING = "OPENING"  # loading screen, or the login page between two codes
     UNPAIRED = "UNPAIRED"  # a QR (or a pairing code) is on screen
     UNPAIRED_IDLE = "UNPAIRED_IDLE"  # the QR expired; reload button shown
@@ -83,6 +86,7 @@ ACK_LEVELS = ("pending", "sent", "delivered", "read")
 
 
 def ack_rank(level: str | None) -> int:
+    """The order of an ack level in ACK_LEVELS (pending 0 ... read 3); -1 for None or "failed"."""
     return ACK_LEVELS.index(level) if level in ACK_LEVELS else -1
 
 
@@ -138,6 +142,9 @@ def unknown_dialogs(dialogs: tuple[Dialog, ...]) -> list[Dialog]:
 
 @dataclass(frozen=True)
 class PageSnapshot:
+    """One reading of the page: its state, the QR payload (``div[data-ref]``, verbatim) or
+    pairing code, our own id (``wid``), the acks it shows, open dialogs and the build."""
+
     state: PageState
     qr: str | None = None
     wid: str | None = None
@@ -157,6 +164,7 @@ class PageSnapshot:
 
     @property
     def phone_number(self) -> str | None:
+        """The linked account's number (digits) from ``wid``, None before linking."""
         return wid_to_phone(self.wid)
 
 
@@ -167,10 +175,15 @@ class SendError(Exception):
 
 
 class TransientSendError(SendError):
-    pass
+    """A send that failed for now (the page not ready, a dialog in the way, the server
+    refused); trying again can help."""
 
 
 class NumberNotOnWhatsApp(SendError):
+    """The number has no WhatsApp account: the page's existence query (``queryWidExists``)
+    said so, or its "Phone number shared via url is invalid." dialog for a number not known
+    to be registered (WHATSAPP_WEB.md section 9). Permanent."""
+
     permanent = True
 
 
@@ -580,6 +593,9 @@ def classify(raw: dict) -> PageState:
 
 
 class WhatsAppWeb:
+    """The page object over one Chrome tab on ``base_url`` (web.whatsapp.com or the simulator):
+    reads the page's state and sends; raises SendError and its subclasses when a send fails."""
+
     def __init__(self, driver: WebDriver, base_url: str):
         self.driver = driver
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
@@ -630,6 +646,8 @@ class WhatsAppWeb:
         return PageSnapshot(state, wid=wid, **common)
 
     def reload_qr(self) -> bool:
+        """Click the reload control that replaces the QR once the page stops rotating codes
+        (inside ``div[data-ref]``, WPP scrape-img-qr.ts; WHATSAPP_WEB.md section 3); False when absent."""
         button = self._first(sel.QR_RELOAD_BUTTON)
         if button is None:
             return False

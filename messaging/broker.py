@@ -40,6 +40,8 @@ class Channel(kombu_redis.Channel):
 
 
 class Transport(kombu_redis.Transport):
+    """kombu's Redis transport with the Channel above (named by ``transport_for``)."""
+
     Channel = Channel
 
 

@@ -22,6 +22,8 @@ _NO_RETRY = {"retry": False}
 
 
 def initialize_session(celery: Celery, *, slot: str, session_id: str, epoch: int) -> None:
+    """Ask ``slot`` to start the session's browser for placement ``epoch`` (not retried
+    by Celery: the sweeper places it again if it is lost)."""
     celery.send_task(INITIALIZE, kwargs={"session_id": session_id, "epoch": epoch},
                      queue=slot_queue(slot), **_NO_RETRY)
 
@@ -40,10 +42,13 @@ def send_message(celery: Celery, *, slot: str, message_id: str, job_id: str, ses
 
 
 def request_pairing_code(celery: Celery, *, slot: str, session_id: str, epoch: int, phone: str) -> None:
+    """Ask ``slot`` for a pairing code to link ``phone`` (E.164 digits) instead of a QR."""
     celery.send_task(REQUEST_PAIRING_CODE, kwargs={"session_id": session_id, "epoch": epoch, "phone": phone},
                      queue=slot_queue(slot), **_NO_RETRY)
 
 
 def stop_session(celery: Celery, *, slot: str, session_id: str, epoch: int, forget: bool) -> None:
+    """Ask ``slot`` to stop the session's browser of placement ``epoch``; ``forget`` also
+    deletes its saved login."""
     celery.send_task(STOP_SESSION, kwargs={"session_id": session_id, "epoch": epoch, "forget": forget},
                      queue=slot_queue(slot), **_NO_RETRY)

@@ -25,18 +25,23 @@ DEAD_LETTERS = "wa:events:dead"
 
 
 def session_channel(session_id: str) -> str:
+    """The pub/sub channel of a session's live events (``wa:live:session:<id>``)."""
     return f"wa:live:session:{session_id}"
 
 
 def message_channel(message_id: str) -> str:
+    """The pub/sub channel of a message's live events (``wa:live:message:<id>``)."""
     return f"wa:live:message:{message_id}"
 
 
 def slot_channel(slot: str) -> str:
+    """The pub/sub channel of a slot's live events (``wa:live:slot:<name>``)."""
     return f"wa:live:slot:{slot}"
 
 
 def live_channel(event: dict) -> str:
+    """The channel an event (as a dict) is published on: its message's, its slot's for
+    ``slot_started``, else its session's."""
     if event.get("type") == "message":
         return message_channel(event["message_id"])
     if event.get("type") == "slot_started":

@@ -65,6 +65,9 @@ return redis.call('HDEL', KEYS[3], ARGV[1])
 
 @dataclass(frozen=True)
 class PacingPolicy:
+    """A session's pace: a random gap of ``min_gap`` to ``max_gap`` seconds between sends,
+    and at most ``hourly_cap`` and ``daily_cap`` sends per rolling hour and day."""
+
     min_gap: float = 1.0
     max_gap: float = 2.0
     hourly_cap: int = 100  # the seed's RateLimitService
@@ -72,6 +75,8 @@ class PacingPolicy:
 
     @classmethod
     def from_dict(cls, value: dict | None, default: "PacingPolicy") -> "PacingPolicy":
+        """The policy from a session's ``pacing`` JSON (``min_gap_seconds``, ``max_gap_seconds``,
+        ``hourly_cap``, ``daily_cap``); what it leaves out comes from ``default``."""
         if not value:
             return default
         return cls(
@@ -82,16 +87,23 @@ class PacingPolicy:
         )
 
     def gap(self) -> float:
+        """A gap for the next send, in seconds, drawn uniformly from the policy's range."""
         return random.uniform(self.min_gap, max(self.min_gap, self.max_gap))
 
 
 @dataclass(frozen=True)
 class Reservation:
+    """When a message may be sent (``at``, epoch seconds) and what decided it: 'now',
+    'gap', 'hourly', 'daily', or 'held' (reserved before)."""
+
     at: float  # epoch seconds
     reason: str  # now | gap | hourly | daily | held (already reserved)
 
 
 class Pacer:
+    """Each session's pace in Redis (``wa:pace:<session>:*``): reservations, the hourly and
+    daily windows, and when its last send was confirmed."""
+
     def __init__(self, client: redis.Redis):
         self.redis = client
         self._reserve = client.register_script(_RESERVE)
@@ -120,10 +132,12 @@ class Pacer:
         self.redis.hdel(self._keys(session_id)[3], message_id)
 
     def last_sent(self, session_id: str) -> float:
+        """When the session's last send was confirmed (epoch seconds), 0.0 when unknown."""
         value = self.redis.get(f"wa:pace:{session_id}:last")
         return float(value) if value else 0.0
 
     def mark_sent(self, session_id: str, at: float | None = None) -> None:
+        """Record a confirmed send at ``at`` (epoch seconds, default now); kept for a day."""
         self.redis.set(f"wa:pace:{session_id}:last", f"{time.time() if at is None else at:.3f}", ex=int(DAY))
 
     def rebuild(self, session_id: str, sent: dict[str, float], policy: PacingPolicy) -> None:
@@ -157,6 +171,7 @@ class CircuitBreaker:
         return f"wa:cb:{session_id}:failures", f"wa:cb:{session_id}:open_until"
 
     def open_until(self, session_id: str, now: float | None = None) -> float | None:
+        """Until when the session's breaker is open (epoch seconds), or None when it is closed."""
         value = self.redis.get(self._keys(session_id)[1])
         if value and float(value) > (time.time() if now is None else now):
             return float(value)
@@ -179,6 +194,7 @@ class CircuitBreaker:
         return until
 
     def success(self, session_id: str) -> None:
+        """A send succeeded: the count of failures in a row starts again."""
         self.redis.delete(self._keys(session_id)[0])
 
 
@@ -194,6 +210,7 @@ class Claims:
 
     @staticmethod
     def key(message_id: str) -> str:
+        """The Redis key of a message's send claim."""
         return f"wa:msg:{message_id}:claim"
 
     def take(self, message_id: str, holder: str, lease: float, dead: Callable[[str], bool] | None = None
@@ -222,6 +239,7 @@ class Claims:
         return current
 
     def release(self, message_id: str, holder: str) -> None:
+        """Give the claim back, only if ``holder`` still holds it."""
         key = self.key(message_id)
         if self.redis.get(key) == holder.encode():
             self.redis.delete(key)

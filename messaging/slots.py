@@ -37,6 +37,9 @@ def _key(name: str) -> str:
 
 @dataclass(frozen=True)
 class SlotInfo:
+    """A live slot worker as its heartbeat describes it: name, host, how many sessions it
+    takes (``capacity``), when it beat (``heartbeat``, epoch seconds) and what it runs."""
+
     name: str
     host: str
     capacity: int
@@ -49,6 +52,8 @@ class SlotInfo:
 
 def heartbeat(client: redis.Redis, name: str, capacity: int, ttl: int, *, host: str | None = None,
               sessions: dict[str, int] | None = None, web_versions: dict[str, str] | None = None) -> None:
+    """Register slot ``name`` as live for ``ttl`` seconds, with its capacity, host and the
+    sessions it runs (``sessions``: id -> browser memory in bytes; ``web_versions``: id -> build)."""
     body = json.dumps({"host": host or socket.gethostname(), "capacity": capacity, "heartbeat": time.time(),
                        "sessions": sessions or {}, "web_versions": web_versions or {}})
     pipe = client.pipeline(transaction=True)
@@ -58,6 +63,7 @@ def heartbeat(client: redis.Redis, name: str, capacity: int, ttl: int, *, host: 
 
 
 def unregister(client: redis.Redis, name: str) -> None:
+    """Remove slot ``name`` from the registry (a clean stop)."""
     pipe = client.pipeline(transaction=True)
     pipe.srem(SLOTS_SET, name)
     pipe.delete(_key(name))
@@ -65,6 +71,7 @@ def unregister(client: redis.Redis, name: str) -> None:
 
 
 def live_slots(client: redis.Redis) -> list[SlotInfo]:
+    """The slots whose heartbeat has not expired, by name."""
     names = sorted(n.decode() if isinstance(n, bytes) else n for n in client.smembers(SLOTS_SET))
     if not names:
         return []
@@ -80,6 +87,7 @@ def live_slots(client: redis.Redis) -> list[SlotInfo]:
 
 
 def known_slots(client: redis.Redis) -> set[str]:
+    """The names of every registered slot, live or not (its heartbeat may have expired)."""
     return {n.decode() if isinstance(n, bytes) else n for n in client.smembers(SLOTS_SET)}
 
 

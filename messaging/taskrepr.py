@@ -90,6 +90,7 @@ class RedactedAMQP(AMQP):
     whatever the sender passed."""
 
     def as_task_v2(self, task_id, name, args=None, kwargs=None, *more, **options):
+        """Celery's task message, with ``argsrepr`` and ``kwargsrepr`` redacted."""
         options["argsrepr"] = args_repr(args)
         options["kwargsrepr"] = kwargs_repr(kwargs)
         return super().as_task_v2(task_id, name, args, kwargs, *more, **options)
@@ -106,9 +107,11 @@ class RedactedRequest(Request):
         self._kwargsrepr = kwargs_repr(self._kwargs)
 
     def info(self, safe: bool = False) -> dict:
+        """Always the safe form (reprs, never the raw arguments)."""
         return super().info(safe=True)  # inspect scheduled/reserved ask for the raw arguments
 
     def send_event(self, type, **fields):
+        """Send a task event with its result redacted and numbers masked in its error."""
         if "result" in fields:
             fields["result"] = result_repr(fields["result"])
         for name in ("exception", "traceback"):

@@ -7,7 +7,8 @@ from sqlalchemy.orm import sessionmaker
 
 
 def normalize_url(url: str) -> str:
-    # Accept the common "postgres://" and "postgresql://" spellings; we run on psycopg 3.
+    """The SQLAlchemy URL for ``url``: "postgres://" and "postgresql://" get the psycopg 3
+    driver ("postgresql+psycopg://"); other URLs (SQLite) are returned as they are."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix):]
@@ -15,6 +16,9 @@ def normalize_url(url: str) -> str:
 
 
 def make_engine(url: str, **kwargs) -> Engine:
+    """An engine for ``url`` (normalised by ``normalize_url``; ``kwargs`` go to
+    ``create_engine``) that keeps statement parameters out of error texts; SQLite runs in
+    WAL mode so that several processes can share the demo's file."""
     url = normalize_url(url)
     # A database error's text must not carry the statement's parameters (message texts,
     # numbers) into logs.
@@ -37,4 +41,5 @@ def make_engine(url: str, **kwargs) -> Engine:
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker:
+    """Sessions on ``engine`` whose rows stay readable after commit (``expire_on_commit=False``)."""
     return sessionmaker(engine, expire_on_commit=False)

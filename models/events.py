@@ -20,6 +20,7 @@ from models.states import DisconnectReason, MessageStatus, SessionStatus
 
 
 def now_iso() -> str:
+    """Now, in UTC, as ISO 8601 with an offset ("2026-01-15T10:30:00.123456+00:00")."""
     return datetime.now(timezone.utc).isoformat()
 
 
@@ -41,6 +42,7 @@ class Event:
         return body
 
     def encode(self) -> str:
+        """The event as compact JSON: ``to_dict()``, one line, as it goes on the stream."""
         return json.dumps(self.to_dict(), separators=(",", ":"))
 
     def get(self, name: str, default: Any = None) -> Any:

@@ -9,6 +9,9 @@ INVALID_PHONE = "Invalid phone number format"
 
 
 class InvalidPhoneNumber(ValueError):
+    """A number that cannot be read as an international phone number; ``raw`` is the
+    input, the message the seed's (``INVALID_PHONE``)."""
+
     def __init__(self, raw: str):
         super().__init__(INVALID_PHONE)
         self.raw = raw

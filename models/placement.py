@@ -28,6 +28,9 @@ class NoSlot(Exception):
 
 @dataclass(frozen=True)
 class Placement:
+    """Where ``place`` put a session: its ``slot`` and new fencing ``epoch``, and the
+    (slot, epoch) of the browser it may still have elsewhere, to be stopped first."""
+
     session_id: str
     slot: str
     epoch: int

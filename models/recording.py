@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Outcome:
+    """Whether an event or a change was written (``applied``), and if not, why (``reason``)."""
+
     applied: bool
     reason: str = ""
 
@@ -71,6 +73,10 @@ def change_session_status(
     pairing_code: str | None = None,
     phone_number: str | None = None,
 ) -> Outcome:
+    """Move ``row`` to ``new`` if the transition table allows it: records the transition,
+    the seed's flags, the QR or pairing code (kept only in QR_READY), makes waiting messages
+    due on READY and queues a ``session.status`` webhook. ``at``: when (UTC, default now).
+    The caller commits; a refused change returns ``Outcome(False, why)`` and writes nothing."""
     if not session_transition_allowed(row.status, new, row.status_reason):
         return Outcome(False, f"illegal transition {row.status} -> {new}")
     at = at or utcnow()
@@ -105,6 +111,9 @@ def change_session_status(
 
 
 def apply_session_event(db: Session, event_id: str, event: SessionEvent) -> Outcome:
+    """Apply a slot's SessionEvent (``event_id``: its stream id) to the session's row,
+    locked; stale events (older placement or stream id) are refused. A LOGOUT fails the
+    session's unsent messages."""
     row = db.execute(
         select(WhatsAppSession).where(WhatsAppSession.session_id == event.session_id).with_for_update()
     ).scalar_one_or_none()
@@ -225,6 +234,8 @@ def _refresh_job(db: Session, job_id: str, at: datetime) -> Job:
 
 
 def apply_message_event(db: Session, event_id: str, event: MessageEvent) -> Outcome:
+    """Apply a MessageEvent (``event_id``: its stream id) to the message's row, locked:
+    status, attempt, ids, error and wait; a SENT marks the session's last activity."""
     msg = db.execute(select(Message).where(Message.id == event.message_id).with_for_update()).scalar_one_or_none()
     if msg is None:
         return Outcome(False, "message no longer exists")
@@ -260,6 +271,7 @@ def apply_slot_started(db: Session, event_id: str, event: SlotStarted) -> Outcom
 
 
 def apply_backup(db: Session, event: SessionBackup) -> Outcome:
+    """Record the key of the session's newest saved login archive (``s3_session_key``)."""
     row = db.execute(select(WhatsAppSession).where(WhatsAppSession.session_id == event.session_id)
                      .with_for_update()).scalar_one_or_none()
     if row is None:

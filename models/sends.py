@@ -17,6 +17,8 @@ from models.tables import Job, Message, WhatsAppSession, new_id, utcnow
 
 @dataclass(frozen=True)
 class Recipient:
+    """One message of a send request as accepted from the client, before it has a row."""
+
     to: str  # E.164 digits; "" when the number was invalid
     to_input: str  # as the client wrote it
     text: str
@@ -26,6 +28,8 @@ class Recipient:
 
 @dataclass(frozen=True)
 class AcceptedMessage:
+    """A message row written by ``accept_messages``, with whether to enqueue it now."""
+
     id: str
     to: str
     to_input: str
@@ -38,12 +42,15 @@ class AcceptedMessage:
 
 @dataclass(frozen=True)
 class Accepted:
+    """What ``accept_messages`` wrote: the job, its messages in request order, and when (UTC)."""
+
     job_id: str
     messages: list[AcceptedMessage]
     created_at: datetime
 
     @property
     def message_ids(self) -> list[str]:
+        """The messages' ids, in request order."""
         return [m.id for m in self.messages]
 
 

@@ -9,6 +9,8 @@ from enum import StrEnum
 
 
 class SessionStatus(StrEnum):
+    """A session's state, the seed's names (``whatsapp_sessions.status``)."""
+
     INITIALIZING = "INITIALIZING"
     QR_READY = "QR_READY"
     AUTHENTICATED = "AUTHENTICATED"
@@ -66,6 +68,8 @@ LIVE_SESSION_STATES = frozenset({S.INITIALIZING, S.QR_READY, S.AUTHENTICATED, S.
 
 def session_transition_allowed(current: SessionStatus | str, new: SessionStatus | str,
                                current_reason: str | None = None) -> bool:
+    """Whether a session may move from ``current`` to ``new`` (SESSION_TRANSITIONS); out of
+    DISCONNECTED back to a live state only when ``current_reason`` kept the browser running."""
     current, new = SessionStatus(current), SessionStatus(new)
     if current == S.DISCONNECTED and new in (S.READY, S.QR_READY, S.AUTHENTICATED):
         # Only a page whose browser kept running (offline, banned for a while, locked,
@@ -93,6 +97,8 @@ def session_event_is_fresh(
 
 
 class MessageStatus(StrEnum):
+    """A message's state (``messages.status``)."""
+
     QUEUED = "queued"
     SCHEDULED = "scheduled"  # waiting for its time: pacing, a cap, an open circuit, a retry
     SENDING = "sending"
@@ -115,6 +121,8 @@ MESSAGE_DONE = MESSAGE_FINAL | MESSAGE_SUCCESS
 
 
 def message_transition_allowed(current: MessageStatus | str, new: MessageStatus | str) -> bool:
+    """Whether a message may move from ``current`` to ``new``: forward only, waits and
+    attempts alternating until sent; CANCELLED only while waiting; nothing out of FAILED or CANCELLED."""
     current, new = MessageStatus(current), MessageStatus(new)
     if current in MESSAGE_FINAL:
         return False
@@ -127,6 +135,8 @@ def message_transition_allowed(current: MessageStatus | str, new: MessageStatus 
 
 
 class JobStatus(StrEnum):
+    """A job's state, derived from its messages' by ``job_status``."""
+
     QUEUED = "queued"
     PROCESSING = "processing"
     COMPLETED = "completed"

@@ -12,10 +12,12 @@ from models.states import BROWSER_KEPT_REASONS, LIVE_SESSION_STATES, JobStatus, 
 
 
 def utcnow() -> datetime:
+    """Now as a timezone-aware UTC datetime."""
     return datetime.now(timezone.utc)
 
 
 def new_id(prefix: str) -> str:
+    """A new row id: ``prefix`` and 20 random hex digits ("job_3f2a...")."""
     return f"{prefix}_{secrets.token_hex(10)}"
 
 
@@ -26,13 +28,14 @@ class UTCDateTime(TypeDecorator):
     cache_ok = True
 
     def process_result_value(self, value, dialect):
+        """A value read back without a zone (SQLite) is UTC."""
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)
         return value
 
 
 class Base(DeclarativeBase):
-    pass
+    """The declarative base of every table (``Base.metadata`` is what Alembic migrates)."""
 
 
 class WhatsAppSession(Base):
@@ -93,6 +96,9 @@ class SessionTransition(Base):
 
 
 class Job(Base):
+    """A send request: one message (``kind`` "single") or several ("bulk"); its status
+    follows from its messages'."""
+
     __tablename__ = "jobs"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("job"))

@@ -30,6 +30,8 @@ EVENT_TYPES = frozenset({
 
 
 class DeliveryStatus(StrEnum):
+    """A webhook delivery's state (``webhook_deliveries.status``)."""
+
     PENDING = "pending"  # waiting for its next attempt
     DELIVERED = "delivered"  # the receiver answered 2xx
     FAILED = "failed"  # refused for good, or still undelivered at the maximum age

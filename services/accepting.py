@@ -34,6 +34,10 @@ KEY_REUSED = "Idempotency-Key was already used with a different request"
 
 
 class AcceptError(Exception):
+    """A send refused before anything was written: ``status`` is the HTTP status to answer
+    (400 not ready, 404 no such session, 409 an idempotency key reused for another request)
+    and ``message`` the seed's error text."""
+
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status, self.message = status, message
@@ -41,12 +45,17 @@ class AcceptError(Exception):
 
 @dataclass(frozen=True)
 class Idempotency:
+    """An Idempotency-Key as stored: whose (``scope``), the key, and the SHA-256 (hex) of
+    the request it was first used for."""
+
     scope: str  # whose key: a digest of the API key, or the caller of the Celery task
     key: str
     request_hash: str
 
     @classmethod
     def of(cls, scope: str, key: str | None, what: str, body: dict) -> "Idempotency | None":
+        """The idempotency of a request (``what``: which kind of send, ``body``: its JSON), or
+        None without a key; ValueError when the key is not an acceptable one."""
         if not key:
             return None
         if why := idempotency_key_problem(key):  # the API refuses it before; a Celery caller is told here
@@ -57,6 +66,9 @@ class Idempotency:
 
 @dataclass
 class Acceptance:
+    """The answer to a send: HTTP status and body, whether it replays an earlier answer
+    for the same Idempotency-Key, and what was written (None on a replay)."""
+
     status_code: int
     body: dict
     replayed: bool = False
@@ -130,6 +142,8 @@ def _accept(db, settings, session_id, kind, recipients, scope, callback_url, ide
 
 
 def response_body(kind: str, session_id: str, accepted: Accepted) -> dict:
+    """The seed's response body for an accepted send: ``kind`` "single" (one message) or
+    "bulk" (per-message results; numbers refused on their own count as failed sends)."""
     if kind == "single":
         m = accepted.messages[0]
         return {"success": True, "job_id": accepted.job_id, "message_id": m.id, "session_id": session_id,

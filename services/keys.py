@@ -30,6 +30,7 @@ MAX_KEY_LENGTH = 200
 
 
 def digest(key: str) -> str:
+    """The SHA-256 (hex) of an API key: what is stored and looked up, never the key itself."""
     return hashlib.sha256(key.encode()).hexdigest()
 
 

@@ -163,6 +163,8 @@ class RequestSchema(Schema):
     (200,000 bulk items must not cost seconds of validation to be told "at most 50")."""
 
     def list_limit_errors(self, data: dict) -> dict:
+        """The errors of the lists in ``data`` (the raw body) that break their Length limit,
+        by field name; empty when none does."""
         errors = {}
         for name, field in self.load_fields.items():
             raw = data.get(field.data_key or name)
@@ -178,6 +180,7 @@ class RequestSchema(Schema):
 
     @pre_load
     def lists_within_limits(self, data, **_):
+        """Refuse a body with an over-long list (ValidationError) before its items are loaded."""
         if isinstance(data, dict) and (errors := self.list_limit_errors(data)):
             raise ValidationError(errors)
         return data
@@ -216,6 +219,8 @@ def _e164(raw: str) -> str:
 
 
 def valid_phone(raw: str) -> None:
+    """A marshmallow validator: ValidationError (the seed's text) unless ``raw`` reads as a
+    phone number in the request's default region."""
     try:
         _e164(raw)
     except InvalidPhoneNumber as exc:
@@ -237,6 +242,8 @@ def media_limit_bytes(mimetype: str) -> int:
 
 
 class InlineMediaSchema(RequestSchema):
+    """A file sent inline: its name, MIME type and base64 ``data``."""
+
     filename = Line(required=True, validate=validate.Length(min=1, max=255))
     mimetype = Line(required=True, validate=[validate.Length(max=255), validate.Regexp(r"^[\w.+-]+/[\w.+-]+\Z")])
     data = Line(required=True, metadata={"description": "The file, base64-encoded (within REQUEST_MAX_MB and "
@@ -244,6 +251,8 @@ class InlineMediaSchema(RequestSchema):
 
     @validates_schema
     def check_data(self, item, **_):
+        """ValidationError when ``data`` is not base64, empty, or over the media limit of its
+        MIME type (bytes after decoding)."""
         try:
             raw = base64.b64decode(item["data"], validate=True)
         except (binascii.Error, ValueError) as exc:
@@ -257,6 +266,8 @@ class InlineMediaSchema(RequestSchema):
 
 
 class SendMessageSchema(RequestSchema):
+    """The body of a single send (``POST .../send``): a number, a text, files by URL or inline."""
+
     to = Line(required=True, validate=[validate.Length(max=PHONE_INPUT_MAX), valid_phone], metadata={
         "example": "919876543210",
         "description": "International number; 10 bare digits take the default region (India)."})
@@ -272,11 +283,14 @@ class SendMessageSchema(RequestSchema):
 
     @validates_schema
     def text_or_media(self, data, **_):
+        """ValidationError when there is neither a text nor a file."""
         if not (data.get("message") or "").strip() and not data.get("media_urls") and not data.get("media"):
             raise ValidationError("message must not be empty", "message")
 
     @post_load
     def add_e164(self, data, **_):
+        """Add ``to_e164`` (digits, no "+") and ``attachments`` (the URLs as ``{"url"}``, then
+        the inline files)."""
         data["to_e164"] = _e164(data["to"])
         data["attachments"] = [{"url": url} for url in data["media_urls"]] + list(data["media"])
         return data
@@ -286,12 +300,16 @@ class BulkItemSchema(SendMessageSchema):
     """One message of a bulk send: a number that is not valid fails on its own."""
 
     class Meta:
+        """A bulk item has no ``callback_url`` of its own (the request's is used)."""
+
         exclude = ("callback_url",)
 
     to = Line(required=True, validate=validate.Length(min=1, max=PHONE_INPUT_MAX), metadata={"example": "+919876543210"})
 
     @post_load
     def add_e164(self, data, **_):
+        """As SendMessageSchema's, but an invalid number sets ``error`` (and ``to_e164`` "")
+        instead of refusing the whole request."""
         try:
             data["to_e164"], data["error"] = _e164(data["to"]), None
         except InvalidPhoneNumber as exc:
@@ -301,11 +319,14 @@ class BulkItemSchema(SendMessageSchema):
 
 
 class BulkSendSchema(RequestSchema):
+    """The body of a bulk send: its messages and one ``callback_url``."""
+
     messages = fields.List(fields.Nested(BulkItemSchema), required=True, metadata={
         "description": "1 to BULK_MAX_MESSAGES (50) messages."})
     callback_url = Url(**CALLBACK_URL)
 
     def list_limit_errors(self, data: dict) -> dict:
+        """Also: 1 to ``bulk_max_messages`` (settings) messages."""
         errors = super().list_limit_errors(data)
         limit = _settings().bulk_max_messages
         if isinstance(data.get("messages"), list) and not 1 <= len(data["messages"]) <= limit:

@@ -60,15 +60,6 @@ class ArchiveError(ValueError):
     """An archive that is not a readable, safe tar.gz."""
 
 
-class ProfileStore(Protocol):
-    def save(self, session_id: str, profile_dir: Path) -> str | None: ...
-    def restore(self, session_id: str, profile_dir: Path) -> bool: ...
-    def delete(self, session_id: str) -> None: ...
-    def latest(self, session_id: str) -> str | None: ...
-    def check(self) -> bool: ...
-    def describe(self) -> str: ...
-
-
 # --- archives ---------------------------------------------------------------------------
 
 def pack_login(profile_dir: Path) -> bytes | None:
@@ -154,14 +145,24 @@ class Blobs(Protocol):
     def get(self, key: str) -> bytes | None:
         """The object's bytes, or None when it does not exist."""
 
-    def keys(self, prefix: str) -> list[str]: ...
-    def delete(self, keys: list[str]) -> None: ...
-    def check(self) -> bool: ...
-    def describe(self) -> str: ...
+    def keys(self, prefix: str) -> list[str]:
+        """The keys that start with ``prefix``; ProfileStoreError when they cannot be listed."""
+
+    def delete(self, keys: list[str]) -> None:
+        """Remove these objects (missing ones are no error); ProfileStoreError when it fails."""
+
+    def check(self) -> bool:
+        """Whether the store can be used now (it answers; a folder: it is writable); never raises."""
+
+    def describe(self) -> str:
+        """Where the objects live, for logs and health (no credentials)."""
 
 
 @dataclass(frozen=True)
 class Version:
+    """One archive version: ``version`` (digits, the epoch nanoseconds of its save, which
+    order the versions), its SHA-256 (hex) and size in bytes, as manifests and the pointer list them."""
+
     version: str
     sha256: str | None = None
     size: int | None = None
@@ -200,10 +201,12 @@ class VersionedProfileStore:
         self.keep_versions = max(1, keep_versions)
 
     def folder(self, session_id: str) -> str:
+        """The key prefix of a session's objects, ending in "/" (``session_name`` encodes the id)."""
         return f"{self.prefix}{session_name(session_id)}/"
 
     @staticmethod
     def archive_key(folder: str, version: str) -> str:
+        """The key of one version's archive: ``<folder><version>.tar.gz``."""
         return f"{folder}{version}.tar.gz"
 
     # --- the public interface ----------------------------------------------------------
@@ -264,9 +267,11 @@ class VersionedProfileStore:
         return self.archive_key(folder, listed[0]) if listed else None
 
     def check(self) -> bool:
+        """Whether the underlying store can be used now (health); never raises."""
         return self.blobs.check()
 
     def describe(self) -> str:
+        """Where the archives live, for logs and health (a folder, or s3://bucket/prefix)."""
         return self.blobs.describe()
 
     # --- versions ----------------------------------------------------------------------
@@ -344,6 +349,8 @@ class VersionedProfileStore:
 # --- a local folder ---------------------------------------------------------------------
 
 class LocalBlobs:
+    """Objects as files under ``root``, one per key; written whole or not at all."""
+
     def __init__(self, root: str | Path):
         self.root = Path(root)
 
@@ -355,6 +362,8 @@ class LocalBlobs:
         return self.root.joinpath(*parts)
 
     def put(self, key: str, data: bytes, sha256: str) -> None:
+        """Write the file beside its place, fsync, compare with ``sha256`` (hex), then rename
+        it in; ProfileStoreError when the written bytes differ, ValueError for an unsafe key."""
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
@@ -370,12 +379,14 @@ class LocalBlobs:
             tmp.unlink(missing_ok=True)
 
     def get(self, key: str) -> bytes | None:
+        """The file's bytes, or None when it does not exist; ValueError for an unsafe key."""
         try:
             return self._path(key).read_bytes()
         except FileNotFoundError:
             return None
 
     def keys(self, prefix: str) -> list[str]:
+        """The keys (``/``-separated paths under ``root``) that start with ``prefix``, sorted."""
         base = self.root / prefix.rpartition("/")[0] if "/" in prefix else self.root
         if not base.is_dir():
             return []
@@ -383,6 +394,8 @@ class LocalBlobs:
         return sorted(k for k in found if k.startswith(prefix))
 
     def delete(self, keys: list[str]) -> None:
+        """Remove these files and the folders they leave empty (never ``root``); ValueError
+        for an unsafe key."""
         for key in keys:
             path = self._path(key)
             path.unlink(missing_ok=True)
@@ -395,6 +408,7 @@ class LocalBlobs:
                     break
 
     def check(self) -> bool:
+        """Whether ``root`` exists (made if needed) and is writable; never raises."""
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             return os.access(self.root, os.W_OK | os.X_OK)
@@ -403,6 +417,7 @@ class LocalBlobs:
             return False
 
     def describe(self) -> str:
+        """The folder's path."""
         return str(self.root)
 
 
@@ -480,6 +495,8 @@ class S3Blobs:
                     raise
 
     def put(self, key: str, data: bytes, sha256: str) -> None:
+        """Upload with ``ChecksumSHA256`` (``sha256`` in hex); a store that does not echo it
+        is read back and compared. ProfileStoreError on failure or mismatch (the object is removed)."""
         checksum = base64.b64encode(bytes.fromhex(sha256)).decode()
         with self._errors("put", key):
             # S3 (and MinIO) refuse a body that does not match ChecksumSHA256 and echo it back.
@@ -497,6 +514,7 @@ class S3Blobs:
             raise ProfileStoreError(f"S3 put s3://{self.bucket}/{key}: the stored object does not match")
 
     def get(self, key: str) -> bytes | None:
+        """The object's bytes, or None when there is no such key; ProfileStoreError otherwise."""
         with self._errors("get", key):
             try:
                 return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
@@ -504,11 +522,13 @@ class S3Blobs:
                 return None
 
     def keys(self, prefix: str) -> list[str]:
+        """Every key that starts with ``prefix`` (all pages of the listing); ProfileStoreError on failure."""
         with self._errors("list", prefix):
             pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
             return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
 
     def delete(self, keys: list[str]) -> None:
+        """Delete these keys, 1000 per request; ProfileStoreError when S3 refuses any."""
         for start in range(0, len(keys), 1000):
             batch = keys[start:start + 1000]
             with self._errors("delete", batch[0]):
@@ -520,6 +540,8 @@ class S3Blobs:
                                         f"{first.get('Code')} {first.get('Message')}")
 
     def check(self) -> bool:
+        """Whether the bucket answers a one-key listing under the prefix (one try, short
+        timeouts); never raises."""
         try:
             self._probe.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix, MaxKeys=1)
             return True
@@ -528,6 +550,7 @@ class S3Blobs:
             return False
 
     def describe(self) -> str:
+        """``s3://bucket/prefix``, and the endpoint when one is set."""
         where = f"s3://{self.bucket}/{self.prefix}"
         return f"{where} at {self.endpoint_url}" if self.endpoint_url else where
 

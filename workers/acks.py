@@ -72,6 +72,8 @@ class AckFollower:
         return dict(watches[-MAX_ACK_WATCHES:])
 
     def unwatch(self, bs: BrowserSession, wa_id: str) -> None:
+        """Stop following a message's acks (``wa_id``: its WhatsApp id); a Redis error only
+        leaves the saved watch to be dropped again later."""
         bs.acks.pop(wa_id, None)
         try:
             self.redis.hdel(acks_key(bs.session_id), wa_id)

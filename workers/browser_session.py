@@ -73,4 +73,5 @@ class BrowserSession:
 
     @property
     def driver(self):
+        """The WebDriver of this session's Chrome."""
         return self.page.driver

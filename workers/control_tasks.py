@@ -143,6 +143,8 @@ def earlier_dispatch(s, msg: Message) -> dict | None:
 
 
 def predecessor_unsent(s, message_id: str) -> bool:
+    """Whether the message ``message_id`` (the one a message waits behind) still exists and
+    is not sent yet; ``s``: a database session."""
     status = s.execute(select(Message.status).where(Message.id == message_id)).scalar_one_or_none()
     return status is not None and MessageStatus(status) in MESSAGE_UNSENT
 

@@ -83,6 +83,8 @@ def refusal(argv: Sequence[str], env: Mapping[str, str]) -> str | None:
 
 
 def main(argv: list[str]) -> int:
+    """Start Flower with ``argv`` (``python -m workers.flower``) in place of this process, or
+    return 2 when ``refusal`` says it would be open to anyone."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     why = refusal(argv, os.environ)
     if why:

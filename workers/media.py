@@ -46,6 +46,9 @@ _FILENAME = re.compile(r'(?:^|;)\s*filename\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;]*)
 
 @dataclass(frozen=True)
 class MediaLimits:
+    """How large a download may be (bytes; ``media_bytes`` for images and videos,
+    ``document_bytes`` for the rest) and how long it may take (seconds)."""
+
     media_bytes: int = 16 * MB
     document_bytes: int = 100 * MB
     timeout: float = 30.0  # the whole download, redirects included
@@ -53,6 +56,7 @@ class MediaLimits:
     max_redirects: int = 5
 
     def limit_for(self, kind: str) -> int:
+        """The size limit in bytes for a ``kind`` ("media" or "document", see ``kind_of``)."""
         return self.media_bytes if kind == "media" else self.document_bytes
 
 
@@ -67,6 +71,8 @@ class MediaError(Exception):
 
 @dataclass(frozen=True)
 class Media:
+    """A file ready to attach: where it is on disk, its name, MIME type and size in bytes."""
+
     path: Path
     filename: str
     mimetype: str

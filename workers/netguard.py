@@ -93,6 +93,8 @@ class AllowList:
         return cls(networks, hosts)
 
     def permits(self, host: str, address: IPAddress) -> bool:
+        """Whether ``host`` (by name) or ``address`` (also as the IPv4 an IPv4-mapped IPv6
+        address stands for) is on the list."""
         if host.lower().rstrip(".") in self.hosts:
             return True
         forms = [address]
@@ -106,6 +108,9 @@ class AllowList:
 
 
 class CheckedURL(NamedTuple):
+    """A URL that passed the guard: its host, port, scheme and the addresses it resolved to,
+    the only ones a connection may use."""
+
     host: str
     port: int
     scheme: str

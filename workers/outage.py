@@ -37,6 +37,7 @@ class RideOut(Retry):
         self.give_up = give_up
 
     def call_with_retry(self, do, fail, is_retryable=None, with_failure_count=False):
+        """redis-py's retry loop, stopped once ``seconds`` have passed or ``give_up()`` is true."""
         deadline = time.monotonic() + self.seconds
 
         def retryable(error: Exception) -> bool:

@@ -35,6 +35,9 @@ RESTRICTING = {PageState.TEMP_BANNED: "temporary_ban"}
 
 
 class PageMonitor:
+    """The slot's monitor thread: probes each page in turn and turns what it shows into
+    session events, restarts and notices."""
+
     def __init__(self, runtime: "SlotRuntime"):
         self.rt = runtime
         self.settings = runtime.settings

@@ -33,6 +33,10 @@ RETRY_FIRST, RETRY_MAX = 0.5, 5.0  # seconds between tries while Redis or the da
 
 
 class Recorder:
+    """Applies the event stream to PostgreSQL as consumer ``consumer`` of the ``recorder``
+    group, ``batch`` entries per read, blocking up to ``block_ms`` milliseconds; ``celery``
+    (optional) is asked for a sweep after a batch that may release messages."""
+
     def __init__(self, client: redis.Redis, db: sessionmaker, consumer: str = "recorder",
                  batch: int = 200, block_ms: int = 1000, celery: Celery | None = None):
         self.redis = client
@@ -44,6 +48,7 @@ class Recorder:
         self.stopping = threading.Event()
 
     def ensure_group(self) -> None:
+        """Create the stream and its consumer group if they do not exist yet (BUSYGROUP is fine)."""
         try:
             self.redis.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
         except redis.ResponseError as exc:
@@ -121,6 +126,8 @@ class Recorder:
             self.process([e for e in entries if e and e[1] is not None])
 
     def run_once(self) -> int:
+        """Read one batch of new entries (waiting up to ``block_ms``) and process it; returns
+        how many were applied. Raises Redis and database errors (``run`` rides them out)."""
         resp = self.redis.xreadgroup(GROUP, self.consumer, {STREAM: ">"}, count=self.batch,
                                      block=self.block_ms)
         entries = resp[0][1] if resp else []
@@ -162,6 +169,7 @@ class Recorder:
 
 
 def main() -> None:
+    """The recorder process (``python -m workers.recorder``): runs until SIGTERM or SIGINT."""
     settings = Settings.from_env()
     setup_logging(settings.log_level)
     recorder = Recorder(redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=10),

@@ -36,11 +36,15 @@ RESTRICTED_PREFIX = "restricted: "
 
 @dataclass(frozen=True)
 class Go:
+    """Send now, after ``sleep`` seconds."""
+
     sleep: float = 0.0
 
 
 @dataclass(frozen=True)
 class Wait:
+    """Not now: come back at ``at`` (epoch seconds); ``reason`` is the message's ``wait_reason``."""
+
     at: float
     reason: str
     attempt: int | None = None  # the attempt number to come back with; None: the same
@@ -48,16 +52,20 @@ class Wait:
 
 @dataclass(frozen=True)
 class Leave:
+    """This slot cannot send it (``why``); the sweeper dispatches it again where the session is."""
+
     why: str
 
 
 @dataclass(frozen=True)
 class Cancelled:
-    pass
+    """The message was cancelled: do nothing."""
 
 
 @dataclass(frozen=True)
 class Fail:
+    """Fail the message for good with ``error``."""
+
     error: str
 
 

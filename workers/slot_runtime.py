@@ -94,6 +94,8 @@ class SlotRuntime:
         log.info("slot %s started (capacity %d)", self.settings.slot_name, self.settings.slot_capacity)
 
     def stopping(self) -> None:
+        """The stop signal arrived: the loops stop probing now (chromedriver got the signal
+        too), before ``shutdown`` closes the browsers."""
         self.stopped.set()
 
     def shutdown(self) -> None:
@@ -176,6 +178,9 @@ class SlotRuntime:
 
     # --- commands ---------------------------------------------------------------------
     def initialize(self, session_id: str, epoch: int) -> None:
+        """Start a browser for placement ``epoch`` of the session (a no-op when that or a newer
+        one already runs), restoring its saved login first when the disk has none; a Chrome
+        that does not start is reported as DISCONNECTED BROWSER_FAILED."""
         current = self.sessions.get(session_id)
         if current is not None:
             if current.epoch >= epoch and self._alive(current):
@@ -215,6 +220,8 @@ class SlotRuntime:
         log.info("session=%s epoch=%s browser started", session_id, epoch)
 
     def stop(self, session_id: str, epoch: int, forget: bool) -> None:
+        """Stop the session's browser unless a newer placement runs; ``forget`` deletes its
+        saved login, else the login is saved first."""
         current = self.sessions.get(session_id)
         if current is not None and current.epoch > epoch:
             log.info("session=%s stop for epoch %s ignored (running %s)", session_id, epoch, current.epoch)
@@ -307,6 +314,7 @@ class SlotRuntime:
         self.acks.watch(self.sessions.get(session_id), session_id, wa_id, message_id, job_id, peer)
 
     def claim_holder(self, task_id: str) -> str:
+        """This task's name as a send claim's holder: ``<slot>|<boot id>|<task id>``."""
         return f"{self.settings.slot_name}|{self.boot_id}|{task_id}"
 
     def claim_is_dead(self, holder: str) -> bool:
@@ -378,6 +386,7 @@ class SlotRuntime:
             bs.backing_up = False
 
     def on_pairing_code(self, bs: BrowserSession, code: str) -> None:
+        """A pairing code on the page: reported as QR_READY with it, once per new code."""
         if code != bs.pairing_code:
             bs.pairing_code, bs.qr = code, None
             self.publish(bs, SessionStatus.QR_READY, pairing_code=code)

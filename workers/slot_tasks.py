@@ -42,11 +42,13 @@ def done_key(message_id: str) -> str:
 
 @celery.task(name="wa.slot.initialize")
 def initialize(session_id: str, epoch: int) -> None:
+    """Start the session's browser on this slot (``SlotRuntime.initialize``)."""
     runtime().initialize(session_id, epoch)
 
 
 @celery.task(name="wa.slot.stop_session")
 def stop_session(session_id: str, epoch: int, forget: bool = False) -> None:
+    """Stop the session's browser on this slot (``SlotRuntime.stop``)."""
     runtime().stop(session_id, epoch, forget)
 
 
@@ -191,4 +193,5 @@ def redact_numbers(text: str) -> str:
 
 
 def iso(ts: float) -> str:
+    """Epoch seconds as ISO 8601 in UTC."""
     return datetime.fromtimestamp(ts, timezone.utc).isoformat()

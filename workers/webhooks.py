@@ -50,6 +50,8 @@ _RETRY_AFTER_STATUSES = (429, 503)
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """X-Webhook-Signature: ``sha256=`` and the hex HMAC-SHA256, keyed by ``secret``, of
+    ``<timestamp>.<body>`` (``timestamp``: X-Webhook-Timestamp, epoch seconds)."""
     digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
     return f"sha256={digest}"
 
@@ -69,6 +71,8 @@ def verify(secret: str, timestamp: str, body: bytes, signature: str, *, toleranc
 
 
 class Result(StrEnum):
+    """What came of one delivery attempt."""
+
     DELIVERED = "delivered"
     RETRY = "retry"
     FAILED = "failed"  # for good
@@ -76,6 +80,8 @@ class Result(StrEnum):
 
 @dataclass(frozen=True)
 class Outcome:
+    """One attempt's result, with the HTTP status when there was one."""
+
     result: Result
     status_code: int | None = None
     error: str | None = None  # why it was not delivered, without the URL
@@ -115,6 +121,8 @@ def deliver_once(row: WebhookDelivery, settings: Settings, allow: AllowList) -> 
 
 
 def outcome_of(status: int, retry_after: str | None = None) -> Outcome:
+    """The outcome of an HTTP answer: 2xx delivered; 408, 429 and 5xx retried (after
+    ``Retry-After`` seconds for 429 and 503 when given); the rest, redirects too, failed."""
     if 200 <= status < 300:
         return Outcome(Result.DELIVERED, status)
     if status in (408, 429) or status >= 500:
@@ -137,6 +145,7 @@ def backoff(attempts: int, retry_after: float | None = None) -> float:
 
 
 def expires_at(row: WebhookDelivery, settings: Settings) -> datetime:
+    """When a delivery is given up: ``webhook_max_age_hours`` after its event happened."""
     return row.created_at + timedelta(hours=settings.webhook_max_age_hours)
 
 
