@@ -148,17 +148,15 @@ def place_or_abort(s, row: WhatsAppSession, *, reason: str, prefer: str | None =
         abort(503, message=CAPACITY_FULL if exc.full else NO_SLOTS)
 
 
-def start_placed(placement: Placement) -> None:
+def start_placed(placement: Placement, *, stop: tuple[str, int] | None = None) -> None:
     """Enqueue the browser start of a committed placement (and the stop of a browser that
-    may still run on the old place). The worker's first events carry the new epoch, which
-    the recorder would refuse as stale had the row not committed it yet."""
+    may still run on the old place, or on ``stop``). The worker's first events carry the
+    new epoch, which the recorder would refuse as stale had the row not committed it yet.
+    A broker that is away: the place is given back (DISCONNECTED, QUEUE_UNAVAILABLE) and
+    the answer is 503."""
     svc = services()
     try:
-        if placement.previous:
-            dispatch.stop_session(svc.celery, slot=placement.previous[0], session_id=placement.session_id,
-                                  epoch=placement.previous[1], forget=False)
-        dispatch.initialize_session(svc.celery, slot=placement.slot, session_id=placement.session_id,
-                                    epoch=placement.epoch)
+        dispatch.start_placement(svc.celery, placement, stop=stop)
     except ENQUEUE_ERRORS as exc:
         log.warning("session=%s start could not be enqueued: %s", placement.session_id, exc)
         with svc.db.begin() as s:
@@ -198,13 +196,7 @@ class Restart(MethodView):
             old = (row.slot, row.epoch) if row.slot else None
             placement = place_or_abort(s, row, reason="RESTART", prefer=row.slot)
             answer = qr_response(row)
-        if old and placement.previous is None:  # same slot: its queue runs the stop first
-            try:
-                dispatch.stop_session(services().celery, slot=old[0], session_id=session_id, epoch=old[1],
-                                      forget=False)
-            except ENQUEUE_ERRORS as exc:
-                log.warning("session=%s stop could not be enqueued: %s", session_id, exc)
-        start_placed(placement)
+        start_placed(placement, stop=placement.previous or old)  # same slot: its queue runs the stop first
         return answer
 
 

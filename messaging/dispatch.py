@@ -5,6 +5,7 @@ import redis
 from celery import Celery
 from kombu.exceptions import OperationalError as KombuOperationalError
 
+from models.placement import Placement
 from settings import slot_queue
 
 INITIALIZE = "wa.slot.initialize"
@@ -39,6 +40,17 @@ def send_message(celery: Celery, *, slot: str, message_id: str, job_id: str, ses
         "epoch": epoch, "to": to, "text": text, "media": media or None, "pacing": pacing or None,
         "attempt": attempt, "earlier": earlier,
     }, queue=slot_queue(slot), **_NO_RETRY)
+
+
+def start_placement(celery: Celery, placement: Placement, *, stop: tuple[str, int] | None = None) -> None:
+    """Start a committed placement's browser, after stopping the one it replaces: ``stop``
+    (slot, epoch), by default the placement's previous place. The stop goes first, so a
+    browser on the same slot (whose queue runs in order) is closed before the new one starts.
+    Raises one of ``ENQUEUE_ERRORS`` when the broker is away."""
+    old = stop or placement.previous
+    if old:
+        stop_session(celery, slot=old[0], session_id=placement.session_id, epoch=old[1], forget=False)
+    initialize_session(celery, slot=placement.slot, session_id=placement.session_id, epoch=placement.epoch)
 
 
 def request_pairing_code(celery: Celery, *, slot: str, session_id: str, epoch: int, phone: str) -> None:

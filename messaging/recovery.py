@@ -45,11 +45,8 @@ def recover(db: sessionmaker, client: redis.Redis, celery: Celery, query, *, rea
                 failed.append((row.session_id, str(exc)))
     for p in placed:
         try:
-            if p.previous:
-                dispatch.stop_session(celery, slot=p.previous[0], session_id=p.session_id, epoch=p.previous[1],
-                                      forget=False)
-            dispatch.initialize_session(celery, slot=p.slot, session_id=p.session_id, epoch=p.epoch)
+            dispatch.start_placement(celery, p)
             log.info("session=%s placed on %s (%s)", p.session_id, p.slot, reason)
-        except (redis.RedisError, OSError) as exc:  # its INITIALIZING goes stale; the stuck cleanup retires it
+        except dispatch.ENQUEUE_ERRORS as exc:  # its INITIALIZING goes stale; the stuck cleanup retires it
             failed.append((p.session_id, f"could not be enqueued: {exc}"))
     return placed, failed
