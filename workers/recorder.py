@@ -163,7 +163,7 @@ class Recorder:
 
 def main() -> None:
     settings = Settings.from_env()
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     recorder = Recorder(redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=10),
                         make_sessionmaker(make_engine(settings.database_url)),
                         consumer=f"recorder@{socket.gethostname()}", celery=make_celery(settings))
