@@ -9,12 +9,12 @@ demo: bootstrap
 
 ## test: the whole suite (real PostgreSQL, Redis, Chromium, simulator)
 test:
-	@NEED_POSTGRES=$$(pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && echo 0 || echo 1) scripts/bootstrap.sh
+	@NEED_PROMTOOL=1 NEED_POSTGRES=$$(pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && echo 0 || echo 1) scripts/bootstrap.sh
 	scripts/test.sh -q
 
 ## test-fast: the tests that need no browser and start no other process (under a minute)
 test-fast:
-	@NEED_POSTGRES=$$(pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && echo 0 || echo 1) scripts/bootstrap.sh
+	@NEED_PROMTOOL=1 NEED_POSTGRES=$$(pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && echo 0 || echo 1) scripts/bootstrap.sh
 	scripts/test.sh -q -m "not browser and not stack"
 
 ## mutate: mutation testing of the rule modules (see docs/mutation-testing.md)

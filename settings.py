@@ -116,12 +116,15 @@ class Settings:
     dispatch_grace_seconds: int = 60
 
     log_level: str = "INFO"
+    log_format: str = "text"  # "text" (key=value ids) or "json" (one object per line): see logs.py
 
     def __post_init__(self) -> None:
         if self.conflict_policy not in ("takeover", "disconnect"):
             raise ValueError(f"CONFLICT_POLICY must be takeover or disconnect, not {self.conflict_policy!r}")
         if self.chrome_sandbox not in ("auto", "true", "false"):
             raise ValueError(f"CHROME_SANDBOX must be auto, true or false, not {self.chrome_sandbox!r}")
+        if self.log_format not in ("text", "json"):
+            raise ValueError(f"LOG_FORMAT must be text or json, not {self.log_format!r}")
 
     @classmethod
     def from_env(cls, env: os._Environ | dict | None = None) -> "Settings":
@@ -199,6 +202,7 @@ class Settings:
             visibility_timeout=int(get("VISIBILITY_TIMEOUT", d.visibility_timeout)),
             dispatch_grace_seconds=int(get("DISPATCH_GRACE_SECONDS", d.dispatch_grace_seconds)),
             log_level=get("LOG_LEVEL", d.log_level).upper(),
+            log_format=get("LOG_FORMAT", d.log_format).lower(),
         )
 
     @property

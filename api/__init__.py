@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from dataclasses import dataclass
 
 import flask_smorest
@@ -20,6 +21,7 @@ from sqlalchemy.orm import sessionmaker
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.routing import UnicodeConverter
 
+import logs
 from api import openapi
 from api.errors import UNAVAILABLE, WWW_AUTHENTICATE, error_body, handle_http_exception
 from api.schemas import (
@@ -41,6 +43,11 @@ PATH_IDS = {  # view argument: (its column's length, the 404 message of its rout
     "key_id": (40, "Not found"),  # api_keys.id
 }
 CACHEABLE_PREFIX = "/api"  # Swagger UI and the spec; every other answer is no-store
+# An incoming X-Request-ID is kept when it looks like an id (no spaces or control
+# characters, at most 128 characters); otherwise one is made.
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+# Path arguments whose value is an id the log lines carry.
+LOGGED_PATH_IDS = {"session_id": "session_id", "job_id": "job_id"}
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -153,6 +160,25 @@ def create_app(settings: Settings) -> Flask:
         bind_settings(settings)  # what services.requests validates with
 
     @app.before_request
+    def bind_request_id():
+        """Each line logged for the request (and each task it enqueues) carries its id."""
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming if REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        ids = {field: value for name, field in LOGGED_PATH_IDS.items()
+               if isinstance(value := (request.view_args or {}).get(name), str) and len(value) <= USER_ID_MAX
+               and not forbidden_character(value)}
+        g.log_token = logs.bind_context(request_id=g.request_id, **ids)
+
+    @app.teardown_request
+    def unbind_request_id(_exc):
+        token = g.pop("log_token", None)
+        if token is not None:
+            try:
+                logs.unbind(token)
+            except ValueError:  # bound in another context (a streamed answer): gone with it
+                pass
+
+    @app.before_request
     def require_api_key():
         if request.path.startswith(PUBLIC_PREFIXES):
             return None
@@ -199,6 +225,8 @@ def create_app(settings: Settings) -> Flask:
 
     @app.after_request
     def response_headers(response):
+        if "request_id" in g:
+            response.headers["X-Request-ID"] = g.request_id
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
         if not request.path.startswith(CACHEABLE_PREFIX):  # QR codes, pairing codes, statuses...

@@ -27,7 +27,9 @@ number) and no slot's host name. An operator (``is_operator``: ``Authorization: 
 
 /metrics is computed at scrape time from the database and Redis by a collector on the
 app's own registry; families whose source does not answer are left out, and
-``wa_dependency_up`` says which source that was.
+``wa_dependency_up`` says which source that was. Counts of rows now are gauges (they go
+down: jobs are deleted); rates come from the counters the recorder keeps in Redis
+(``messaging.send_metrics``: ``wa_sends_total``, ``wa_send_duration_seconds``).
 """
 from __future__ import annotations
 
@@ -45,14 +47,14 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
 from api.schemas import seed_timestamp
-from messaging import slots as slot_registry
+from messaging import send_metrics, slots as slot_registry
 from models import make_engine, make_sessionmaker, normalize_url
 from models.sends import stuck_sessions
 from models.states import MessageStatus, SessionStatus
@@ -429,9 +431,12 @@ class ServiceCollector(Collector):
                 recent = s.execute(select(Message.created_at, Message.sent_at)
                                    .where(Message.sent_at >= utcnow() - LATENCY_WINDOW)
                                    .order_by(Message.sent_at.desc()).limit(LATENCY_MAX_ROWS)).all()
+                waiting = s.execute(select(Message.wait_reason, func.count())
+                                    .where(Message.status == MessageStatus.SCHEDULED.value)
+                                    .group_by(Message.wait_reason)).all()
                 stuck = stuck_sessions(s, timedelta(seconds=self.probes.services.settings.stuck_timeout_seconds))
                 families = [*_session_families(sessions), *_message_families(messages),
-                            *_latency_families(recent),
+                            *_latency_families(recent), _waiting_family(waiting),
                             GaugeMetricFamily("wa_sessions_not_sending", "READY sessions with a message waiting "
                                               "unsent for STUCK_TIMEOUT_SECONDS and nothing sent meanwhile.",
                                               value=len(stuck))]
@@ -471,7 +476,47 @@ class ServiceCollector(Collector):
             slot_memory.add_metric([info.name], sum(info.sessions.values()))
             for session_id, pss in sorted(info.sessions.items()):
                 memory.add_metric([info.name, session_id], pss)
-        return [depth, slot_up, capacity, slot_memory, *([memory] if self.detail else [])]
+        return [depth, slot_up, capacity, slot_memory, *([memory] if self.detail else []),
+                *_send_counter_families(self.probes.services.redis)]
+
+
+# What a scheduled message waits for, from its wait_reason (workers.send_rules writes them).
+WAIT_KINDS = (("pacing", "pacing"), ("restricted: ", "restricted"), ("offline", "offline"),
+              ("circuit open", "breaker"), ("retrying after", "retry"), ("another attempt", "busy"))
+
+
+def wait_kind(reason: str | None) -> str:
+    """'pacing: gap between sends' -> 'pacing'; what no kind names -> 'other'."""
+    return next((kind for prefix, kind in WAIT_KINDS if (reason or "").startswith(prefix)), "other")
+
+
+def _waiting_family(rows) -> GaugeMetricFamily:
+    family = GaugeMetricFamily("wa_messages_waiting", "Scheduled messages by what they wait for: pacing (gap, "
+                               "hourly or daily cap), offline, restricted, breaker, retry, busy, other.",
+                               labels=["reason"])
+    counts = dict.fromkeys([kind for _prefix, kind in WAIT_KINDS] + ["other"], 0)
+    for reason, n in rows:
+        counts[wait_kind(reason)] += n
+    for kind, n in counts.items():
+        family.add_metric([kind], n)
+    return family
+
+
+def _send_counter_families(client: redis.Redis) -> list:
+    """The recorder's counters (``messaging.send_metrics``): outcomes and latencies of sends."""
+    try:
+        outcomes, buckets, total = send_metrics.read(client)
+    except REDIS_ERRORS as exc:  # went away since the slots were read: left out this scrape
+        log.warning("redis unavailable: %s", exc)
+        return []
+    sends = CounterMetricFamily("wa_sends", "Messages that reached an outcome (sent, failed, cancelled), as "
+                                "the recorder recorded them.", labels=["outcome"])
+    for outcome, n in outcomes.items():
+        sends.add_metric([outcome], n)
+    latency = HistogramMetricFamily("wa_send_duration_seconds", "Acceptance to send (sent_at - created_at) of "
+                                    "every message sent, pacing and waits included.",
+                                    buckets=buckets, sum_value=total)
+    return [sends, latency]
 
 
 def _by_status(name: str, documentation: str, statuses: list[str], counts: dict[str, int]) -> GaugeMetricFamily:
@@ -488,8 +533,9 @@ def _session_families(counts: dict[str, int]) -> list:
 
 def _message_families(rows) -> list:
     counts = {status: n for status, n, _sent in rows}
-    outcome = CounterMetricFamily("wa_messages_outcome", "Messages sent (sent_at set), failed or cancelled; "
-                                  "counted from the table, so deleted jobs drop out.", labels=["outcome"])
+    outcome = GaugeMetricFamily("wa_messages_outcome", "Messages sent (sent_at set), failed or cancelled, in the "
+                                "table now (a gauge: deleted jobs drop out; for rates see wa_sends_total).",
+                                labels=["outcome"])
     outcome.add_metric(["sent"], sum(sent for _status, _n, sent in rows))
     outcome.add_metric(["failed"], counts.get(MessageStatus.FAILED.value, 0))
     outcome.add_metric(["cancelled"], counts.get(MessageStatus.CANCELLED.value, 0))

@@ -4,5 +4,5 @@ from logs import setup_logging
 from settings import Settings
 
 settings = Settings.from_env()
-setup_logging(settings.log_level)
+setup_logging(settings.log_level, settings.log_format)
 app = create_app(settings)

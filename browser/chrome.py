@@ -120,13 +120,33 @@ def chrome_major_version(driver_path: str) -> int:
     return int(match.group(1))
 
 
+DRIVER_COPY_PREFIX = "chromedriver-"
+
+
 def _writable_driver(driver_path: str, work_dir: Path) -> str:
-    target = work_dir / f"chromedriver-{os.getpid()}"
+    """This process's copy of chromedriver (undetected-chromedriver patches it in place),
+    made on first use; ``remove_driver_copy`` removes it when the slot stops."""
+    target = work_dir / f"{DRIVER_COPY_PREFIX}{os.getpid()}"
     with _copy_lock:
         if not target.exists():
             work_dir.mkdir(parents=True, exist_ok=True)
             shutil.copy2(driver_path, target)
     return str(target)
+
+
+def remove_driver_copy(work_dir: Path) -> None:
+    """Remove this process's chromedriver copy (a running chromedriver keeps its open
+    file), and the copies of processes that no longer run (a worker killed with SIGKILL
+    could not remove its own): about 25 MB each."""
+    with _copy_lock:
+        for copy in work_dir.glob(f"{DRIVER_COPY_PREFIX}*"):
+            pid = copy.name[len(DRIVER_COPY_PREFIX):]
+            if not pid.isdigit() or (int(pid) != os.getpid() and Path(f"/proc/{pid}").exists()):
+                continue
+            try:
+                copy.unlink()
+            except FileNotFoundError:
+                pass
 
 
 def _own_session_launcher(chromium_path: str, work_dir: Path) -> str:
@@ -191,42 +211,78 @@ def close_gracefully(driver, timeout: float = 15.0) -> None:
     then end the driver. A plain kill can leave Local Storage unwritten.
 
     Asked through chromedriver, or, when chromedriver is already gone (a supervisor
-    signalled the worker's whole process group), through Chrome's own DevTools socket.
+    signalled the worker's whole process group), through Chrome's own DevTools socket,
+    said in one line (asking a dead chromedriver would log a warning per retry).
     ``timeout`` (seconds) is how long Chrome may take to exit before the driver ends it:
-    well under a second on a quiet machine, several on a loaded one.
+    well under a second on a quiet machine, several on a loaded one. Chrome and
+    chromedriver are waited for (reaped): no ``<defunct>`` child is left behind.
     """
     pid = getattr(driver, "browser_pid", None)
-    try:
-        driver.execute_cdp_cmd("Browser.close", {})
-    except Exception:  # chromedriver gone, or the connection closed as Chrome exited
+    if driver_alive(driver):
+        try:
+            driver.execute_cdp_cmd("Browser.close", {})
+        except Exception:  # the connection closed as Chrome exited, or chromedriver just went
+            _close_over_devtools(driver.options.debugger_address)
+    else:
+        log.info("chromedriver already gone: Chrome (pid %s) closed over its DevTools socket", pid)
         _close_over_devtools(driver.options.debugger_address)
     deadline = time.monotonic() + timeout
     while pid and time.monotonic() < deadline and _alive(pid):
         time.sleep(0.05)
-    try:
-        driver.quit()
-    except Exception:  # chromedriver already gone: nothing left to end
-        pass
+    _quit_quietly(driver)
+    reap(driver)
+
+
+def driver_alive(driver) -> bool:
+    """Whether the driver's chromedriver process still runs (False once it exited)."""
+    process = getattr(getattr(driver, "service", None), "process", None)
+    return process is not None and process.poll() is None
+
+
+def reap(driver, timeout: float = 5.0) -> None:
+    """Wait for the driver's chromedriver and Chrome to exit (killing what is still there
+    after ``timeout`` seconds), so neither stays a zombie child of the worker.
+    undetected-chromedriver's ``quit`` signals both but waits for neither."""
+    process = getattr(getattr(driver, "service", None), "process", None)
+    if process is not None:
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout)
+    pid = getattr(driver, "browser_pid", None)
+    if pid:
+        deadline = time.monotonic() + timeout
+        while _alive(pid):
+            if time.monotonic() >= deadline:
+                _kill_group(pid)
+                deadline = time.monotonic() + timeout
+            time.sleep(0.05)
+
+
+def _kill_group(pid: int) -> None:
+    for kill in (os.killpg, os.kill):
+        try:
+            kill(pid, signal.SIGKILL)
+            return
+        except (ProcessLookupError, PermissionError):
+            continue
 
 
 def kill_browser(driver, timeout: float = 5.0) -> None:
     """End a crashed or hung Chrome at once (its whole process group: it runs in a
-    session of its own), then the driver. Nothing is saved: a hung page has nothing
-    trustworthy to save."""
+    session of its own), then the driver, and reap both. Nothing is saved: a hung page
+    has nothing trustworthy to save."""
     pid = getattr(driver, "browser_pid", None)
     if pid:
-        for kill in (os.killpg, os.kill):
-            try:
-                kill(pid, signal.SIGKILL)
-                break
-            except (ProcessLookupError, PermissionError):
-                continue
+        _kill_group(pid)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and _alive(pid):
             time.sleep(0.05)
     quitter = threading.Thread(target=_quit_quietly, args=(driver,), daemon=True)
     quitter.start()
     quitter.join(timeout)
+    reap(driver, timeout)
 
 
 def _quit_quietly(driver) -> None:
@@ -313,10 +369,15 @@ def process_trees_pss(pids: list[int]) -> dict[int, int]:
 
 
 def _pss(pid: int) -> int:
+    """A process's PSS in bytes; its resident size where smaps_rollup cannot be read (an
+    older kernel, or a process this one may not inspect so closely); 0 once it is gone."""
     try:
         for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
             if line.startswith("Pss:"):
                 return int(line.split()[1]) * 1024
     except OSError:
         pass
-    return 0
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0

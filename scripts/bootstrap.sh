@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what `make demo` and `make test` need, where it is missing:
-# Debian packages (chromium, chromium-driver, redis-server, postgresql, docker-compose)
+# Debian packages (chromium, chromium-driver, redis-server, postgresql, docker-compose, and
+# prometheus for its promtool when the tests ask: NEED_PROMTOOL=1)
 # and a virtualenv with the pinned requirements (requirements.txt, and requirements-test.txt for
 # the tests). Says clearly what it cannot do.
 set -euo pipefail
@@ -12,6 +13,8 @@ need chromium /usr/bin/chromium chromium
 need chromedriver /usr/bin/chromedriver chromium-driver
 need redis-server /usr/bin/redis-server redis-server
 need docker-compose /usr/bin/docker-compose docker-compose
+# promtool checks the monitoring profile's Prometheus configuration in `make test`.
+if [ "${NEED_PROMTOOL:-0}" = 1 ]; then need promtool /usr/bin/promtool prometheus; fi
 if [ "${NEED_POSTGRES:-0}" = 1 ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then
   want_pkgs+=(postgresql)
 fi

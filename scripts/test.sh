@@ -43,9 +43,14 @@ if [ -z "${TEST_REDIS_URL:-}" ]; then
   fi
 fi
 
-echo "test: docker-compose.yml parses (given placeholder credentials: it has no defaults)"
-env POSTGRES_PASSWORD=x REDIS_PASSWORD=x AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x MINIO_KMS_SECRET_KEY=k:x \
-  WEBHOOK_SECRET=x FLOWER_BASIC_AUTH=x:x docker-compose -f docker-compose.yml config -q
+echo "test: docker-compose.yml parses, with and without the monitoring profile (given placeholder credentials: it has no defaults)"
+for profile in "" "--profile monitoring"; do
+  # shellcheck disable=SC2086 # the profile is two words or none
+  env POSTGRES_PASSWORD=x REDIS_PASSWORD=x AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x MINIO_KMS_SECRET_KEY=k:x \
+    WEBHOOK_SECRET=x FLOWER_BASIC_AUTH=x:x docker-compose -f docker-compose.yml $profile config -q
+done
+# promtool (Debian package prometheus, scripts/bootstrap.sh with NEED_PROMTOOL=1) checks
+# deploy/prometheus/prometheus.yml in tests/test_monitoring.py, which skips without it.
 
 # Two workers (TEST_WORKERS; 0 runs in this process): most tests wait on browsers and
 # processes rather than compute. Each test file stays on one worker (module fixtures such

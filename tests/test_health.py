@@ -129,7 +129,7 @@ def test_metrics(anon_client, db, fake_slot, user_id):
     for status in ("sent", "failed", "cancelled", "queued"):
         assert _value(families["wa_messages"], status=status) >= 1
     outcome = families["wa_messages_outcome"]
-    assert {s.name for s in outcome} == {"wa_messages_outcome_total"}
+    assert {s.name for s in outcome} == {"wa_messages_outcome"}  # a gauge: deleted jobs drop out
     assert all(_value(outcome, outcome=o) >= 1 for o in ("sent", "failed", "cancelled"))
     latency = families["wa_send_latency_seconds"]
     assert {s.labels["quantile"] for s in latency} == {"0.5", "0.95"}
@@ -142,6 +142,10 @@ def test_metrics(anon_client, db, fake_slot, user_id):
     assert _value(families["wa_slot_browser_memory_bytes"], slot=fake_slot) == 3000
     assert "wa_browser_memory_bytes" not in families  # per session: operators only
     assert {s.labels["status"] for s in families["wa_webhook_deliveries"]} >= {"pending", "delivered", "failed"}
+    assert {s.labels["outcome"] for s in families["wa_sends"]} == {"sent", "failed", "cancelled"}
+    assert {s.name for s in families["wa_sends"]} == {"wa_sends_total"}
+    assert _value(families["wa_send_duration_seconds"], le="+Inf") >= 0
+    assert {s.labels["reason"] for s in families["wa_messages_waiting"]} >= {"pacing", "offline", "other"}
     with db.begin() as s:
         s.delete(s.get(Job, job.id))
 
@@ -188,6 +192,16 @@ def test_metrics_with_redis_down_still_answers(anon_client, redis_down):
     assert _value(families["wa_dependency_up"], dependency="redis") == 0
     assert "wa_sessions" in families and "wa_messages" in families
     assert "wa_queue_depth" not in families and "wa_slot_up" not in families
+
+
+def test_wait_reasons_are_grouped_by_kind():
+    from api.health import wait_kind
+    from workers.send_rules import BREAKER_REASON, OFFLINE_REASON, PACING_REASONS, restriction_reason
+
+    assert {wait_kind(r) for r in PACING_REASONS.values()} == {"pacing"}
+    assert wait_kind(OFFLINE_REASON) == "offline" and wait_kind(BREAKER_REASON) == "breaker"
+    assert wait_kind(restriction_reason("temporary_ban")) == "restricted"
+    assert wait_kind("retrying after: Browser error: x") == "retry" and wait_kind(None) == "other"
 
 
 def test_quantile_is_nearest_rank():

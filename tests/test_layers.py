@@ -23,7 +23,7 @@ ALLOWED = {
     "api": {"services", "messaging", "models", "storage", "settings", "logs"},  # storage: health
     "workers": {"services", "messaging", "models", "browser", "storage", "settings", "logs"},
     "services": {"messaging", "models", "settings"},
-    "messaging": {"models", "settings", "celeryconfig"},
+    "messaging": {"models", "settings", "celeryconfig", "logs"},  # logs: a task's bound ids
     "models": {"settings"},
     "browser": {"models", "settings"},  # models.phones
     "storage": {"settings"},

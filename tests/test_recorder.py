@@ -192,3 +192,35 @@ def test_a_consumer_group_lost_with_redis_is_created_again(db, bus, redis_client
     finally:
         recorder.stopping.set()
         thread.join(5)
+
+
+def test_outcomes_and_send_latency_are_counted_once_for_metrics(db, bus, redis_client, user_id):
+    """The recorder counts what a message reached (sent, failed) and a sent message's
+    latency into the counters /metrics exports; an event replayed is refused, not counted."""
+    from datetime import timedelta
+
+    from messaging import send_metrics
+    from models import utcnow
+    from workers.recorder import Recorder
+
+    make_session(db, user_id)
+    job_id, (sent, failed) = make_job(db, user_id, 2)
+    with db.begin() as s:
+        s.get(Message, sent).created_at = utcnow() - timedelta(seconds=3)  # sent about 3 s after acceptance
+    recorder = Recorder(redis_client, db, consumer=f"metrics-{user_id}", block_ms=100)
+    recorder.ensure_group()
+    recorder.drain_pending()
+    while recorder.run_once():  # what earlier tests left in the stream
+        pass
+    outcomes, buckets, total = send_metrics.read(redis_client)
+    for m, outcome in ((sent, "sent"), (failed, "failed")):
+        bus.message(m, job_id, user_id, "sending", attempt=1)
+        bus.message(m, job_id, user_id, outcome, attempt=1, error=None if outcome == "sent" else "x",
+                    wa_message_id="true_919876543210@c.us_3EB0AA" if outcome == "sent" else None)
+    bus.message(sent, job_id, user_id, "sent", attempt=1, wa_message_id="true_919876543210@c.us_3EB0AA")  # again
+    wait_until(lambda: recorder.run_once() == 0 and redis_client.xlen(STREAM) == 0, 10, what="all recorded")
+    after, buckets_after, total_after = send_metrics.read(redis_client)
+    assert {o: after[o] - outcomes[o] for o in after} == {"sent": 1, "failed": 1, "cancelled": 0}
+    added = {le: n - dict(buckets)[le] for le, n in buckets_after}
+    assert added["2.0"] == 0 and added["5.0"] == 1 and added["+Inf"] == 1
+    assert 2.5 < total_after - total < 10

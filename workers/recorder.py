@@ -23,13 +23,27 @@ from logs import setup_logging
 from messaging.celery_app import make_celery
 from messaging.events import DEAD_LETTERS, GROUP, STREAM, live_channel
 from models import make_engine, make_sessionmaker
-from models.events import Event, decode
+from messaging import send_metrics
+from models.events import Event, MessageEvent, decode
+from models.tables import Message
 from models.recording import apply_event
 from settings import CONTROL_QUEUE, Settings
 
 log = logging.getLogger("recorder")
 
 RETRY_FIRST, RETRY_MAX = 0.5, 5.0  # seconds between tries while Redis or the database is away
+
+
+def _outcome_of(session, event: MessageEvent) -> tuple[str, float | None]:
+    """The outcome a message event just recorded, and for a sent message its latency
+    (acceptance to send, seconds) from the row it changed."""
+    status = event.status.value
+    if status != "sent":
+        return status, None
+    msg = session.get(Message, event.message_id)
+    if msg is None or msg.sent_at is None or msg.created_at is None:
+        return status, None
+    return status, (msg.sent_at - msg.created_at).total_seconds()
 
 
 class Recorder:
@@ -61,6 +75,7 @@ class Recorder:
             return 0
         applied: list[Event] = []
         dead: list[tuple[str, bytes | str]] = []  # (entry id, raw body)
+        counted: list[tuple[str, float | None]] = []  # (outcome, latency of a sent message)
         with self.db.begin() as session:
             session.info.pop("released", None)
             for entry_id, fields in entries:
@@ -81,6 +96,8 @@ class Recorder:
                     continue
                 if outcome.applied:
                     applied.append(event)
+                    if isinstance(event, MessageEvent) and event.status.value in send_metrics.OUTCOMES:
+                        counted.append(_outcome_of(session, event))
                 else:
                     log.info("refused event %s (%s %s): %s", entry_id, event.type, event.get("status"),
                              outcome.reason)
@@ -90,6 +107,8 @@ class Recorder:
         for entry_id, raw in dead:
             pipe.xadd(DEAD_LETTERS, {"id": entry_id, "e": raw})
         pipe.xack(STREAM, GROUP, *ids)
+        for outcome_name, latency in counted:  # with the ack: a replayed event is refused, not counted
+            send_metrics.count(pipe, outcome_name, latency)
         pipe.xdel(STREAM, *ids)
         # Listeners that must read their own writes (send ?wait=N) wait for this copy.
         for event in applied:
@@ -171,7 +190,7 @@ class Recorder:
 def main() -> None:
     """The recorder process (``python -m workers.recorder``): runs until SIGTERM or SIGINT."""
     settings = Settings.from_env()
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     recorder = Recorder(redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=10),
                         make_sessionmaker(make_engine(settings.database_url)),
                         consumer=f"recorder@{socket.gethostname()}", celery=make_celery(settings))

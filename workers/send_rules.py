@@ -28,6 +28,12 @@ SHORT_WAIT = 0.5  # seconds: a pacing wait up to this long is slept through, not
 PACING_REASONS = {"gap": "pacing: gap between sends", "hourly": "pacing: hourly cap reached",
                   "daily": "pacing: daily cap reached", "held": "pacing", "now": "pacing"}
 OFFLINE_REASON = "offline"
+
+
+def is_pacing(reason: str) -> bool:
+    """Whether a ``wait_reason`` is pacing's: the normal course of a bulk send, no failure."""
+    return reason in PACING_REASONS.values()
+
 BREAKER_REASON = "circuit open: too many failures in a row"
 BUSY_REASON = "another attempt is in progress"
 # A restriction's wait_reason starts with this, then names it: "restricted: temporary ban".

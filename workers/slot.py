@@ -19,7 +19,7 @@ def main() -> None:
     """Run the slot worker; the process exits with the worker's exit code (non-zero
     after an unrecoverable error, so a supervisor sees the failure)."""
     settings = celery.wa_settings  # read once, by workers.app
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     worker_ready.connect(lambda **_: wiring.slot(celery), weak=False)
     # Sent as the stop signal arrives: chromedriver gets the same signal, so the monitor
     # must stop probing now or it would report the browsers as crashed.

@@ -19,7 +19,9 @@ from pathlib import Path
 import redis
 from selenium.common.exceptions import WebDriverException
 
-from browser.chrome import close_gracefully, kill_browser, kill_orphans, launch_chrome, process_trees_pss
+from browser.chrome import (
+    close_gracefully, kill_browser, kill_orphans, launch_chrome, process_trees_pss, remove_driver_copy,
+)
 from browser.whatsapp import PageState, WhatsAppWeb
 from messaging import slots
 from messaging.events import EventBus
@@ -82,6 +84,7 @@ class SlotRuntime:
         """Register the slot (unless ``heartbeat`` is False: a canary or a test) and watch pages."""
         loops = [(self.monitor.run, "monitor")]
         orphans = kill_orphans(self.settings.slot_name)
+        remove_driver_copy(Path(self.settings.browser_work_dir))  # those of runs killed before they could
         if orphans:
             log.warning("killed %d Chrome processes left by a previous run of %s", orphans, self.settings.slot_name)
         if heartbeat:
@@ -111,11 +114,17 @@ class SlotRuntime:
             self.close(session_id, save=True)
         self.probes.shutdown(wait=False, cancel_futures=True)
         self.backups.shutdown(wait=True)
+        remove_driver_copy(Path(self.settings.browser_work_dir))  # 25 MB a life of the slot
 
     def _beat(self) -> None:
         # The heartbeat goes first, with the last measurement: a busy machine must not
         # make a live slot look dead.
         running = list(self.sessions.values())
+        if any(not self._memory.get(bs.session_id) for bs in running):  # started since the last measurement
+            try:
+                self.memory()
+            except Exception:  # a measurement must never stop the heartbeat
+                log.exception("memory measurement failed")
         sessions = {bs.session_id: self._memory.get(bs.session_id, 0) for bs in running}
         versions = {bs.session_id: bs.web_version for bs in running if bs.web_version}
         slots.heartbeat(self.redis, self.settings.slot_name, self.settings.slot_capacity,

@@ -129,6 +129,10 @@ def send_message(self, message_id: str, job_id: str, session_id: str, epoch: int
             rt.pacer.release(session_id, message_id)  # a paused session does not use its caps
         delay = max(0.0, wait.at - time.time())
         countdown = delay <= COUNTDOWN_MAX
+        # A pacing wait is the normal course of a bulk send, not a retry: DEBUG. A failed
+        # attempt said its own line; other holds (offline, restricted, breaker) are news.
+        level = logging.DEBUG if rules.is_pacing(wait.reason) or wait.attempt else logging.INFO
+        log.log(level, "message=%s waits %.1f s: %s", message_id, delay, redact_numbers(wait.reason))
         bus.message(message_id, job_id, session_id, MessageStatus.SCHEDULED, attempt=attempt,
                     next_attempt_at=iso(wait.at), wait_reason=wait.reason,
                     dispatch_at=iso(wait.at + settings.dispatch_grace_seconds if countdown else wait.at))
