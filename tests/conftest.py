@@ -108,6 +108,9 @@ def settings(database_url, redis_url, work_dir) -> Settings:
         browser_work_dir=str(work_dir / "browsers"),
         qr_wait_seconds=30.0,
         dispatch_grace_seconds=60,
+        # The in-process API answers initialize at once (no slot worker runs for most
+        # tests); tests of the wait for the first QR make an app with their own.
+        initialize_qr_wait=0.0,
     )
 
 
