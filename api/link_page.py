@@ -74,8 +74,9 @@ def grant_for(token: str) -> tuple[LinkGrant, WhatsAppSession] | str:
     return grant, row
 
 
-def read_row(grant: LinkGrant) -> WhatsAppSession | None:
-    with services().db() as s:
+def read_row(grant: LinkGrant, db=None) -> WhatsAppSession | None:
+    """The grant's session row, if it still is the one the link was made for."""
+    with (db or services().db)() as s:
         row = s.get(WhatsAppSession, grant.row_id)
         return row if row is not None and row.session_id == grant.session_id else None
 
@@ -151,6 +152,7 @@ def events(token: str):
     """Server-sent events: the page's state now and after every recorded change, for
     STREAM_SECONDS (the browser connects again by itself, which checks the token again)."""
     grant, _row = grant_or_404(token)
+    db = services().db  # the stream runs outside the request's context
     waiter = Waiter(services().redis, session_channel(grant.session_id))  # before the first read: nothing missed
     ends = time.monotonic() + min(STREAM_SECONDS, (grant.expires_at - datetime.now(timezone.utc)).total_seconds())
 
@@ -159,7 +161,7 @@ def events(token: str):
             yield "retry: 2000\n\n"
             last = None
             while True:
-                row = read_row(grant)
+                row = read_row(grant, db)
                 current = page_state(grant, row) if row is not None else None
                 if current is None:
                     yield "event: gone\ndata: {}\n\n"
