@@ -19,7 +19,7 @@ from api.keys import create_key
 from browser.qr import qr_data_url
 from messaging import slots
 from messaging.events import session_channel
-from models import SessionStatus, WhatsAppSession
+from models import WhatsAppSession
 from services.link_tokens import LinkExpired, LinkInvalid, link_secret, make_token, read_token
 
 
