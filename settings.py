@@ -71,6 +71,9 @@ class Settings:
     # API behaviour.
     default_region: str = "IN"
     qr_wait_seconds: float = 30.0
+    # initialize waits this long for the first QR (or READY from a saved login) and answers
+    # with it, as the seed's "QR Code Ready" response; 0: answer at once (INITIALIZING).
+    initialize_qr_wait: float = 10.0
     send_wait_max: float = 60.0
     api_key_cache_seconds: float = 30.0
     auth_failures_per_minute: int = 30  # failed API key attempts per client address (0: no limit)
@@ -79,6 +82,10 @@ class Settings:
     # Bearer token that shows /metrics and /webjs/health in full (per session, host names);
     # admin API keys do too. Without either, both show aggregate figures only.
     metrics_token: str | None = None
+    # Linking pages for end users (/link/<token>): how long a link lives, and the key its
+    # tokens are signed with (unset: one is generated once and kept in Redis).
+    link_page_ttl: float = 900.0
+    link_page_secret: str | None = None
 
     # Session lifecycle.
     auto_recover: bool = True  # sessions of a dead, restarted or stopped slot are placed again
@@ -173,11 +180,14 @@ class Settings:
             media_allow_networks=get("MEDIA_ALLOW_NETWORKS", d.media_allow_networks),
             default_region=get("DEFAULT_PHONE_REGION", d.default_region).upper(),
             qr_wait_seconds=float(get("QR_WAIT_SECONDS", d.qr_wait_seconds)),
+            initialize_qr_wait=max(0.0, float(get("INITIALIZE_QR_WAIT", d.initialize_qr_wait))),
             send_wait_max=float(get("SEND_WAIT_MAX", d.send_wait_max)),
             api_key_cache_seconds=float(get("API_KEY_CACHE_SECONDS", d.api_key_cache_seconds)),
             auth_failures_per_minute=int(get("AUTH_FAILURES_PER_MINUTE", d.auth_failures_per_minute)),
             api_tasks_require_key=_bool(env.get("API_TASKS_REQUIRE_KEY"), d.api_tasks_require_key),
             metrics_token=get("METRICS_TOKEN", None),
+            link_page_ttl=max(60.0, float(get("LINK_PAGE_TTL", d.link_page_ttl))),
+            link_page_secret=get("LINK_PAGE_SECRET", None),
             auto_recover=_bool(env.get("AUTO_RECOVER"), d.auto_recover),
             idle_timeout_minutes=float(get("IDLE_TIMEOUT_MINUTES", d.idle_timeout_minutes)),
             stuck_timeout_seconds=float(get("STUCK_TIMEOUT_SECONDS", d.stuck_timeout_seconds)),

@@ -32,7 +32,7 @@ from models import make_engine, make_sessionmaker
 from services.keys import KeyChecker, TooManyFailures
 from settings import Settings
 
-PUBLIC_PREFIXES = ("/api", "/webjs/health", "/metrics")
+PUBLIC_PREFIXES = ("/api", "/webjs/health", "/metrics", "/link/")  # /link/: its token is its credential
 
 # Ids in paths that no row can have (a control character, longer than the column) are
 # not looked up: PostgreSQL refuses NUL, and such an id is simply not found.
@@ -137,6 +137,9 @@ def create_app(settings: Settings) -> Flask:
     for blp in (sessions_blp, users_blp, jobs_blp, recovery_blp, keys_blp, health_blp):
         api.register_blueprint(blp)
     openapi.finish(api.spec, settings)
+    from api.link_page import blp as link_page_blp
+
+    app.register_blueprint(link_page_blp)  # the end users' linking page: HTML, not part of the API document
     app.register_error_handler(HTTPException, handle_http_exception)
 
     @app.errorhandler(redis.RedisError)

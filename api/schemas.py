@@ -145,6 +145,14 @@ class PairingCodeSchema(Schema):
     status = fields.String()
 
 
+class LinkPageSchema(Schema):
+    url = fields.String(metadata={
+        "example": "http://127.0.0.1:3000/link/eyJzIjoidXNlcl8xMjM0NTY3ODkifQ.abc",
+        "description": "The session's linking page, for the end user: no API key needed; the link is the "
+                       "credential, for this session's linking only."})
+    expires_at = Timestamp(metadata={"description": "When the link stops working (LINK_PAGE_TTL after now)."})
+
+
 class SendQuerySchema(RequestSchema):
     """The query of send-message: ``wait``, seconds (0 to 60) to wait for the outcome."""
 

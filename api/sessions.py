@@ -2,17 +2,17 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import redis
-from flask import after_this_request, current_app, g, request
+from flask import after_this_request, current_app, g, request, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.schemas import (
-    ActiveSessionsSchema, BulkResultSchema, BulkSendSchema, CreateSessionSchema, DeletedSchema,
+    ActiveSessionsSchema, BulkResultSchema, BulkSendSchema, CreateSessionSchema, DeletedSchema, LinkPageSchema,
     PairingCodeRequestSchema, PairingCodeSchema, QrSchema, SendMessageSchema, SendQuerySchema, SendResultSchema,
     SessionSchema, SessionStatusSchema, UpdateSessionSchema,
 )
@@ -28,6 +28,7 @@ from models.sends import NOT_SENDING, Recipient, stuck_sessions
 from models.states import BROWSER_KEPT_REASONS, LIVE_SESSION_STATES, MESSAGE_DONE
 from models.tables import placed_and_live
 from services.accepting import Acceptance, AcceptError, Idempotency, accept_send
+from services.link_tokens import link_secret, make_token
 
 log = logging.getLogger("api.sessions")
 blp = Blueprint("sessions", __name__, url_prefix="/webjs/sessions", description="WhatsApp sessions")
@@ -166,21 +167,61 @@ def start_placed(placement: Placement, *, stop: tuple[str, int] | None = None) -
         abort(503, message="Queue unavailable. Please try again later.")
 
 
+def start_session(session_id: str) -> tuple[dict, int]:
+    """Place the session on a browser slot and start it, unless it is already starting or
+    running; the answer as it stands now and the placement's epoch."""
+    with services().db.begin() as s:
+        row = get_session(s, session_id, lock=True)
+        if row.slot and row.status in LIVE_SESSION_STATES:
+            return qr_response(row), row.epoch  # already starting or running
+        placement = place_or_abort(s, row, reason="INITIALIZE")
+        answer = qr_response(row)
+    start_placed(placement)
+    return answer, placement.epoch
+
+
+def first_qr(event: dict, epoch: int) -> bool:
+    """Whether a recorded event of this placement ends initialize's wait: its first QR, or
+    a state past the QR (a saved login), or the end of the attempt. Recorded copies only,
+    so that a /status read right after the answer says the same."""
+    if not event.get("recorded") or event.get("epoch") != epoch or event.get("type", "session") != "session":
+        return False
+    status = event.get("status")
+    if status == SessionStatus.QR_READY:
+        return bool(event.get("qr_code"))
+    return status in (SessionStatus.AUTHENTICATED, SessionStatus.READY, SessionStatus.DISCONNECTED)
+
+
 @blp.route("/<session_id>/initialize")
 class Initialize(MethodView):
     """POST /webjs/sessions/{session_id}/initialize."""
 
     @blp.response(200, QrSchema)
     def post(self, session_id):
-        """Start the WhatsApp client on a browser slot; the QR follows on /qr."""
-        with services().db.begin() as s:
-            row = get_session(s, session_id, lock=True)
-            if row.slot and row.status in LIVE_SESSION_STATES:
-                return qr_response(row)  # already starting or running
-            placement = place_or_abort(s, row, reason="INITIALIZE")
-            answer = qr_response(row)
-        start_placed(placement)
-        return answer
+        """Start the WhatsApp client on a browser slot; answers with its first QR (QR_READY).
+
+        Waits up to INITIALIZE_QR_WAIT (10 s) for the first QR, or for READY when a saved
+        login needs none; INITIALIZING when neither came in time. Later QRs are on /qr.
+        """
+        svc = services()
+        wait = svc.settings.initialize_qr_wait
+        waiter = None
+        try:
+            if wait > 0:  # subscribe before the start, so that the first QR cannot be missed
+                try:
+                    waiter = Waiter(svc.redis, session_channel(session_id))
+                except redis.RedisError as exc:  # the start itself says whether the queue answers
+                    log.warning("session=%s initialize does not wait for the QR: %s", session_id, exc)
+            answer, epoch = start_session(session_id)
+            if waiter is None or answer["status"] != SessionStatus.INITIALIZING:
+                return answer
+            event = waiter.until(lambda e: first_qr(e, epoch), wait)
+        finally:
+            if waiter is not None:
+                waiter.close()
+        if event is None:
+            return answer
+        return {"session_id": session_id, "qr_code": event.get("qr_code") or "", "status": event["status"]}
 
 
 @blp.route("/<session_id>/restart")
@@ -240,37 +281,62 @@ class PairingCode(MethodView):
 
         The page re-issues the code every few minutes; the current one is in /status (pairing_code).
         """
+        return request_pairing_code(session_id, body["phone_e164"])
+
+
+def request_pairing_code(session_id: str, phone_e164: str) -> dict:
+    """Ask the session's page for a pairing code for ``phone_e164`` and wait for it
+    (QR_WAIT_SECONDS); the answer, or an abort saying why there is none."""
+    svc = services()
+    with Waiter(svc.redis, session_channel(session_id)) as waiter:
+        with svc.db() as s:
+            row = get_session(s, session_id)
+        status = SessionStatus(row.status)
+        if status in (SessionStatus.AUTHENTICATED, SessionStatus.READY) or row.status_reason in BROWSER_KEPT_REASONS:
+            abort(400, message=ALREADY_LINKED)
+        if not row.slot or status not in (SessionStatus.INITIALIZING, SessionStatus.QR_READY):
+            abort(400, message=NOT_INITIALIZED)
+        try:
+            dispatch.request_pairing_code(svc.celery, slot=row.slot, session_id=session_id,
+                                          epoch=row.epoch, phone=phone_e164)
+        except ENQUEUE_ERRORS as exc:
+            log.warning("session=%s pairing code could not be requested: %s", session_id, exc)
+            abort(503, message="Queue unavailable. Please try again later.")
+
+        def answer(e: dict) -> bool:
+            if e.get("epoch") != row.epoch:
+                return False
+            return bool(e.get("pairing_code")) or e.get("type") == "pairing_error" or e.get("status") in (
+                SessionStatus.AUTHENTICATED, SessionStatus.READY, SessionStatus.DISCONNECTED)
+
+        event = waiter.until(answer, svc.settings.qr_wait_seconds)
+    if event is None:
+        abort(504, message="No pairing code was shown in time. Please try again.")
+    if event.get("type") == "pairing_error":
+        abort(400, message=event.get("error") or "The page refused the phone number.")
+    if not event.get("pairing_code"):
+        abort(409, message=f"The session became {event['status']} meanwhile.")
+    return {"session_id": session_id, "pairing_code": event["pairing_code"],
+            "phone_number": phone_e164, "status": SessionStatus.QR_READY.value}
+
+
+@blp.route("/<session_id>/link-page")
+class LinkPage(MethodView):
+    @blp.response(200, LinkPageSchema)
+    def post(self, session_id):
+        """A signed link to the session's linking page, to hand to its end user.
+
+        The page (no API key: the link is the credential, for this session's linking only)
+        shows the live QR, a pairing-code path and the progress to READY. The link works for
+        LINK_PAGE_TTL (15 min) and not for a session made again under the same id.
+        """
         svc = services()
-        with Waiter(svc.redis, session_channel(session_id)) as waiter:
-            with svc.db() as s:
-                row = get_session(s, session_id)
-            status = SessionStatus(row.status)
-            if status in (SessionStatus.AUTHENTICATED, SessionStatus.READY) or row.status_reason in BROWSER_KEPT_REASONS:
-                abort(400, message=ALREADY_LINKED)
-            if not row.slot or status not in (SessionStatus.INITIALIZING, SessionStatus.QR_READY):
-                abort(400, message=NOT_INITIALIZED)
-            try:
-                dispatch.request_pairing_code(svc.celery, slot=row.slot, session_id=session_id,
-                                              epoch=row.epoch, phone=body["phone_e164"])
-            except ENQUEUE_ERRORS as exc:
-                log.warning("session=%s pairing code could not be requested: %s", session_id, exc)
-                abort(503, message="Queue unavailable. Please try again later.")
-
-            def answer(e: dict) -> bool:
-                if e.get("epoch") != row.epoch:
-                    return False
-                return bool(e.get("pairing_code")) or e.get("type") == "pairing_error" or e.get("status") in (
-                    SessionStatus.AUTHENTICATED, SessionStatus.READY, SessionStatus.DISCONNECTED)
-
-            event = waiter.until(answer, svc.settings.qr_wait_seconds)
-        if event is None:
-            abort(504, message="No pairing code was shown in time. Please try again.")
-        if event.get("type") == "pairing_error":
-            abort(400, message=event.get("error") or "The page refused the phone number.")
-        if not event.get("pairing_code"):
-            abort(409, message=f"The session became {event['status']} meanwhile.")
-        return {"session_id": session_id, "pairing_code": event["pairing_code"],
-                "phone_number": body["phone_e164"], "status": SessionStatus.QR_READY.value}
+        with svc.db() as s:
+            row = get_session(s, session_id)
+        expires_at = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=svc.settings.link_page_ttl)
+        secret = link_secret(svc.settings.link_page_secret, svc.redis)
+        token = make_token(secret, session_id=row.session_id, row_id=row.id, expires_at=expires_at)
+        return {"url": url_for("link_page.page", token=token, _external=True), "expires_at": expires_at}
 
 
 @blp.route("/<session_id>/status")

@@ -147,6 +147,8 @@ def main() -> int:
             raise SystemExit("demo: no QR code came; see var/demo.log")
         payload = read_qr_data_url(qr["qr_code"])  # what the phone's camera sees
         print(qr_terminal(payload))
+        link = requests.post(f"{api}/webjs/sessions/{USER}/link-page", headers=h, timeout=10).json()
+        print(f"   The same QR on a page for the end user: {link.get('url')} (until {link.get('expires_at')})")
 
         step(f"   The simulated phone {PHONE} scans it")
         r = requests.post(f"{sim}/sim/phone/scan", json={"payload": payload, "phone": PHONE})

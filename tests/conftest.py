@@ -35,9 +35,10 @@ def pytest_configure(config):
 # Whole modules that need a browser or other processes; single tests elsewhere carry the
 # marker themselves. `make test-fast` runs the rest: `-m "not browser and not stack"`.
 BROWSER_MODULES = {"test_driver", "test_page_object", "test_simulator_page", "test_simulator_page_2026",
-                   "test_chrome_sandbox", "test_slot_leaks"}
+                   "test_chrome_sandbox", "test_slot_leaks", "test_link_page"}
 STACK_MODULES = {"test_end_to_end", "test_sending_e2e", "test_failover", "test_redis_outage", "test_flower",
-                 "test_deployment", "test_taskrepr", "test_canary", "test_profiles_s3"}
+                 "test_deployment", "test_taskrepr", "test_canary", "test_profiles_s3",
+                 "test_link_page"}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -109,6 +110,9 @@ def settings(database_url, redis_url, work_dir) -> Settings:
         browser_work_dir=str(work_dir / "browsers"),
         qr_wait_seconds=30.0,
         dispatch_grace_seconds=60,
+        # The in-process API answers initialize at once (no slot worker runs for most
+        # tests); tests of the wait for the first QR make an app with their own.
+        initialize_qr_wait=0.0,
     )
 
 
