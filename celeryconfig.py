@@ -41,6 +41,7 @@ beat_schedule = {
     "sweep-undispatched-messages": {"task": "wa.control.sweep_messages", "schedule": 5.0,
                                     "options": {"expires": 30.0}},
     "expire-idempotency-keys": {"task": "wa.control.expire_idempotency_keys", "schedule": 3600.0},
+    "expire-media": {"task": "wa.control.expire_media", "schedule": 3600.0},
     # Orphan browsers, sessions stuck logging in, idle sessions (IDLE_TIMEOUT_MINUTES).
     "clean-sessions": {"task": "wa.control.clean_sessions", "schedule": 300.0},
     "reap-lost-slots": {"task": "wa.control.reap_lost_slots", "schedule": 10.0},

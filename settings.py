@@ -67,6 +67,9 @@ class Settings:
     media_fetch_timeout: float = 30.0
     request_max_mb: int = 24  # API request bodies, inline base64 media included
     media_allow_networks: str = ""  # CIDRs / host names exempt from the SSRF guard, e.g. 127.0.0.0/8
+    # Hours an inline file is kept in the media store (beside the saved logins) after its
+    # send was accepted; from_env makes it at least message_max_age_hours.
+    media_ttl_hours: float = 48.0
 
     # API behaviour.
     default_region: str = "IN"
@@ -178,6 +181,8 @@ class Settings:
             media_fetch_timeout=float(get("MEDIA_FETCH_TIMEOUT", d.media_fetch_timeout)),
             request_max_mb=int(get("REQUEST_MAX_MB", d.request_max_mb)),
             media_allow_networks=get("MEDIA_ALLOW_NETWORKS", d.media_allow_networks),
+            media_ttl_hours=max(float(get("MEDIA_TTL_HOURS", d.media_ttl_hours)),
+                                float(get("MESSAGE_MAX_AGE_HOURS", d.message_max_age_hours))),
             default_region=get("DEFAULT_PHONE_REGION", d.default_region).upper(),
             qr_wait_seconds=float(get("QR_WAIT_SECONDS", d.qr_wait_seconds)),
             initialize_qr_wait=max(0.0, float(get("INITIALIZE_QR_WAIT", d.initialize_qr_wait))),

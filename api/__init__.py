@@ -31,6 +31,7 @@ from messaging.celery_app import make_celery
 from models import make_engine, make_sessionmaker
 from services.keys import KeyChecker, TooManyFailures
 from settings import Settings
+from storage.media import MediaStore, make_media_store
 
 PUBLIC_PREFIXES = ("/api", "/webjs/health", "/metrics", "/link/")  # /link/: its token is its credential
 
@@ -87,11 +88,12 @@ class Services:
     redis: redis.Redis
     celery: Celery
     keys: KeyChecker | None
+    media_store: MediaStore
 
 
 def create_app(settings: Settings) -> Flask:
     """The API's wiring: Flask, the OpenAPI layer, one database engine, one Redis client,
-    the Celery producer and the key checker, all from ``settings`` (read once, by the
+    the Celery producer, the key checker and the media store, all from ``settings`` (read once, by the
     caller: ``api.wsgi`` reads the environment)."""
     app = Flask(__name__)
     app.config.update(
@@ -121,6 +123,7 @@ def create_app(settings: Settings) -> Flask:
         redis=redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2),
         celery=make_celery(settings),
         keys=None,  # made below, on the same Redis client
+        media_store=make_media_store(settings),
     )
     services.keys = KeyChecker(db, services.redis, settings.api_key_cache_seconds, settings.auth_failures_per_minute)
     app.extensions["wa"] = services

@@ -76,8 +76,8 @@ class ErrorResponses(BasePlugin):
                 answers[401] = "Unauthorized"
                 answers[429] = _error("Too many bad API keys from this address; try again after Retry-After "
                                       "seconds.", headers={"Retry-After": {"schema": {"type": "integer"}}})
-                answers[503] = _error("A dependency (database, Redis, the queue or the browser slots) does not "
-                                      "answer. Please try again later.")
+                answers[503] = _error("A dependency (database, Redis, the queue, the browser slots or the media "
+                                      "store) does not answer. Please try again later.")
             if "{" in path:
                 answers[404] = _error("Not found (also for an id that no row can have).")
             if "requestBody" in op:

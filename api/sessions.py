@@ -450,7 +450,8 @@ def accepted_or_abort(session_id: str, kind: str, recipients: list[Recipient], b
                                  f"{what}:{session_id}", request_body)
     try:
         return accept_send(svc.db, svc.settings, session_id, kind, recipients, scope=scope,
-                           callback_url=body.get("callback_url"), idempotency=idempotency)
+                           callback_url=body.get("callback_url"), idempotency=idempotency,
+                           media_store=svc.media_store)
     except AcceptError as exc:
         abort(exc.status, message=exc.message)
 

@@ -22,7 +22,9 @@ class Recipient:
     to: str  # E.164 digits; "" when the number was invalid
     to_input: str  # as the client wrote it
     text: str
-    media: list[dict] | None = None  # [{"url": ...}] or [{"filename", "mimetype", "data"}]
+    # [{"url": ...}], [{"ref", "filename", "mimetype", "size", "sha256"}] (inline media, stored:
+    # storage.media), or, before they are stored, [{"filename", "mimetype", "data": base64}]
+    media: list[dict] | None = None
     error: str | None = None  # refused on its own (e.g. an invalid number): failed at once
 
 

@@ -4,13 +4,18 @@ its messages in one transaction, and only then enqueue the messages that may go 
 
 Nothing accepted is lost: the rows are committed before the answer, and a message whose
 enqueue fails (Redis away) is dispatched by the sweeper when it is due.
+
+Inline media (base64 in the request) are stored in the media store (``storage.media``)
+before the rows are written; the rows and the tasks carry their references. A store that
+does not answer refuses the send (503) before anything is written.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from celery import Celery
@@ -26,11 +31,13 @@ from models.sends import Accepted, Recipient, accept_messages
 from models.states import NOT_READY_MESSAGE
 from services.requests import idempotency_key_problem
 from settings import Settings
+from storage.media import MediaStore, MediaStoreError
 
 log = logging.getLogger("services.accepting")
 
 SESSION_NOT_FOUND = "Session not found"
 KEY_REUSED = "Idempotency-Key was already used with a different request"
+MEDIA_NOT_STORED = "The media store does not answer: the media were not stored. Please try again later."
 
 
 class AcceptError(Exception):
@@ -96,31 +103,61 @@ class Acceptance:
 
 
 def accept_send(db: sessionmaker, settings: Settings, session_id: str, kind: str, recipients: list[Recipient],
-                *, scope: Scope, callback_url: str | None = None,
-                idempotency: Idempotency | None = None) -> Acceptance:
+                *, scope: Scope, callback_url: str | None = None, idempotency: Idempotency | None = None,
+                media_store: MediaStore | None = None) -> Acceptance:
     """Persist a send (single or bulk) for a caller of ``scope``; raises AcceptError for the
-    client's mistakes (404 for a session outside its scope, as for one that does not exist)."""
+    client's mistakes (404 for a session outside its scope, as for one that does not exist)
+    and 503 when inline media cannot be stored.
+
+    Inline media (``{"filename", "mimetype", "data": base64}`` items of ``Recipient.media``)
+    go to ``media_store`` first (required when there are any); the rows hold their
+    references. A replay of an Idempotency-Key stores nothing, and the objects of a send
+    that is refused or not written are deleted again (else they expire)."""
+    stored: list[str] = []
+    if any("data" in item for r in recipients for item in r.media or []):
+        if idempotency is not None:
+            with db.begin() as s:  # a replay stores nothing
+                if (replay := _replay(s, idempotency, utcnow(), lock=False)) is not None:
+                    return replay
+        recipients, stored = store_inline_media(media_store, recipients)
     try:
-        return _accept(db, settings, session_id, kind, recipients, scope, callback_url, idempotency)
-    except IntegrityError:
-        if idempotency is None:
-            raise
-        # The same key arrived twice at once; the other request has committed by now.
-        return _accept(db, settings, session_id, kind, recipients, scope, callback_url, idempotency)
+        try:
+            acceptance = _accept(db, settings, session_id, kind, recipients, scope, callback_url, idempotency)
+        except IntegrityError:
+            if idempotency is None:
+                raise
+            # The same key arrived twice at once; the other request has committed by now.
+            acceptance = _accept(db, settings, session_id, kind, recipients, scope, callback_url, idempotency)
+    except BaseException:
+        forget_media(media_store, stored)
+        raise
+    if acceptance.replayed:
+        forget_media(media_store, stored)
+    return acceptance
+
+
+def _replay(s, idempotency: Idempotency, now, *, lock: bool) -> Acceptance | None:
+    """The first answer to this key, or None when the key is new (or expired: with ``lock``
+    it is then forgotten, so it may be used afresh). Raises AcceptError (409) for a key
+    used with another request."""
+    seen = s.get(IdempotencyKey, (idempotency.scope, idempotency.key), with_for_update=True if lock else None)
+    if seen is None:
+        return None
+    if seen.expires_at <= now:
+        if lock:
+            s.delete(seen)
+            s.flush()
+        return None
+    if seen.request_hash != idempotency.request_hash:
+        raise AcceptError(409, KEY_REUSED)
+    return Acceptance(seen.status_code, seen.response, replayed=True)
 
 
 def _accept(db, settings, session_id, kind, recipients, scope, callback_url, idempotency) -> Acceptance:
     now = utcnow()
     with db.begin() as s:
-        if idempotency is not None:
-            seen = s.get(IdempotencyKey, (idempotency.scope, idempotency.key), with_for_update=True)
-            if seen is not None and seen.expires_at > now:
-                if seen.request_hash != idempotency.request_hash:
-                    raise AcceptError(409, KEY_REUSED)
-                return Acceptance(seen.status_code, seen.response, replayed=True)
-            if seen is not None:  # expired: the key may be used afresh
-                s.delete(seen)
-                s.flush()
+        if idempotency is not None and (replay := _replay(s, idempotency, now, lock=True)) is not None:
+            return replay
         session = s.execute(select(WhatsAppSession.status, WhatsAppSession.slot, WhatsAppSession.epoch,
                                    WhatsAppSession.pacing)
                             .where(WhatsAppSession.session_id == session_id, scope.sessions())).first()
@@ -139,6 +176,45 @@ def _accept(db, settings, session_id, kind, recipients, scope, callback_url, ide
                                  expires_at=now + timedelta(hours=settings.idempotency_hours)))
             s.flush()
     return Acceptance(202, body, accepted=accepted, _target=(session.slot, session.epoch, session.pacing))
+
+
+def store_inline_media(store: MediaStore | None, recipients: list[Recipient]) -> tuple[list[Recipient], list[str]]:
+    """The recipients with each inline item (``{"filename", "mimetype", "data": base64}``)
+    replaced by its reference in ``store`` (``StoredMedia.as_item()``), and the references
+    stored. The same bytes are stored once per call. Raises AcceptError (503), having
+    deleted what it stored, when the store does not take them."""
+    if store is None:
+        raise RuntimeError("inline media need a media store")
+    by_digest: dict[str, dict] = {}
+    try:
+        out = []
+        for r in recipients:
+            items = []
+            for item in r.media or []:
+                if "data" not in item:
+                    items.append(item)
+                    continue
+                data = base64.b64decode(item["data"])
+                digest = hashlib.sha256(data).hexdigest()
+                if digest not in by_digest:
+                    by_digest[digest] = store.put(data, item["mimetype"], item["filename"]).as_item()
+                items.append({**by_digest[digest], "filename": item["filename"], "mimetype": item["mimetype"]})
+            out.append(replace(r, media=items) if r.media else r)
+    except MediaStoreError as exc:
+        log.warning("send refused: %s", exc)
+        forget_media(store, [item["ref"] for item in by_digest.values()])
+        raise AcceptError(503, MEDIA_NOT_STORED) from None
+    return out, [item["ref"] for item in by_digest.values()]
+
+
+def forget_media(store: MediaStore | None, refs: list[str]) -> None:
+    """Delete media stored for a send that was not written; one that stays expires."""
+    if not refs or store is None:
+        return
+    try:
+        store.delete(refs)
+    except MediaStoreError as exc:
+        log.warning("%d media objects of a send not written are left to expire: %s", len(refs), exc)
 
 
 def response_body(kind: str, session_id: str, accepted: Accepted) -> dict:

@@ -151,13 +151,15 @@ def wire_control(db, redis_client, monkeypatch):
     database and Redis, with ``settings`` (the test's by default): returns the wiring."""
     from messaging.celery_app import make_celery
     from services.keys import KeyChecker
+    from storage.media import make_media_store
     from workers.app import celery
     from workers.wiring import ControlWiring
 
     def wire(settings, *, keys: KeyChecker | None = None):
         w = ControlWiring(settings=settings, db=db, redis=redis_client, celery=make_celery(settings),
                           keys=keys or KeyChecker(db, redis_client, settings.api_key_cache_seconds,
-                                                  settings.auth_failures_per_minute))
+                                                  settings.auth_failures_per_minute),
+                          media_store=make_media_store(settings))
         monkeypatch.setattr(celery, "wa_control", w, raising=False)
         return w
 

@@ -3,7 +3,10 @@ simulator's WhatsApp Web, with every part real: PostgreSQL, Redis, Celery worker
 processes, headless Chromium driven by Selenium, the simulator."""
 from __future__ import annotations
 
+import base64
+import hashlib
 import secrets
+from pathlib import Path
 
 import pytest
 import requests
@@ -168,6 +171,23 @@ def test_media_url_is_sent_with_its_caption(client, stack, ready_session):
     assert len(sent) == 1 and sent[0]["type"] == "document"
     assert sent[0]["media"]["name"] == "meeting-agenda.pdf" and sent[0]["media"]["size"] == len(body)
     assert "token=secret" not in stack["procs"]["slot"].tail(200), "no query strings (tokens) in logs"
+
+
+def test_inline_media_reach_the_page_intact_through_the_media_store(client, stack, ready_session, settings):
+    """An inline file is stored when the send is accepted; the slot reads it back by its
+    reference and attaches exactly those bytes."""
+    body = b"%PDF-1.4\n" + secrets.token_bytes(300_000)
+    caption = f"Inline document {secrets.token_hex(3)}"
+    media = [{"filename": "inline-report.pdf", "mimetype": "application/pdf",
+              "data": base64.b64encode(body).decode()}]
+    r = client.post(f"/webjs/sessions/{ready_session}/send-message?wait=30",
+                    json={"to": "919876543210", "message": caption, "media": media})
+    assert r.status_code == 200 and r.json["status"] == "sent", r.json
+    sent = [m for m in network_log(stack["sim"]) if m.get("caption") == caption]
+    assert len(sent) == 1 and sent[0]["type"] == "document"
+    assert sent[0]["media"]["name"] == "inline-report.pdf" and sent[0]["media"]["size"] == len(body)
+    assert sent[0]["media"]["sha256"] == hashlib.sha256(body).hexdigest()
+    assert list((Path(settings.profile_dir) / "media").iterdir()), "kept in the profile store's folder"
 
 
 def _kept_browser_reason_then_ready(client, session: str, sim: str, start: tuple[str, dict],

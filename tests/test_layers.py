@@ -22,7 +22,7 @@ MODULES = ("settings", "logs", "celeryconfig")
 ALLOWED = {
     "api": {"services", "messaging", "models", "storage", "settings", "logs"},  # storage: health
     "workers": {"services", "messaging", "models", "browser", "storage", "settings", "logs"},
-    "services": {"messaging", "models", "settings"},
+    "services": {"messaging", "models", "storage", "settings"},  # storage: inline media
     "messaging": {"models", "settings", "celeryconfig", "logs"},  # logs: a task's bound ids
     "models": {"settings"},
     "browser": {"models", "settings"},  # models.phones

@@ -62,7 +62,8 @@ def _accept(kind: str, session_id: str, payload: dict, recipients_of, schema, id
     idempotency = Idempotency.of(scope.idempotency, idempotency_key, f"{what}:{session_id}", payload)
     try:
         acceptance = accept_send(w.db, w.settings, session_id, kind, recipients_of(body), scope=scope,
-                                 callback_url=body.get("callback_url"), idempotency=idempotency)
+                                 callback_url=body.get("callback_url"), idempotency=idempotency,
+                                 media_store=w.media_store)
     except AcceptError as exc:
         raise ValueError(f"{exc.status}: {exc.message}") from None
     if not acceptance.replayed:

@@ -159,6 +159,16 @@ def expire_idempotency_keys() -> int:
     return count
 
 
+@celery.task(name="wa.control.expire_media")
+def expire_media() -> int:
+    """Inline media are kept MEDIA_TTL_HOURS (48 h by default) after their send was
+    accepted, then deleted from the media store; returns how many objects went."""
+    count = resources().media_store.expire()
+    if count:
+        log.info("deleted %d expired inline media", count)
+    return count
+
+
 @celery.task(name="wa.control.reap_lost_slots")
 def reap_lost_slots() -> int:
     """Sessions placed on a slot that stopped heartbeating are DISCONNECTED (WORKER_LOST);

@@ -1,6 +1,7 @@
 """Delivery: one message through a session's page, each part once.
 
-Media is fetched and checked before the page is touched. Each part records, just before
+Media is fetched (URLs) or read from the media store (inline files, by reference) and
+checked before the page is touched. Each part records, just before
 it commits, the chat's newest row (``wa:msg:<id>:commit:<part>``) and, once out, its
 WhatsApp id (``wa:msg:<id>:part:<part>``). Before a part is sent, ``send_rules.look_before_send``
 decides whether an earlier attempt may have sent it; if so it is looked for in the chat
@@ -17,8 +18,9 @@ import redis
 
 from browser.whatsapp import message_key
 from settings import Settings
+from storage.media import MediaExpired, MediaStore, MediaStoreError
 from workers.browser_session import BrowserSession, MediaUnavailable
-from workers.media import Media, MediaError, MediaLimits, fetch_media, media_from_base64
+from workers.media import Media, MediaError, MediaLimits, fetch_media, media_from_base64, media_from_bytes
 from workers.netguard import AllowList
 from workers.send_rules import look_before_send
 
@@ -41,10 +43,11 @@ class Delivery:
     """Sends messages through the pages of a slot's sessions."""
 
     def __init__(self, settings: Settings, client: redis.Redis,
-                 session_for_send: Callable[[str, int], BrowserSession]):
+                 session_for_send: Callable[[str, int], BrowserSession], media_store: MediaStore):
         self.settings = settings
         self.redis = client
         self.session_for_send = session_for_send
+        self.media_store = media_store
         self.media_limits = MediaLimits(media_bytes=settings.media_max_mb * 1024 * 1024,
                                         document_bytes=settings.document_max_mb * 1024 * 1024,
                                         timeout=settings.media_fetch_timeout)
@@ -114,10 +117,30 @@ class Delivery:
         return path
 
     def _media_file(self, item: dict, dest: Path) -> Media:
+        """One attachment as a file in ``dest``: a URL downloaded, an inline file read from
+        the media store by its reference (``{"ref", "filename", "mimetype", "sha256"}``), or
+        base64 (rows from before inline media were stored). Raises MediaUnavailable:
+        permanent for an object expired or gone, transient when the store does not answer."""
         try:
             if item.get("url"):
                 return fetch_media(item["url"], dest, limits=self.media_limits, allow=self.media_allow)
+            if item.get("ref"):
+                return media_from_bytes(item.get("filename") or "file", item.get("mimetype") or "",
+                                        self._stored(item), dest, self.media_limits)
             return media_from_base64(item.get("filename") or "file", item.get("mimetype") or "",
                                      item.get("data") or "", dest, self.media_limits)
         except MediaError as exc:
             raise MediaUnavailable(exc) from exc
+
+    def _stored(self, item: dict) -> bytes:
+        name = item.get("filename") or "file"
+        try:
+            return self.media_store.get(item["ref"], item.get("sha256"))
+        except MediaExpired as exc:
+            log.warning("media %s not sent: %s", item["ref"], exc)
+            hours = self.settings.media_ttl_hours
+            raise MediaError(f"Media {name} expired (inline files are kept {hours:g} h): send it again",
+                             permanent=True) from None
+        except MediaStoreError as exc:
+            log.warning("media %s not read: %s", item["ref"], exc)
+            raise MediaError(f"Media {name} could not be read from the media store", permanent=False) from None

@@ -1,6 +1,7 @@
 """Media for a message, as files on disk the browser can attach: downloaded from the
-message's ``media_urls`` (through the network guard, hop by hop) or decoded from inline
-base64.
+message's ``media_urls`` (through the network guard, hop by hop), or written from the bytes
+of an inline file (read from the media store by its reference, or, for messages accepted
+before inline media were stored, decoded from base64).
 
 The file's name on disk is the name WhatsApp shows for a document, so it is the
 sanitised name the sender gave (Content-Disposition, the URL's last segment), never a
@@ -109,7 +110,8 @@ def fetch_media(url: str, dest_dir: Path, *, limits: MediaLimits = MediaLimits()
 
 def media_from_base64(filename: str | None, mimetype: str | None, data_b64: str, dest_dir: Path,
                       limits: MediaLimits = MediaLimits()) -> Media:
-    """Inline media: strict base64 (whitespace aside), the same limits and file names."""
+    """Inline media as base64 (messages accepted before inline media were stored): strict
+    base64 (whitespace aside), then as ``media_from_bytes``. Raises MediaError (permanent)."""
     mimetype = _clean_mimetype(mimetype) or _guess_mimetype(filename or "")
     name = safe_filename(filename or "", mimetype)
     kind = kind_of(mimetype)
@@ -122,6 +124,19 @@ def media_from_base64(filename: str | None, mimetype: str | None, data_b64: str,
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise MediaError(f"Media {name} is not valid base64", permanent=True) from None
+    return media_from_bytes(filename, mimetype, data, dest_dir, limits)
+
+
+def media_from_bytes(filename: str | None, mimetype: str | None, data: bytes, dest_dir: Path,
+                     limits: MediaLimits = MediaLimits()) -> Media:
+    """An inline file written into ``dest_dir`` under its sanitised name, within the limit
+    of its kind (bytes). Raises MediaError (permanent) for an empty or too large file."""
+    mimetype = _clean_mimetype(mimetype) or _guess_mimetype(filename or "")
+    name = safe_filename(filename or "", mimetype)
+    kind = kind_of(mimetype)
+    limit = limits.limit_for(kind)
+    if len(data) > limit:
+        raise _too_large(name, kind, limit, size=len(data))
     if not data:
         raise MediaError(f"Media {name} is empty", permanent=True)
     path, out = _create(dest_dir, name)

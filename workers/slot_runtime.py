@@ -28,6 +28,7 @@ from messaging.events import EventBus
 from messaging.pacing import CircuitBreaker, Claims, Pacer, PacingPolicy
 from models.states import NOT_READY_MESSAGE, DisconnectReason, SessionStatus
 from settings import Settings
+from storage.media import make_media_store
 from storage.profiles import LOGIN_PARTS, make_profile_store, session_name
 from workers.acks import AckFollower
 from workers.browser_session import DISCONNECTED, LOGGED_IN, OFFLINE, BrowserSession, SessionOffline
@@ -63,7 +64,7 @@ class SlotRuntime:
                                            settings.hourly_cap, settings.daily_cap)
         self.sessions: dict[str, BrowserSession] = {}
         self.acks = AckFollower(self.redis, self.bus)
-        self.delivery = Delivery(settings, self.redis, self.session_for_send)
+        self.delivery = Delivery(settings, self.redis, self.session_for_send, make_media_store(settings))
         self.monitor = PageMonitor(self)
         self._crashes: dict[str, list[float]] = {}  # session id -> monotonic times of its browser's crashes
         self._stopped: dict[str, int] = {}  # session id -> the newest placement (epoch) told to stop

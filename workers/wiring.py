@@ -23,6 +23,7 @@ from sqlalchemy.orm import sessionmaker
 from models import make_engine, make_sessionmaker
 from services.keys import KeyChecker
 from settings import Settings
+from storage.media import MediaStore, make_media_store
 
 if TYPE_CHECKING:
     from workers.slot_runtime import SlotRuntime
@@ -33,13 +34,15 @@ _lock = threading.Lock()
 @dataclass
 class ControlWiring:
     """What the control worker's tasks use: one engine, one Redis client, the Celery app
-    to enqueue with, and the API key checker (for the ``wa.api.*`` entry points)."""
+    to enqueue with, the API key checker (for the ``wa.api.*`` entry points) and the media
+    store (inline media of those sends, and their expiry)."""
 
     settings: Settings
     db: sessionmaker
     redis: redis.Redis
     celery: Celery
     keys: KeyChecker
+    media_store: MediaStore
 
 
 def build_control(settings: Settings, app: Celery) -> ControlWiring:
@@ -48,7 +51,8 @@ def build_control(settings: Settings, app: Celery) -> ControlWiring:
     client = redis.Redis.from_url(settings.redis_url)
     return ControlWiring(settings=settings, db=db, redis=client, celery=app,
                          keys=KeyChecker(db, client, settings.api_key_cache_seconds,
-                                         settings.auth_failures_per_minute))
+                                         settings.auth_failures_per_minute),
+                         media_store=make_media_store(settings))
 
 
 def control(app: Celery) -> ControlWiring:
