@@ -46,6 +46,7 @@ PAGE_HEADERS = {
 
 
 def services():
+    """The API's wiring (``api.Services``) of the app serving this request."""
     return current_app.extensions["wa"]
 
 

@@ -146,6 +146,8 @@ class PairingCodeSchema(Schema):
 
 
 class LinkPageSchema(Schema):
+    """The answer to POST /webjs/sessions/{session_id}/link-page."""
+
     url = fields.String(metadata={
         "example": "http://127.0.0.1:3000/link/eyJzIjoidXNlcl8xMjM0NTY3ODkifQ.abc",
         "description": "The session's linking page, for the end user: no API key needed; the link is the "

@@ -322,6 +322,8 @@ def request_pairing_code(session_id: str, phone_e164: str) -> dict:
 
 @blp.route("/<session_id>/link-page")
 class LinkPage(MethodView):
+    """POST /webjs/sessions/{session_id}/link-page."""
+
     @blp.response(200, LinkPageSchema)
     def post(self, session_id):
         """A signed link to the session's linking page, to hand to its end user.
