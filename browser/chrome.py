@@ -20,6 +20,7 @@ import subprocess
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 
@@ -344,10 +345,9 @@ def kill_orphans(owner: str) -> int:
     return killed
 
 
-def process_trees_pss(pids: list[int]) -> dict[int, int]:
-    """For each pid, the memory of it and all its descendants (PSS, bytes), from one scan
-    of /proc. PSS shares the pages Chrome's processes have in common fairly among them."""
-    children: dict[int, list[int]] = {}
+def processes() -> Iterator[tuple[int, str, str, int]]:
+    """Every process on the machine as (pid, name, state, parent pid), from /proc/<pid>/stat
+    (state "Z": exited and not waited for). A process that ends meanwhile is left out."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -355,8 +355,16 @@ def process_trees_pss(pids: list[int]) -> dict[int, int]:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(parent, []).append(int(entry.name))
+        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+        yield int(entry.name), stat[stat.index("(") + 1:stat.rindex(")")], state, int(ppid)
+
+
+def process_trees_pss(pids: list[int]) -> dict[int, int]:
+    """For each pid, the memory of it and all its descendants (PSS, bytes), from one scan
+    of /proc. PSS shares the pages Chrome's processes have in common fairly among them."""
+    children: dict[int, list[int]] = {}
+    for pid, _name, _state, parent in processes():
+        children.setdefault(parent, []).append(pid)
     totals = {}
     for root in pids:
         total, todo = 0, [root]

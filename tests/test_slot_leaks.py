@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from browser.chrome import DRIVER_COPY_PREFIX
+from browser.chrome import DRIVER_COPY_PREFIX, processes
 from messaging import slots
 from tests.helpers import serving
 from workers.slot_runtime import SlotRuntime
@@ -30,19 +30,7 @@ class NoBus:
 
 def zombie_children() -> list[str]:
     """This process's children that exited and were not waited for: 'pid name'."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        name = stat[stat.index("(") + 1:stat.rindex(")")]
-        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
-        if int(ppid) == os.getpid() and state == "Z":
-            found.append(f"{entry.name} {name}")
-    return found
+    return [f"{pid} {name}" for pid, name, state, ppid in processes() if ppid == os.getpid() and state == "Z"]
 
 
 def driver_copies(work_dir: Path) -> list[Path]:
