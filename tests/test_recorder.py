@@ -192,3 +192,18 @@ def test_a_consumer_group_lost_with_redis_is_created_again(db, bus, redis_client
     finally:
         recorder.stopping.set()
         thread.join(5)
+
+
+def test_events_already_in_the_stream_are_recorded_before_the_recorder_stops(db, bus, redis_client, user_id):
+    """Told to stop, the recorder still applies what the stream holds (a slot that stopped
+    just before it reported its sessions as stopped), then returns."""
+    from workers.recorder import Recorder
+
+    make_session(db, user_id)
+    bus.session(user_id, 7, "READY", phone_number="919876543210")
+    bus.session(user_id, 7, "DISCONNECTED", reason="WORKER_STOPPED")
+    recorder = Recorder(redis_client, db, consumer=f"finish-{user_id}", block_ms=100)
+    recorder.stopping.set()  # the stop came before the recorder read anything
+    recorder.run()
+    row = status_of(db, user_id)
+    assert (row.status, row.status_reason) == ("DISCONNECTED", "WORKER_STOPPED")
