@@ -23,7 +23,8 @@ mutate: bootstrap
 	scripts/mutate.sh
 
 ## bench: the enqueue benchmark (see docs/benchmarks.md)
-bench: bootstrap
+bench:
+	@NEED_WRK=1 scripts/bootstrap.sh
 	.venv/bin/python bench/enqueue.py
 
 ## canary: the driver against the real web.whatsapp.com (needs a network and a phone)

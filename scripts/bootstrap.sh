@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs what `make demo` and `make test` need, where it is missing:
-# Debian packages (chromium, chromium-driver, redis-server, postgresql, docker-compose, and
-# prometheus for its promtool when the tests ask: NEED_PROMTOOL=1)
+# Installs what `make demo`, `make test` and `make bench` need, where it is missing:
+# Debian packages (chromium, chromium-driver, redis-server, postgresql, docker-compose;
+# prometheus for its promtool when the tests ask, NEED_PROMTOOL=1; wrk for the bench, NEED_WRK=1)
 # and a virtualenv with the pinned requirements (requirements.txt, and requirements-test.txt for
 # the tests). Says clearly what it cannot do.
 set -euo pipefail
@@ -17,6 +17,9 @@ need docker-compose /usr/bin/docker-compose docker-compose
 if [ "${NEED_PROMTOOL:-0}" = 1 ]; then need promtool /usr/bin/promtool prometheus; fi
 if [ "${NEED_POSTGRES:-0}" = 1 ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then
   want_pkgs+=(postgresql)
+fi
+if [ "${NEED_WRK:-0}" = 1 ]; then
+  need wrk /usr/bin/wrk wrk
 fi
 
 if [ ${#want_pkgs[@]} -gt 0 ]; then

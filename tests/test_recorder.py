@@ -224,3 +224,18 @@ def test_outcomes_and_send_latency_are_counted_once_for_metrics(db, bus, redis_c
     added = {le: n - dict(buckets)[le] for le, n in buckets_after}
     assert added["2.0"] == 0 and added["5.0"] == 1 and added["+Inf"] == 1
     assert 2.5 < total_after - total < 10
+
+
+def test_events_already_in_the_stream_are_recorded_before_the_recorder_stops(db, bus, redis_client, user_id):
+    """Told to stop, the recorder still applies what the stream holds (a slot that stopped
+    just before it reported its sessions as stopped), then returns."""
+    from workers.recorder import Recorder
+
+    make_session(db, user_id)
+    bus.session(user_id, 7, "READY", phone_number="919876543210")
+    bus.session(user_id, 7, "DISCONNECTED", reason="WORKER_STOPPED")
+    recorder = Recorder(redis_client, db, consumer=f"finish-{user_id}", block_ms=100)
+    recorder.stopping.set()  # the stop came before the recorder read anything
+    recorder.run()
+    row = status_of(db, user_id)
+    assert (row.status, row.status_reason) == ("DISCONNECTED", "WORKER_STOPPED")

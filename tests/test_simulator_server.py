@@ -550,6 +550,17 @@ def test_stickers(sim):
 
 
 # ----------------------------------------------------------------------- persistence
+def test_linked_devices_outlive_a_restart_only_with_a_state_file(tmp_path):
+    """SIM_STATE_FILE (what make demo sets): a restarted simulator still accepts a login it
+    linked; unset (the default, what the tests use), a new simulator knows nothing of it."""
+    path = tmp_path / "devices.json"
+    assert SimConfig.from_env({}).state_file is None
+    assert SimConfig.from_env({"SIM_STATE_FILE": str(path)}).state_file == str(path)
+    _cid, token = Sim(state_file=str(path)).login()
+    assert Sim(state_file=str(path)).connect(token=token)["token_status"] == "valid"
+    assert Sim().connect(token=token)["token_status"] != "valid"
+
+
 def test_old_state_files_still_load(tmp_path):
     path = tmp_path / "state.json"
     old = {"token": "t1", "phone": OWN, "device": 1, "wid": f"{OWN}:1@c.us", "created": 1.0, "via": "qr",

@@ -144,6 +144,19 @@ class Recorder:
         if entries:
             self.process([e for e in entries if e and e[1] is not None])
 
+    def finish(self) -> None:
+        """What is already in the stream when the recorder is told to stop is applied
+        before it exits: a slot stopped just before it reports its sessions as stopped,
+        and that report must reach the database."""
+        self.ensure_group()
+        self.drain_pending()
+        while True:
+            resp = self.redis.xreadgroup(GROUP, self.consumer, {STREAM: ">"}, count=self.batch)
+            entries = resp[0][1] if resp else []
+            if not entries:
+                return
+            self.process(entries)
+
     def run_once(self) -> int:
         """Read one batch of new entries (waiting up to ``block_ms``) and process it; returns
         how many were applied. Raises Redis and database errors (``run`` rides them out)."""
@@ -184,6 +197,10 @@ class Recorder:
                 log.warning("recorder paused (trying again in %.1f s): %s", delay, exc)
                 recovering = True
                 self.stopping.wait(delay)
+        try:
+            self.finish()
+        except Exception as exc:  # Redis or the database is away: the entries wait in the stream
+            log.warning("recorder: the stream was not read to its end before stopping: %s", exc)
         log.info("recorder stopped")
 
 

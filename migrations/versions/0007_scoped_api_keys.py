@@ -17,7 +17,8 @@ depends_on = None
 
 def upgrade() -> None:
     op.add_column('api_keys', sa.Column('admin', sa.Boolean(), nullable=False, server_default=sa.true()))
-    op.alter_column('api_keys', 'admin', server_default=sa.false())
+    with op.batch_alter_table('api_keys') as batch:  # SQLite (the demo's database) cannot ALTER a column
+        batch.alter_column('admin', server_default=sa.false())
     op.add_column('api_keys', sa.Column('scope', sa.JSON(), nullable=True))
     op.add_column('whatsapp_sessions', sa.Column('api_key_id', sa.String(length=40), nullable=True))
     op.add_column('jobs', sa.Column('api_key_id', sa.String(length=40), nullable=True))
