@@ -162,6 +162,11 @@ class SendQuerySchema(RequestSchema):
                         metadata={"description": "Seconds (up to 60) to wait for the outcome."})
 
 
+WA_ID = fields.String(allow_none=True, metadata={
+    "description": "The recipient as WhatsApp knows it (<digits>@c.us): what its existence query answered, "
+                   "which can differ from `to` (Brazil's ninth digit, Mexico's 52 1)."})
+
+
 class SendResultSchema(Schema):
     """The answer to send-message (202 queued, or 200 with the outcome after ``?wait``)."""
 
@@ -171,46 +176,62 @@ class SendResultSchema(Schema):
     message_id = fields.String(metadata={"description": "This service's id of the message; poll the job."})
     status = fields.String(metadata={"description": "queued, sending, sent, delivered, read or failed"})
     whatsapp_message_id = fields.String(allow_none=True)
-    wa_id = fields.String(allow_none=True, metadata={
-        "description": "The recipient as WhatsApp knows it (<digits>@c.us), from its existence query."})
+    wa_id = WA_ID
     error = fields.String(allow_none=True)
 
 
-class MessageResultSchema(Schema):
-    """One message of a job (GET /webjs/jobs/{job_id})."""
+class BulkItemResultSchema(Schema):
+    """One message in the answer to a bulk send."""
 
     message_id = fields.String()
     to = fields.String()
-    status = fields.String(metadata={"description": "success, failed or pending (the seed's values)"})
+    status = fields.String(metadata={"description": "pending, or failed (a number that is not valid)"})
     message_status = fields.String()
-    whatsapp_message_id = fields.String(allow_none=True)
-    wa_id = fields.String(allow_none=True, metadata={
-        "description": "The recipient as WhatsApp knows it (<digits>@c.us): what its existence query answered, "
-                       "which can differ from `to` (Brazil's ninth digit, Mexico's 52 1)."})
     error = fields.String(allow_none=True)
-    attempts = fields.Integer()
     timestamp = Timestamp()
+
+
+class MessageResultSchema(BulkItemResultSchema):
+    """One message of a job (GET /webjs/jobs/{job_id}): a bulk item's fields and what
+    happened to it since."""
+
+    status = fields.String(metadata={"description": "success, failed or pending (the seed's values)"})
+    whatsapp_message_id = fields.String(allow_none=True)
+    wa_id = WA_ID
+    attempts = fields.Integer()
     next_attempt_at = Timestamp(allow_none=True, metadata={"description": "While scheduled: when it goes."})
     wait_reason = fields.String(allow_none=True, metadata={
         "description": "While scheduled: why it waits (pacing, a cap, an open circuit, a retry)."})
 
 
-class JobSchema(Schema):
-    """The body of GET /webjs/jobs/{job_id}: the job, its counts and its messages."""
+class JobCountsSchema(Schema):
+    """What a job and a bulk send's answer both say: the seed's counts."""
 
+    success = fields.Boolean()
     job_id = fields.String()
     session_id = fields.String()
-    kind = fields.String()
-    status = fields.String(metadata={"description": "queued, processing, completed, failed or cancelled"})
-    success = fields.Boolean()
     total_messages = fields.Integer()
     successful_sends = fields.Integer()
     failed_sends = fields.Integer()
+    duration = fields.String()
+
+
+class JobSchema(JobCountsSchema):
+    """The body of GET /webjs/jobs/{job_id}: the job, its counts and its messages."""
+
+    kind = fields.String()
+    status = fields.String(metadata={"description": "queued, processing, completed, failed or cancelled"})
     pending = fields.Integer()
     results = fields.List(fields.Nested(MessageResultSchema))
     created_at = Timestamp()
     finished_at = Timestamp(allow_none=True)
-    duration = fields.String()
+
+
+class BulkResultSchema(JobCountsSchema):
+    """The answer to send-bulk-messages (the seed's shape; duration is always "0.0 seconds")."""
+
+    status = fields.String()
+    results = fields.List(fields.Nested(BulkItemResultSchema))
 
 
 class ActiveSessionsSchema(Schema):
@@ -226,31 +247,6 @@ class DeletedSchema(Schema):
     success = fields.Boolean()
     message = fields.String()
     deleted_count = fields.Integer()
-
-
-class BulkItemResultSchema(Schema):
-    """One message in the answer to a bulk send."""
-
-    message_id = fields.String()
-    to = fields.String()
-    status = fields.String(metadata={"description": "pending, or failed (a number that is not valid)"})
-    message_status = fields.String()
-    error = fields.String(allow_none=True)
-    timestamp = Timestamp()
-
-
-class BulkResultSchema(Schema):
-    """The answer to send-bulk-messages (the seed's shape; duration is always "0.0 seconds")."""
-
-    success = fields.Boolean()
-    job_id = fields.String()
-    session_id = fields.String()
-    status = fields.String()
-    total_messages = fields.Integer()
-    successful_sends = fields.Integer()
-    failed_sends = fields.Integer()
-    results = fields.List(fields.Nested(BulkItemResultSchema))
-    duration = fields.String()
 
 
 class CancelResultSchema(Schema):

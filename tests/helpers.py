@@ -29,6 +29,20 @@ def wait_until(condition, timeout: float = 10.0, interval: float = 0.05, what: s
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
+@contextmanager
+def s3_server() -> Iterator[str]:
+    """A real S3 endpoint on loopback (moto's server, in this process): its URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

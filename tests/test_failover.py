@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from browser.qr import read_qr_data_url
 from messaging import slots
-from tests.helpers import ROOT, Proc, free_port, port_open, wait_until
+from tests.helpers import ROOT, Proc, free_port, port_open, s3_server, wait_until
 from tests.stack import empty_world, link_session, network_log
 
 FAST = {"min_gap_seconds": 0.3, "max_gap_seconds": 0.5, "hourly_cap": 1000, "daily_cap": 0}
@@ -23,13 +23,8 @@ FAST = {"min_gap_seconds": 0.3, "max_gap_seconds": 0.5, "hourly_cap": 1000, "dai
 
 @pytest.fixture(scope="module")
 def s3():
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+    with s3_server() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -215,26 +215,18 @@ def test_health_turns_unhealthy_when_s3_stops(settings, monkeypatch):
     """A real S3 endpoint (moto's server on loopback) that goes away."""
     from dataclasses import replace
 
-    from moto.server import ThreadedMotoServer
-
     from api import create_app
-    from tests.helpers import free_port
+    from tests.helpers import s3_server
 
     for name, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"),
                         ("AWS_EC2_METADATA_DISABLED", "true")):
         monkeypatch.setenv(name, value)
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    try:
-        app = create_app(replace(settings, s3_bucket="health-check", s3_endpoint_url=f"http://127.0.0.1:{port}",
-                                 s3_create_bucket=True))
+    with s3_server() as url:
+        app = create_app(replace(settings, s3_bucket="health-check", s3_endpoint_url=url, s3_create_bucket=True))
         app.extensions["wa_health"].store_check_ttl = 0  # look every time
         client = app.test_client()
         up = client.get("/webjs/health")
         assert up.status_code == 200 and up.json["s3_connection"] is True
-    finally:
-        server.stop()
     down = client.get("/webjs/health")
     assert down.status_code == 503 and down.json["s3_connection"] is False and down.json["status"] == "unhealthy"
 

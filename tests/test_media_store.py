@@ -13,20 +13,15 @@ import pytest
 
 from storage.media import PREFIX, MediaExpired, MediaStore, MediaStoreError, expires_at, make_media_store
 from storage.profiles import LocalBlobs
-from tests.helpers import free_port
+from tests.helpers import free_port, s3_server
 
 DATA = secrets.token_bytes(70_000)
 
 
 @pytest.fixture(scope="module")
 def endpoint():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with s3_server() as url:
+        yield url
 
 
 @pytest.fixture

@@ -18,12 +18,11 @@ from typing import Callable
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from settings import Settings
 from storage.profiles import (LOGIN_PARTS, LocalProfileStore, ProfileStoreError, S3ProfileStore,
                               make_profile_store, pack_login)
-from tests.helpers import free_port
+from tests.helpers import free_port, s3_server
 
 TOKEN = Path("Default/Local Storage/leveldb/000003.log")
 SECRET = "moto-secret-key-never-logged"
@@ -31,11 +30,8 @@ SECRET = "moto-secret-key-never-logged"
 
 @pytest.fixture(scope="module")
 def endpoint():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with s3_server() as url:
+        yield url
 
 
 @pytest.fixture(autouse=True)

@@ -237,13 +237,20 @@ def test_after_a_lease_ran_out_a_dead_holder_that_came_in_is_still_taken_over(re
     assert redis_client.get(key) == b"slot-1|new-boot|t"
 
 
+def take_from_an_earlier_life(redis_client, message_id: str, **interference):
+    """A claim held by a task of the slot's earlier life, taken by this life's task while
+    ``interference`` (``_Interfering``'s hooks) changes it; what ``take`` answered."""
+    redis_client.set(Claims.key(message_id), EARLIER_LIFE + "t1", px=60_000)
+    return Claims(_Interfering(redis_client, **interference)).take(
+        message_id, "slot-1|new-boot|t", lease=60, dead=earlier_life)
+
+
 def test_a_claim_that_changed_before_it_was_watched_is_judged_again(redis_client, tag):
     message_id = f"msg_{tag}"
     key = Claims.key(message_id)
-    redis_client.set(key, EARLIER_LIFE + "t1", px=60_000)
     # Between the look and the WATCH, another task of that dead life holds it: still dead.
-    client = _Interfering(redis_client, after_get=lambda: redis_client.set(key, EARLIER_LIFE + "t2", px=60_000))
-    assert Claims(client).take(message_id, "slot-1|new-boot|t", lease=60, dead=earlier_life) is None
+    assert take_from_an_earlier_life(
+        redis_client, message_id, after_get=lambda: redis_client.set(key, EARLIER_LIFE + "t2", px=60_000)) is None
     assert redis_client.get(key) == b"slot-1|new-boot|t"
     assert 59_000 < redis_client.pttl(key) <= 60_000
 
@@ -251,14 +258,13 @@ def test_a_claim_that_changed_before_it_was_watched_is_judged_again(redis_client
 def test_a_claim_changed_during_the_takeover_is_judged_again(redis_client, tag):
     message_id = f"msg_{tag}"
     key = Claims.key(message_id)
-    redis_client.set(key, EARLIER_LIFE + "t1", px=60_000)
-    client = _Interfering(redis_client, before_multi=lambda: redis_client.set(key, EARLIER_LIFE + "t3", px=60_000))
-    assert Claims(client).take(message_id, "slot-1|new-boot|t", lease=60, dead=earlier_life) is None
+    assert take_from_an_earlier_life(
+        redis_client, message_id, before_multi=lambda: redis_client.set(key, EARLIER_LIFE + "t3", px=60_000)) is None
     assert redis_client.get(key) == b"slot-1|new-boot|t"
     # A live holder that came in meanwhile keeps it.
-    redis_client.set(key, EARLIER_LIFE + "t1", px=60_000)
-    client = _Interfering(redis_client, before_multi=lambda: redis_client.set(key, "slot-2|boot|t", px=60_000))
-    assert Claims(client).take(message_id, "slot-1|new-boot|t", lease=60, dead=earlier_life) == b"slot-2|boot|t"
+    assert take_from_an_earlier_life(
+        redis_client, message_id, before_multi=lambda: redis_client.set(key, "slot-2|boot|t", px=60_000)
+    ) == b"slot-2|boot|t"
 
 
 def test_only_the_holder_releases_a_claim(redis_client, tag):
