@@ -31,12 +31,11 @@ import redis  # noqa: E402
 import requests  # noqa: E402
 
 from bench.common import World, cpu_seconds, fresh_world, owned_pids  # noqa: E402
-
 from browser.qr import read_qr_data_url  # noqa: E402
+from messaging import slots  # noqa: E402
 from models import Job, make_engine, make_sessionmaker  # noqa: E402
 from settings import Settings  # noqa: E402
 from tests.helpers import Proc, free_port, port_open, wait_until  # noqa: E402
-from messaging import slots  # noqa: E402
 
 
 def run_job(api, db, sessions: list[str], messages: int, tag: str) -> list[float]:

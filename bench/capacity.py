@@ -40,10 +40,11 @@ import requests  # noqa: E402
 
 from bench.common import World, cpu_seconds, du, fresh_world, owned_pids  # noqa: E402
 from browser.qr import read_qr_data_url  # noqa: E402
+from messaging import dispatch, slots  # noqa: E402
 from settings import Settings  # noqa: E402
 from storage.profiles import LOGIN_PARTS, LocalProfileStore  # noqa: E402
 from tests.helpers import Proc, free_port, port_open, wait_until  # noqa: E402
-from messaging import dispatch, slots  # noqa: E402
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()
