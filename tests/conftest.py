@@ -210,6 +210,16 @@ def ready(db, user_id):
     return user_id
 
 
+@pytest.fixture
+def receiver():
+    """A webhook receiver on loopback (``tests.helpers.WebhookReceiver``)."""
+    from tests.helpers import WebhookReceiver
+
+    server = WebhookReceiver()
+    yield server
+    server.close()
+
+
 @pytest.fixture(autouse=True)
 def _loopback_only_everywhere(loopback_only):
     """No test may open a connection off loopback (the machine's rule, and the SSRF tests')."""

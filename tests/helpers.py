@@ -43,6 +43,67 @@ def s3_server() -> Iterator[str]:
         server.stop()
 
 
+class WebhookReceiver(ThreadingHTTPServer):
+    """A webhook receiver on loopback, serving in a thread of its own from the start.
+
+    Each POST is recorded in ``requests`` as (path with query, headers, body) and
+    answered with the next (status, headers, delay seconds) queued by ``answer``, else
+    with ``respond(headers)`` (a status; 200 by default). ``answered`` holds each status.
+    """
+
+    daemon_threads = True
+
+    def __init__(self, respond=None):
+        super().__init__(("127.0.0.1", 0), _WebhookHandler)
+        self.respond = respond or (lambda headers: 200)
+        self.script: list[tuple[int, dict, float]] = []
+        self.requests: list[tuple[str, dict, bytes]] = []
+        self.answered: list[int] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/hooks"
+
+    def answer(self, status: int, headers: dict | None = None, delay: float = 0.0) -> None:
+        """Answer the next POST not yet scripted with ``status`` after ``delay`` seconds."""
+        self.script.append((status, headers or {}, delay))
+
+    def close(self) -> None:
+        """Stop serving and close the socket: later deliveries are refused at once (a server
+        only shut down keeps accepting connections it never answers, and every delivery to it
+        would hold the control worker for the whole webhook timeout)."""
+        self.shutdown()
+        self.server_close()
+
+
+class _WebhookHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        server = self.server
+        with server.lock:
+            scripted = server.script.pop(0) if server.script else None
+            status, headers, delay = scripted or (server.respond(dict(self.headers)), {}, 0.0)
+            server.requests.append((self.path, dict(self.headers), body))
+            server.answered.append(status)
+        time.sleep(delay)
+        try:
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+        except OSError:
+            pass  # the sender gave up waiting
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

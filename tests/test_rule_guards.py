@@ -14,11 +14,9 @@ import hashlib
 import hmac
 import json
 import secrets
-import threading
 import time
 from dataclasses import replace
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from sqlalchemy import delete, event, select
@@ -30,37 +28,6 @@ SECRET = "guard-secret"
 
 
 # --- the webhook signature is the README's formula --------------------------------------------
-class _Receiver(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self):
-        super().__init__(("127.0.0.1", 0), _Record)
-        self.requests: list[tuple[dict, bytes]] = []
-
-
-class _Record(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self.server.requests.append((dict(self.headers), body))
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-
-@pytest.fixture
-def receiver():
-    server = _Receiver()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
 def readme_signature(secret: str, timestamp: str, body: bytes) -> str:
     """README, Webhooks: ``sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">``, as a receiver
     in any language would compute it."""
@@ -81,7 +48,7 @@ def test_a_delivery_carries_the_signature_the_readme_promises_receivers(db, sett
         with db.begin() as s:
             stored = s.get(WebhookDelivery, event_id).body.encode()
             s.execute(delete(WebhookDelivery))
-    [(headers, body)] = receiver.requests
+    [(_path, headers, body)] = receiver.requests
     assert body == stored, "the body posted is the outbox row's, byte for byte"
     timestamp = headers["X-Webhook-Timestamp"]
     assert timestamp.isdigit() and abs(int(timestamp) - time.time()) < 30

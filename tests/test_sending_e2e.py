@@ -6,15 +6,13 @@ from __future__ import annotations
 import json
 import secrets
 import signal
-import threading
 import time
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
 
-from tests.helpers import wait_until
+from tests.helpers import WebhookReceiver, wait_until
 from tests.stack import link_session, network_log, running_stack
 from workers.webhooks import verify
 
@@ -88,37 +86,20 @@ def test_an_hourly_cap_makes_the_rest_wait_and_then_go(client, stack, db, redis_
     assert len(arrivals(stack, {m["message"] for m in items})) == 3
 
 
-class Receiver:
-    """A webhook receiver on loopback: answers 500 to the first delivery of each event."""
+class Receiver(WebhookReceiver):
+    """A webhook receiver that answers 500 to the first delivery of each event."""
 
     def __init__(self):
-        self.calls: list[dict] = []
-        receiver = self
+        super().__init__(respond=lambda headers: 500 if self.first(headers["X-Webhook-Id"]) else 200)
+        self.url += "?token=abc"
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                event_id = self.headers["X-Webhook-Id"]
-                first = not any(c["id"] == event_id for c in receiver.calls)
-                receiver.calls.append({"id": event_id, "body": body, "headers": dict(self.headers),
-                                       "answered": 500 if first else 200})
-                self.send_response(500 if first else 200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+    def first(self, event_id: str) -> bool:
+        return not any(headers["X-Webhook-Id"] == event_id for _path, headers, _body in self.requests)
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks?token=abc"
-
-    def close(self) -> None:
-        """Stop serving and close the socket: later deliveries are refused at once (a server
-        only shut down keeps accepting connections it never answers, and every delivery to it
-        would hold the control worker for the whole webhook timeout)."""
-        self.server.shutdown()
-        self.server.server_close()
+    @property
+    def calls(self) -> list[dict]:
+        return [{"id": headers["X-Webhook-Id"], "body": body, "headers": headers, "answered": status}
+                for (_path, headers, body), status in zip(self.requests, self.answered)]
 
     def delivered(self, event_type: str) -> list[dict]:
         return [c for c in self.calls if c["answered"] == 200 and json.loads(c["body"])["type"] == event_type]

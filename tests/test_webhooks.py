@@ -10,7 +10,6 @@ import threading
 import time
 from dataclasses import replace
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from sqlalchemy import delete, update
@@ -20,58 +19,6 @@ from workers import control_tasks, webhooks
 from workers.webhooks import backoff, deliver_due, sign, verify
 
 SECRET = "test-webhook-secret"
-
-
-class Receiver(ThreadingHTTPServer):
-    """Answers each POST with the next (status, headers, delay) of ``script``, then 200."""
-
-    daemon_threads = True
-
-    def __init__(self):
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.script: list[tuple[int, dict, float]] = []
-        self.requests: list[tuple[str, dict, bytes]] = []
-        self.lock = threading.Lock()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/hooks"
-
-    def answer(self, status: int, headers: dict | None = None, delay: float = 0.0) -> None:
-        self.script.append((status, headers or {}, delay))
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        with self.server.lock:
-            self.server.requests.append((self.path, dict(self.headers), body))
-            status, headers, delay = self.server.script.pop(0) if self.server.script else (200, {}, 0.0)
-        time.sleep(delay)
-        try:
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
-        except OSError:
-            pass  # the sender gave up waiting
-
-
-@pytest.fixture
-def receiver():
-    server = Receiver()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture
