@@ -130,8 +130,13 @@ class Recorder:
 
     def drain_pending(self) -> None:
         """Entries delivered to this consumer before a crash come first, in order."""
+        self._read_until_empty("0")
+
+    def _read_until_empty(self, start: str) -> None:
+        """Read and process batches without waiting until none is left: from ``start``
+        ("0": those delivered to this consumer and not acknowledged; ">": new ones)."""
         while True:
-            resp = self.redis.xreadgroup(GROUP, self.consumer, {STREAM: "0"}, count=self.batch)
+            resp = self.redis.xreadgroup(GROUP, self.consumer, {STREAM: start}, count=self.batch)
             entries = resp[0][1] if resp else []
             if not entries:
                 return
@@ -150,12 +155,7 @@ class Recorder:
         and that report must reach the database."""
         self.ensure_group()
         self.drain_pending()
-        while True:
-            resp = self.redis.xreadgroup(GROUP, self.consumer, {STREAM: ">"}, count=self.batch)
-            entries = resp[0][1] if resp else []
-            if not entries:
-                return
-            self.process(entries)
+        self._read_until_empty(">")
 
     def run_once(self) -> int:
         """Read one batch of new entries (waiting up to ``block_ms``) and process it; returns
