@@ -74,6 +74,9 @@ def test_a_slot_restarted_five_times_leaves_no_zombie_and_one_driver_copy_at_mos
             assert driver_copies(work_dir) == [], "the copy goes with the slot"
     finally:
         slots.unregister(redis_client, s.slot_name)
-    lines = [r for r in caplog.records if r.levelno >= logging.INFO and r.name != "slot"]
+    # urllib3's "Connection pool is full" comes from two threads talking to one Chrome at
+    # once (a probe and the stop), whether or not chromedriver is gone: not one of the lines.
+    lines = [r for r in caplog.records if r.levelno >= logging.INFO and r.name != "slot"
+             and not r.getMessage().startswith("Connection pool is full")]
     assert [r.name for r in lines] == ["browser.chrome"], [r.getMessage() for r in lines]
     assert "chromedriver already gone" in lines[0].getMessage()
