@@ -116,6 +116,7 @@ def sweep_messages(limit: int = 500) -> int:
             dispatch.send_message(w.celery, slot=session.slot, message_id=msg.id, job_id=msg.job_id,
                                   session_id=msg.session_id, epoch=session.epoch, to=msg.to, text=msg.text,
                                   media=msg.media, pacing=session.pacing, earlier=earlier,
+                                  mark_chat_read=bool(msg.mark_chat_read),
                                   # an attempt cut short by a dead worker counts
                                   attempt=msg.attempts + 1 if msg.status == MessageStatus.SENDING else
                                   max(1, msg.attempts))
