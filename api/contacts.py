@@ -18,7 +18,7 @@ from api.schemas import (
 from api.sessions import get_session, services
 from api.waits import Waiter
 from messaging import dispatch
-from messaging.contacts import ContactCache
+from messaging.contacts import ContactAnswer, ContactCache
 from messaging.dispatch import ENQUEUE_ERRORS
 from messaging.events import session_channel
 from messaging.optouts import OptOutMirror
@@ -102,6 +102,9 @@ class ContactCheck(MethodView):
                 svc.celery, slot=row.slot, session_id=session_id, epoch=row.epoch, request_id=rid, numbers=missing))
             answers = (event or {}).get("results") or {}
             known.update(cache.get_many(session_id, missing))  # what the slot kept, also when it answered late
+            for n, a in answers.items():  # the answers themselves (kept for no time with a cache of 0 s)
+                if n in missing and isinstance(a, dict) and isinstance(a.get("exists"), bool):
+                    known.setdefault(n, ContactAnswer(a["exists"], a.get("wa_id"), a.get("checked_at")))
             errors = {n: a["error"] for n, a in answers.items() if isinstance(a, dict) and a.get("error")}
         results = []
         for raw, number in items:

@@ -17,7 +17,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import delete, event, select
+from sqlalchemy import delete, event, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from models.phones import number_forms
@@ -94,18 +95,32 @@ def add_opt_out(s: Session, session_id: str, number: str, *, source: str, text: 
     if find_opt_out(s, session_id, number) is not None:
         return None
     at = at or utcnow()
-    row = OptOut(session_id=session_id, number=number, source=source, text=(text or None) and text[:500],
-                 created_at=at)
-    s.add(row)
+    values = dict(session_id=session_id, number=number, source=source, text=(text or None) and text[:500],
+                  created_at=at)
+    if not _insert_once(s, values):
+        return None  # listed meanwhile by a concurrent transaction
     callback = s.execute(select(WhatsAppSession.callback_url)
                          .where(WhatsAppSession.session_id == session_id)).scalar_one_or_none()
     if callback:
         enqueue_webhook(s, callback, WEBHOOK, {"session_id": session_id, "number": number, "source": source,
                                                "opted_out_at": at.isoformat()}, at=at)
-    s.flush()
     if mirror is not None:
         after_commit(s, lambda: mirror.add(session_id, number))
-    return row
+    return s.get(OptOut, (session_id, number))
+
+
+def _insert_once(s: Session, values: dict) -> bool:
+    """INSERT the row unless (session_id, number) is there already; whether it was new.
+    One statement, so two opt-outs of one number at once cannot abort either transaction."""
+    table = OptOut.__table__
+    dialect = s.get_bind().dialect.name
+    if dialect == "postgresql":
+        stmt = postgresql.insert(table).on_conflict_do_nothing(index_elements=["session_id", "number"])
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=["session_id", "number"])
+    else:  # pragma: no cover - the project runs on PostgreSQL (SQLite for the demo)
+        stmt = insert(table)
+    return s.execute(stmt.values(**values).returning(table.c.number)).scalar_one_or_none() is not None
 
 
 def remove_opt_out(s: Session, session_id: str, number: str, *, mirror: Mirror | None = None) -> bool:

@@ -130,3 +130,39 @@ def test_the_api_lists_adds_and_removes_opt_outs(client, db, ready, redis_client
     bad = client.post(f"/webjs/sessions/{session_id}/opt-outs/12345")
     assert bad.status_code == 422 and bad.json["errors"] == ["number: Invalid phone number format"]
     assert client.get("/webjs/sessions/nobody-here/opt-outs").status_code == 404
+
+
+def test_two_opt_outs_of_one_number_at_once_make_one_row_and_no_error(db, ready):
+    """The second waits for the first's row, then finds it there: no IntegrityError in the
+    recorder's (or the API's) transaction."""
+    import threading
+
+    from sqlalchemy import text
+
+    from models.optouts import add_opt_out
+    from tests.helpers import wait_until
+
+    session_id, _slot = ready
+    second: dict = {}
+
+    def opt_out_again():
+        with db.begin() as s:
+            second["row"] = add_opt_out(s, session_id, "919876500077", source="keyword", text="STOP")
+
+    with db.begin() as s:
+        assert add_opt_out(s, session_id, "919876500077", source="api") is not None
+        thread = threading.Thread(target=opt_out_again)
+        thread.start()
+
+        def second_waits() -> bool:  # on the first's uncommitted row (a new snapshot each time)
+            with db() as watch:
+                return bool(watch.execute(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND query LIKE 'INSERT INTO opt_outs%'")).scalar())
+
+        wait_until(second_waits, 10, what="the second insert to wait")
+    thread.join(10)
+    assert second == {"row": None}
+    with db() as s:
+        rows = s.execute(select(OptOut).where(OptOut.session_id == session_id)).scalars().all()
+    assert [(r.number, r.source) for r in rows] == [("919876500077", "api")]
