@@ -90,10 +90,7 @@ class ContactCheck(MethodView):
                 items.append((raw, None))
         numbers = list(dict.fromkeys(n for _, n in items if n))
         cache = ContactCache(svc.redis, svc.settings.contact_check_cache_seconds)
-        try:
-            known = cache.get_many(session_id, numbers)
-        except ENQUEUE_ERRORS:  # Redis away
-            abort(503, message=QUEUE_UNAVAILABLE)
+        known = cache.get_many(session_id, numbers)
         cached = set(known)
         errors: dict[str, str] = {}
         missing = [n for n in numbers if n not in known]

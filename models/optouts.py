@@ -12,6 +12,7 @@ a number is on the list when any of its forms is.
 """
 from __future__ import annotations
 
+import logging
 import unicodedata
 from collections.abc import Iterable
 from datetime import datetime
@@ -24,6 +25,8 @@ from sqlalchemy.orm import Session
 from models.phones import number_forms
 from models.tables import OptOut, WhatsAppSession, utcnow
 from models.webhooks import enqueue_webhook
+
+log = logging.getLogger("models.optouts")
 
 OPTED_OUT = "recipient opted out"
 WEBHOOK = "contact.opted_out"
@@ -147,13 +150,18 @@ def record_incoming_text(s: Session, session_id: str, sender_number: str, text: 
 
 
 def after_commit(s: Session, action) -> None:
-    """Run ``action`` once the transaction ``s`` is in commits; never when it rolls back."""
+    """Run ``action`` once the transaction ``s`` is in commits; never when it rolls back.
+    An error of ``action`` is logged, not raised: the commit stands, and acceptance reads
+    the rows themselves."""
     done = []
 
     def committed(_session) -> None:
         if not done:
             done.append(True)
-            action()
+            try:
+                action()
+            except Exception:
+                log.exception("an opt-out is committed but the slots' copy was not updated")
 
     def rolled_back(_session) -> None:
         done.append(False)
