@@ -19,6 +19,13 @@ def _bool(value: str | None, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _list(value: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
+    """A comma-separated list ("STOP, UNSUBSCRIBE, बंद करो"); unset or empty: ``default``."""
+    if value is None or not value.strip():
+        return default
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = f"sqlite:///{ROOT / 'var' / 'wa.db'}"
@@ -111,6 +118,18 @@ class Settings:
     # sends; they are tried again this often (seconds) unless the page says sooner.
     restriction_recheck_seconds: float = 300.0
     bulk_max_messages: int = 50
+    # Number checks (POST /webjs/sessions/{id}/contacts/check): WhatsApp limits its
+    # existence query too, so checks are paced per session, apart from sends.
+    contact_check_cache_seconds: float = 86400.0  # an answer is reused this long (0: never)
+    slot_answer_wait_seconds: float = 30.0  # the API waits this long for a slot to answer (number checks, chat reads)
+    contact_check_min_gap: float = 0.5  # seconds between two checks of a session, at least...
+    contact_check_max_gap: float = 1.5  # ...and at most
+    contact_check_hourly_cap: int = 300  # checks per session per rolling hour; 0 = none
+    contact_check_daily_cap: int = 2000  # per rolling 24 h; 0 = none
+    # Incoming texts that put their sender on the session's opt-out list, matched
+    # case-insensitively against the whole text (models/optouts.py).
+    opt_out_keywords: tuple[str, ...] = ("STOP", "STOP ALL", "STOPALL", "UNSUBSCRIBE", "UNSUB", "CANCEL", "END",
+                                         "QUIT", "OPT OUT", "OPT-OUT", "OPTOUT", "बंद करो", "बंद")
     message_max_age_hours: float = 24.0  # a message whose session never came back fails then
     idempotency_hours: float = 24.0  # how long an Idempotency-Key is remembered
 
@@ -207,6 +226,13 @@ class Settings:
             breaker_cooldown=float(get("BREAKER_COOLDOWN", d.breaker_cooldown)),
             restriction_recheck_seconds=float(get("RESTRICTION_RECHECK_SECONDS", d.restriction_recheck_seconds)),
             bulk_max_messages=int(get("BULK_MAX_MESSAGES", d.bulk_max_messages)),
+            contact_check_cache_seconds=float(get("CONTACT_CHECK_CACHE_SECONDS", d.contact_check_cache_seconds)),
+            slot_answer_wait_seconds=float(get("SLOT_ANSWER_WAIT_SECONDS", d.slot_answer_wait_seconds)),
+            contact_check_min_gap=float(get("CONTACT_CHECK_MIN_GAP", d.contact_check_min_gap)),
+            contact_check_max_gap=float(get("CONTACT_CHECK_MAX_GAP", d.contact_check_max_gap)),
+            contact_check_hourly_cap=int(get("CONTACT_CHECK_HOURLY_CAP", d.contact_check_hourly_cap)),
+            contact_check_daily_cap=int(get("CONTACT_CHECK_DAILY_CAP", d.contact_check_daily_cap)),
+            opt_out_keywords=_list(env.get("OPT_OUT_KEYWORDS"), d.opt_out_keywords),
             message_max_age_hours=float(get("MESSAGE_MAX_AGE_HOURS", d.message_max_age_hours)),
             idempotency_hours=float(get("IDEMPOTENCY_HOURS", d.idempotency_hours)),
             webhook_secret=get("WEBHOOK_SECRET", None),

@@ -130,6 +130,7 @@ def create_app(settings: Settings) -> Flask:
 
     spec_plugin = openapi.ErrorResponses()
     api = Api(app, spec_kwargs={"extra_plugins": [spec_plugin]})
+    from api.contacts import blp as contacts_blp
     from api.health import blp as health_blp
     from api.jobs import blp as jobs_blp
     from api.keys_api import blp as keys_blp
@@ -137,7 +138,7 @@ def create_app(settings: Settings) -> Flask:
     from api.sessions import blp as sessions_blp
     from api.users import blp as users_blp
 
-    for blp in (sessions_blp, users_blp, jobs_blp, recovery_blp, keys_blp, health_blp):
+    for blp in (sessions_blp, contacts_blp, users_blp, jobs_blp, recovery_blp, keys_blp, health_blp):
         api.register_blueprint(blp)
     openapi.finish(api.spec, settings)
     from api.link_page import blp as link_page_blp

@@ -36,6 +36,21 @@ ANSWERS: dict[tuple[str, str], dict[int, str]] = {
         400: "Client is not ready. Please ensure the session is authenticated and ready.",
         409: "Idempotency-Key was already used with a different request.",
     },
+    ("post", "/webjs/sessions/{session_id}/contacts/check"): {
+        400: "Client is not ready. Please ensure the session is authenticated and ready.",
+    },
+    ("post", "/webjs/sessions/{session_id}/chats/{number}/read"): {
+        400: "Client is not ready. Please ensure the session is authenticated and ready.",
+        409: "The page could not mark the chat read.",
+        422: "The number is not a valid phone number.",
+        504: "The session's browser did not answer in time.",
+    },
+    ("post", "/webjs/sessions/{session_id}/opt-outs/{number}"): {
+        422: "The number is not a valid phone number.",
+    },
+    ("delete", "/webjs/sessions/{session_id}/opt-outs/{number}"): {
+        422: "The number is not a valid phone number.",
+    },
 }
 
 IDEMPOTENCY_KEY = {

@@ -256,3 +256,66 @@ class CancelResultSchema(Schema):
     cancelled = fields.Integer(metadata={"description": "Messages cancelled now."})
     not_cancelled = fields.Integer(metadata={"description": "Messages already sent, failed or being sent."})
     status = fields.String()
+
+
+CONTACT_CHECK_MAX = 50  # numbers per check request
+
+
+class ContactCheckSchema(RequestSchema):
+    numbers = fields.List(Line(validate=validate.Length(max=PHONE_INPUT_MAX)), required=True,
+                          validate=validate.Length(min=1, max=CONTACT_CHECK_MAX), metadata={
+                              "description": f"1 to {CONTACT_CHECK_MAX} numbers; one that is not valid is "
+                                             "answered on its own.",
+                              "example": ["919876543210", "+52 1 55 3437 2942"]})
+
+
+class ContactResultSchema(Schema):
+    input = fields.String(metadata={"description": "The number as given."})
+    number = fields.String(allow_none=True, metadata={"description": "Normalised (E.164 digits); null when "
+                                                                     "not valid."})
+    valid = fields.Boolean()
+    exists = fields.Boolean(allow_none=True, metadata={
+        "description": "Whether it is on WhatsApp; null when it could not be checked (see error)."})
+    wa_id = fields.String(allow_none=True, metadata={
+        "description": "The id WhatsApp answered with (<digits>@c.us), which can differ from the number "
+                       "(Brazil's ninth digit, Mexico's 52 1)."})
+    checked_at = Timestamp(allow_none=True)
+    cached = fields.Boolean(metadata={"description": "Answered from an earlier check "
+                                                    "(CONTACT_CHECK_CACHE_SECONDS)."})
+    error = fields.String(allow_none=True)
+
+
+class ContactCheckResultSchema(Schema):
+    session_id = fields.String()
+    results = fields.List(fields.Nested(ContactResultSchema))
+
+
+class OptOutSchema(Schema):
+    number = fields.String()
+    source = fields.String(metadata={"description": "keyword (the number sent an opt-out keyword) or api"})
+    created_at = Timestamp()
+
+
+class OptOutResultSchema(OptOutSchema):
+    session_id = fields.String()
+    created = fields.Boolean(metadata={"description": "False when the number was on the list already."})
+
+
+class OptOutListSchema(Schema):
+    session_id = fields.String()
+    opt_outs = fields.List(fields.Nested(OptOutSchema))
+    count = fields.Integer()
+
+
+class OptOutRemovedSchema(Schema):
+    session_id = fields.String()
+    number = fields.String()
+    removed = fields.Boolean(metadata={"description": "False when the number was not on the list."})
+
+
+class ChatReadSchema(Schema):
+    session_id = fields.String()
+    number = fields.String()
+    marked_read = fields.Boolean()
+    route = fields.String(metadata={"description": "How the page did it: modules (its own sendSeen) or dom "
+                                                   "(the chat was opened, which marks it read)."})

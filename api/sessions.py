@@ -385,12 +385,14 @@ class SendMessage(MethodView):
         """
         svc = services()
         recipient = Recipient(to=body["to_e164"], to_input=body["to"], text=body["message"],
-                              media=body["attachments"])
+                              media=body["attachments"], mark_chat_read=body["mark_chat_read"])
         acceptance = accepted_or_abort(session_id, "single", [recipient], body, "send-message")
         result = acceptance.body
         if acceptance.replayed:
             return result, acceptance.status_code, {"Idempotent-Replayed": "true"}
         message_id = result["message_id"]
+        if result["status"] == MessageStatus.FAILED:  # refused at acceptance: nothing to wait for
+            return result, 200 if query["wait"] > 0 else 202
         # The rows are committed: from here on the message cannot be lost, only delayed.
         # Redis trouble from here on must not turn an accepted message into an error:
         # the client would send it again. It is answered 202 and the sweeper dispatches it.
@@ -434,7 +436,7 @@ class SendBulk(MethodView):
         send-message.
         """
         recipients = [Recipient(to=m["to_e164"], to_input=m["to"], text=m["message"], media=m["attachments"],
-                                error=m["error"]) for m in body["messages"]]
+                                error=m["error"], mark_chat_read=m["mark_chat_read"]) for m in body["messages"]]
         acceptance = accepted_or_abort(session_id, "bulk", recipients, body, "send-bulk-messages")
         if acceptance.replayed:
             return acceptance.body, acceptance.status_code, {"Idempotent-Replayed": "true"}

@@ -52,6 +52,12 @@ MODULE_TIMELOCK = (
 MODULE_NEW_CHAT_CAP = (
     "WAWebIndividualNewChatMessageCappingLimitUtils",  # same module; read_file id 54199007728
 )
+# Marking a chat read: sendSeen({chat, threadId}) (WWJ src/util/Injected/Utils.js sendSeen,
+# 2026-03; WAJS chat.markIsRead through its sendSeen, 2026-08); sendSeen(chat, false) on
+# older builds, markSeen(chat) where sendSeen broke (field code read_file id 51774443435).
+MODULE_UPDATE_UNREAD = (
+    "WAWebUpdateUnreadChatAction",
+)
 
 # --- Login with a QR code ---------------------------------------------------------------
 # The QR canvas sits inside div[data-ref]; data-ref is the whole payload (copied verbatim:

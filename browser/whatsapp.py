@@ -208,6 +208,16 @@ class SendRestricted(SendError):
         self.kind = kind
 
 
+@dataclass(frozen=True)
+class NumberCheck:
+    """WhatsApp's answer for one number: whether it is on WhatsApp and the id WhatsApp
+    uses for it (``<digits>@c.us``), and which route of the page answered."""
+
+    exists: bool
+    wid: str | None
+    route: str  # "modules" (the existence query) or "dom" (the chat was opened)
+
+
 class PairingError(Exception):
     """The page would not give a pairing code (bad number, already logged in, ...)."""
 
@@ -481,6 +491,70 @@ let registered = null;  // the id WhatsApp's existence query answered with
 })().then(done, (e) => done({route: 'modules', error: String(e && e.message || e), registered}));
 """
 
+# Running a module call: the helper every asynchronous script below starts with.
+_ASYNC_JS = """
+const S = arguments[0], phone = arguments[1], done = arguments[arguments.length - 1];
+const mod = (names) => {
+  if (typeof window.require !== 'function') return null;
+  for (const n of names) { try { const m = window.require(n); if (m) return m; } catch (e) {} }
+  return null;
+};
+"""
+
+# WhatsApp's existence query for arguments[1] (digits): WWJ getNumberId / isRegisteredUser,
+# WAJS contact.queryExists. Answers {exists, wid} or {missing} (no such module) or {error}.
+_QUERY_EXISTS_JS = _ASYNC_JS + """
+(async () => {
+  const widFactory = mod(S.m_wid), exists = mod(S.m_exists);
+  if (!widFactory || !exists || typeof exists.queryWidExists !== 'function') return {missing: true};
+  const found = await exists.queryWidExists(widFactory.createWid(phone + '@c.us'));
+  if (!found || !found.wid) return {exists: false};
+  return {exists: true, wid: String(found.wid._serialized || found.wid)};
+})().then(done, (e) => done({error: String(e && e.message || e)}));
+"""
+
+# Mark the chat with arguments[1] (digits) read through the page's own action, without
+# opening it: WWJ sendSeen (Stream.markAvailable, WAWebUpdateUnreadChatAction.sendSeen({chat,
+# threadId}), Stream.markUnavailable); older builds take sendSeen(chat, false), and markSeen(chat)
+# stood in where sendSeen broke. The chat is found by number, by LID, or by the id the
+# existence query answers. Answers {ok, unread (before)} or {nochat} or {missing} or {error}.
+_MARK_READ_JS = _ASYNC_JS + """
+(async () => {
+  const widFactory = mod(S.m_wid), coll = mod(S.m_collections), seen = mod(S.m_unread),
+        contact = mod(S.m_contact), exists = mod(S.m_exists), stream = mod(S.m_stream);
+  if (!widFactory || !coll || !coll.Chat || !seen || (typeof seen.sendSeen !== 'function'
+      && typeof seen.markSeen !== 'function')) return {missing: true};
+  const chatOf = (wid) => {
+    let chat = coll.Chat.get(wid);
+    if (!chat && contact && typeof contact.getCurrentLid === 'function') {
+      try { const lid = contact.getCurrentLid(wid); if (lid) chat = coll.Chat.get(lid); } catch (e) {}
+    }
+    return chat;
+  };
+  const wid = widFactory.createWid(phone + '@c.us');
+  let chat = chatOf(wid);
+  if (!chat && exists && typeof exists.queryWidExists === 'function') {
+    const found = await exists.queryWidExists(wid);
+    if (found && found.wid) chat = chatOf(found.wid);
+  }
+  if (!chat) return {nochat: true};  // not synced to this page yet: opening it is the way
+  const unread = chat.unreadCount || 0;
+  const presence = stream && stream.Stream && typeof stream.Stream.markAvailable === 'function' ? stream.Stream : null;
+  if (presence) presence.markAvailable();
+  try {
+    if (typeof seen.sendSeen === 'function') {
+      try { await seen.sendSeen({chat: chat, threadId: undefined}); }
+      catch (e) { if (e instanceof TypeError) await seen.sendSeen(chat, false); else throw e; }
+    } else {
+      await seen.markSeen(chat);
+    }
+  } finally {
+    if (presence && typeof presence.markUnavailable === 'function') presence.markUnavailable();
+  }
+  return {ok: true, unread: unread};
+})().then(done, (e) => done({error: String(e && e.message || e)}));
+"""
+
 # Click an in-page link to the chat: the app catches clicks on <a> in the capture phase and
 # runs their href as an in-app command while its main UI shows (older bundle read_file id
 # 36374890003; field code read_file id 22076177238). A whatsapp:// link, not wa.me: if
@@ -525,6 +599,7 @@ _PAGE_ARGS = {
     "m_find": list(sel.MODULE_FIND_CHAT), "m_cmd": list(sel.MODULE_CMD),
     "m_timelock": list(sel.MODULE_TIMELOCK), "m_cap": list(sel.MODULE_NEW_CHAT_CAP),
     "m_collections": list(sel.MODULE_COLLECTIONS), "m_me": list(sel.MODULE_ME), "m_contact": list(sel.MODULE_CONTACT),
+    "m_unread": list(sel.MODULE_UPDATE_UNREAD),
     "wid_keys": list(sel.OWN_WID_KEYS), "logged_in": list(sel.LOGGED_IN), "syncing": list(sel.SYNCING),
     "qr_container": list(sel.QR_CONTAINER), "qr_canvas": list(sel.QR_CANVAS), "qr_reload": list(sel.QR_RELOAD_BUTTON),
     "pairing_code": list(sel.PAIRING_CODE), "phone_input": list(sel.PHONE_NUMBER_INPUT),
@@ -780,6 +855,55 @@ class WhatsAppWeb:
         if not (opened.get("ok") and opened.get("wid")):
             self.driver.execute_script(_OPEN_CHAT_LINK_JS, phone)
         return self._wait_for_chat(phone, deadline, registered=bool(opened.get("registered")))
+
+    def check_number(self, phone: str, timeout: float = 20.0) -> NumberCheck:
+        """Whether ``phone`` (E.164 digits) is on WhatsApp, and the id WhatsApp uses for it.
+
+        Through the page's existence query where its modules answer (nothing visible
+        changes); else the chat is opened, whose invalid-number dialog says "not on
+        WhatsApp" (on that route a limit on new chats by link cannot be told apart, and
+        opening the chat marks it read). Raises TransientSendError when the page cannot
+        answer now, SendRestricted when WhatsApp restricts the account.
+        """
+        deadline = time.monotonic() + timeout
+        snap = self.snapshot()
+        if snap.state != PageState.CONNECTED:
+            raise TransientSendError(f"the page is {snap.state.value}")
+        found = self._page_call(_QUERY_EXISTS_JS, phone, deadline)
+        if isinstance(found.get("exists"), bool):
+            if found["exists"]:
+                self.recipients[phone] = found["wid"]
+            return NumberCheck(found["exists"], found.get("wid"), "modules")
+        try:
+            self._prepared(lambda: self.open_chat(phone, deadline), deadline)
+        except NumberNotOnWhatsApp:
+            return NumberCheck(False, None, "dom")
+        return NumberCheck(True, self.recipients.get(phone) or f"{self.number_of(phone)}@c.us", "dom")
+
+    def mark_chat_read(self, phone: str, timeout: float = 20.0) -> str:
+        """Mark the chat with ``phone`` (E.164 digits) read, as a person reading it would;
+        return the route: "modules" (the page's own sendSeen, the chat stays closed) or
+        "dom" (the chat was opened, which marks it read on the real page). Raises
+        NumberNotOnWhatsApp, TransientSendError or SendRestricted as ``open_chat``."""
+        deadline = time.monotonic() + timeout
+        snap = self.snapshot()
+        if snap.state != PageState.CONNECTED:
+            raise TransientSendError(f"the page is {snap.state.value}")
+        if self._page_call(_MARK_READ_JS, phone, deadline).get("ok"):
+            return "modules"
+        self._prepared(lambda: self.open_chat(phone, deadline), deadline)
+        return "dom"
+
+    def _page_call(self, script: str, phone: str, deadline: float) -> dict:
+        """Run one of the asynchronous module scripts, bounded: a call that never answers
+        costs the DOM fallback, not the caller's whole time ({} then)."""
+        try:
+            self.driver.set_script_timeout(max(1.0, min(10.0, deadline - time.monotonic())))
+            return self.driver.execute_async_script(script, _PAGE_ARGS, phone) or {}
+        except WebDriverException:
+            return {}
+        finally:
+            self.driver.set_script_timeout(SCRIPT_TIMEOUT)
 
     def number_of(self, phone: str) -> str:
         """The number of the account ``phone`` reaches, once its chat was opened (else

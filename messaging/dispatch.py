@@ -12,6 +12,8 @@ INITIALIZE = "wa.slot.initialize"
 SEND_MESSAGE = "wa.slot.send_message"
 REQUEST_PAIRING_CODE = "wa.slot.request_pairing_code"
 STOP_SESSION = "wa.slot.stop_session"
+CHECK_NUMBERS = "wa.slot.check_numbers"
+MARK_CHAT_READ = "wa.slot.mark_chat_read"
 
 # What an enqueue raises when the broker is away: the caller leaves the work to the sweeper
 # (or answers 503) instead of failing.
@@ -31,14 +33,16 @@ def initialize_session(celery: Celery, *, slot: str, session_id: str, epoch: int
 
 def send_message(celery: Celery, *, slot: str, message_id: str, job_id: str, session_id: str,
                  epoch: int, to: str, text: str, media: list[dict] | None = None,
-                 pacing: dict | None = None, attempt: int = 1, earlier: dict | None = None) -> None:
+                 pacing: dict | None = None, attempt: int = 1, earlier: dict | None = None,
+                 mark_chat_read: bool = False) -> None:
     """``earlier``: what PostgreSQL knows of earlier dispatches that were never confirmed
     (``{"since": epoch seconds, "after_id": wa id or None}``); the slot then looks for the
-    message in the chat before sending it."""
+    message in the chat before sending it. ``mark_chat_read``: the slot marks the chat read
+    once the message is out."""
     celery.send_task(SEND_MESSAGE, kwargs={
         "message_id": message_id, "job_id": job_id, "session_id": session_id,
         "epoch": epoch, "to": to, "text": text, "media": media or None, "pacing": pacing or None,
-        "attempt": attempt, "earlier": earlier,
+        "attempt": attempt, "earlier": earlier, **({"mark_chat_read": True} if mark_chat_read else {}),
     }, queue=slot_queue(slot), **_NO_RETRY)
 
 
@@ -64,3 +68,19 @@ def stop_session(celery: Celery, *, slot: str, session_id: str, epoch: int, forg
     deletes its saved login."""
     celery.send_task(STOP_SESSION, kwargs={"session_id": session_id, "epoch": epoch, "forget": forget},
                      queue=slot_queue(slot), **_NO_RETRY)
+
+
+def check_numbers(celery: Celery, *, slot: str, session_id: str, epoch: int, request_id: str,
+                  numbers: list[str]) -> None:
+    """Ask the session's page whether each number (digits) is on WhatsApp; the answers go
+    to the contact cache and, at the end, out as a ``contacts_checked`` notice carrying
+    ``request_id`` on the session's live channel."""
+    celery.send_task(CHECK_NUMBERS, kwargs={"session_id": session_id, "epoch": epoch, "request_id": request_id,
+                                            "numbers": numbers}, queue=slot_queue(slot), **_NO_RETRY)
+
+
+def mark_chat_read(celery: Celery, *, slot: str, session_id: str, epoch: int, request_id: str, phone: str) -> None:
+    """Mark the session's chat with ``phone`` read; the outcome goes out as a ``chat_read``
+    notice carrying ``request_id`` on the session's live channel."""
+    celery.send_task(MARK_CHAT_READ, kwargs={"session_id": session_id, "epoch": epoch, "request_id": request_id,
+                                             "phone": phone}, queue=slot_queue(slot), **_NO_RETRY)

@@ -26,6 +26,7 @@ class Recipient:
     # storage.media), or, before they are stored, [{"filename", "mimetype", "data": base64}]
     media: list[dict] | None = None
     error: str | None = None  # refused on its own (e.g. an invalid number): failed at once
+    mark_chat_read: bool = False  # mark the chat read once the message is out
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class AcceptedMessage:
     status: MessageStatus
     error: str | None
     dispatch_now: bool  # False: failed, or waits for the message before it to the same number
+    mark_chat_read: bool = False
 
 
 @dataclass(frozen=True)
@@ -87,11 +89,13 @@ def accept_messages(s: Session, session_id: str, kind: str, recipients: list[Rec
             "error": r.error, "failed_at": now if failed else None, "after_message_id": after,
             "dispatch_due_at": None if failed or after else dispatch_due_at,
             "dispatched_at": None if failed or after else now,  # the caller enqueues it now
+            "mark_chat_read": r.mark_chat_read,
             "created_at": now, "updated_at": now,
         })
         accepted.append(AcceptedMessage(message_id, r.to, r.to_input, r.text, r.media,
                                         MessageStatus.FAILED if failed else MessageStatus.QUEUED, r.error,
-                                        dispatch_now=not failed and after is None))
+                                        dispatch_now=not failed and after is None,
+                                        mark_chat_read=r.mark_chat_read))
     status = job_status([m.status for m in accepted])
     s.execute(insert(Job).values(id=job_id, session_id=session_id, kind=kind, status=status.value,
                                  total=len(recipients), callback_url=callback_url, api_key_id=api_key_id,

@@ -148,6 +148,8 @@ class Message(Base):
     # (an earlier one may have sent it without the news reaching PostgreSQL).
     dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # while scheduled
+    # Mark the chat read once the message is out (what a person replying would do).
+    mark_chat_read: Mapped[bool] = mapped_column(Boolean, default=False)
     wait_reason: Mapped[str | None] = mapped_column(String(200))  # while scheduled
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
@@ -195,6 +197,20 @@ class WebhookDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class OptOut(Base):
+    """A number a session must not write to any more: its owner asked to stop (an incoming
+    opt-out keyword) or the service said so through the API. Kept when the session is
+    deleted: a session made again for the same user keeps its list."""
+
+    __tablename__ = "opt_outs"
+
+    session_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), primary_key=True)  # E.164 digits without "+"
+    source: Mapped[str] = mapped_column(String(16))  # "keyword" (an incoming text) or "api"
+    text: Mapped[str | None] = mapped_column(Text)  # the incoming text that asked, cut to 500
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class IdempotencyKey(Base):

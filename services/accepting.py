@@ -27,6 +27,7 @@ from messaging import dispatch
 from messaging.dispatch import ENQUEUE_ERRORS
 from models import IdempotencyKey, SessionStatus, WhatsAppSession, utcnow
 from models.access import Scope
+from models.optouts import OPTED_OUT, opted_out_numbers
 from models.sends import Accepted, Recipient, accept_messages
 from models.states import NOT_READY_MESSAGE
 from services.requests import idempotency_key_problem
@@ -94,7 +95,7 @@ class Acceptance:
             try:
                 dispatch.send_message(celery, slot=slot, message_id=m.id, job_id=self.accepted.job_id,
                                       session_id=self.body["session_id"], epoch=epoch, to=m.to, text=m.text,
-                                      media=m.media, pacing=pacing)
+                                      media=m.media, pacing=pacing, mark_chat_read=m.mark_chat_read)
                 sent += 1
             except ENQUEUE_ERRORS as exc:
                 log.warning("message=%s not enqueued now (%s); the sweeper dispatches it", m.id, exc)
@@ -165,6 +166,9 @@ def _accept(db, settings, session_id, kind, recipients, scope, callback_url, ide
             raise AcceptError(404, SESSION_NOT_FOUND)
         if session.status != SessionStatus.READY or not session.slot:
             raise AcceptError(400, NOT_READY_MESSAGE)
+        # A number on the session's opt-out list fails at once and never reaches a slot.
+        opted_out = opted_out_numbers(s, session_id, [r.to for r in recipients if not r.error])
+        recipients = [replace(r, error=OPTED_OUT) if not r.error and r.to in opted_out else r for r in recipients]
         accepted = accept_messages(s, session_id, kind, recipients,
                                    now + timedelta(seconds=settings.dispatch_grace_seconds), callback_url,
                                    api_key_id=scope.key_id)
@@ -222,8 +226,11 @@ def response_body(kind: str, session_id: str, accepted: Accepted) -> dict:
     "bulk" (per-message results; numbers refused on their own count as failed sends)."""
     if kind == "single":
         m = accepted.messages[0]
-        return {"success": True, "job_id": accepted.job_id, "message_id": m.id, "session_id": session_id,
+        body = {"success": m.error is None, "job_id": accepted.job_id, "message_id": m.id, "session_id": session_id,
                 "status": m.status.value}
+        if m.error:  # refused at acceptance (an opted-out recipient)
+            body["error"] = m.error
+        return body
     results = [{
         "message_id": m.id, "to": m.to_input, "status": "failed" if m.error else "pending",
         "message_status": m.status.value, "error": m.error, "timestamp": accepted.created_at.isoformat(),

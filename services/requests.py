@@ -280,6 +280,8 @@ class SendMessageSchema(RequestSchema):
                         validate=validate.Length(max=MAX_MEDIA_ITEMS),
                         metadata={"description": "Files sent inline, base64-encoded."})
     callback_url = Url(**CALLBACK_URL)
+    mark_chat_read = fields.Boolean(load_default=False, metadata={
+        "description": "Mark the chat read once the message is out (as a person who writes back would)."})
 
     @validates_schema
     def text_or_media(self, data, **_):

@@ -159,7 +159,7 @@ def create_app(config: SimConfig | None = None) -> Flask:
     @app.post("/sim/api/chat/seen")
     def _chat_seen():
         b = _body()
-        return jsonify(state.chat_seen(b.get("cid"), b.get("phone") or b.get("wid")))
+        return jsonify(state.chat_seen(b.get("cid"), b.get("phone") or b.get("wid"), via=b.get("via")))
 
     @app.post("/sim/api/exists")
     def _exists():
@@ -269,6 +269,10 @@ def create_app(config: SimConfig | None = None) -> Flask:
     def _messages():
         include_all = request.args.get("all", "") in ("1", "true", "yes")
         return jsonify(state.message_log(to=request.args.get("to"), include_all=include_all))
+
+    @app.get("/sim/control/chats")
+    def _chats():
+        return jsonify(state.chat_view(request.args.get("phone")))
 
     @app.post("/sim/control/incoming")
     def _incoming():

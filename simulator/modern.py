@@ -57,6 +57,7 @@ class ModernMixin:
         self.reload_log: list[dict[str, Any]] = []
         self.unsupported_pages: list[dict[str, Any]] = []
         self.exists_queries = 0
+        self.chat_read_log: list[dict[str, Any]] = []
 
     # ---------------------------------------------------------------- screens
     def _forced(self: "SimState", conn: Connection) -> tuple[str, str | None, dict[str, Any]] | None:
@@ -330,6 +331,11 @@ class ModernMixin:
                                    "in_app": in_app if isinstance(in_app, bool) else None, "ok": ok,
                                    "at": iso(now), "ts": now})
 
+    def _count_chat_read(self: "SimState", conn: Connection, peer: str | None, unread: int, via: str,
+                         now: float) -> None:
+        self.chat_read_log.append({"phone": conn.phone, "peer": peer, "unread": unread, "via": via,
+                                   "profile": conn.profile, "at": iso(now), "ts": now})
+
     def _count_logout_click(self: "SimState", conn: Connection | None, cid: Any, source: Any, now: float) -> None:
         self.logout_click_log.append({
             "cid": str(cid) if cid else None,
@@ -381,6 +387,7 @@ class ModernMixin:
                 "exists_queries": self.exists_queries,
                 "unsupported_pages": len(self.unsupported_pages),
                 "chat_open_log": [dict(o) for o in self.chat_open_log],
+                "chat_reads": [dict(r) for r in self.chat_read_log],
             }
 
     def reset_counters(self: "SimState") -> dict[str, Any]:

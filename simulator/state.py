@@ -575,6 +575,7 @@ class SimState(ModernMixin):
                 return {"ok": False, "invalid": True, "phone": str(raw or "")}
             chat = self.chats.get(conn.phone, {}).get(phone)
             if chat is not None and chat["unread"]:
+                self._count_chat_read(conn, phone, chat["unread"], "open", now)
                 chat["unread"] = 0
                 self._bump_version(conn.phone)
             head = self._chat_head(phone, conn.profile)
@@ -584,15 +585,29 @@ class SimState(ModernMixin):
                 "restricted": self._restricted_chat(conn, phone),
             }}
 
-    def chat_seen(self, cid: Any, phone_raw: Any) -> dict[str, Any]:
+    def chat_seen(self, cid: Any, phone_raw: Any, via: Any = None) -> dict[str, Any]:
+        """The page marks a chat read: ``via`` "model" (its sendSeen action, the chat closed),
+        else a message arrived in the open chat."""
         with self.lock:
             conn = self._logged_in_conn(cid)
             phone = self._peer(phone_raw)
             chat = self.chats.get(conn.phone, {}).get(phone or "")
+            if via == "model" or (chat is not None and chat["unread"]):
+                self._count_chat_read(conn, phone, chat["unread"] if chat else 0,
+                                      "model" if via == "model" else "open_chat", self.now())
             if chat is not None and chat["unread"]:
                 chat["unread"] = 0
                 self._bump_version(conn.phone)
             return {"ok": True}
+
+    def chat_view(self, own_raw: Any) -> dict[str, Any]:
+        """GET /sim/control/chats?phone=<own>: each chat of that account and its unread count."""
+        with self.lock:
+            own = normalize_phone(own_raw, strict=False) if own_raw else None
+            if own is None:
+                raise SimError(400, "bad_phone", "phone must be the account's number")
+            return {"phone": own, "chats": [{"peer": peer, "unread": chat["unread"]}
+                                            for peer, chat in self.chats.get(own, {}).items()]}
 
     def exists(self, cid: Any, phone_raw: Any) -> dict[str, Any]:
         """``queryWidExists``: the c.us wid of a registered number (+ its LID when chats with it use

@@ -40,10 +40,10 @@ OPERATIONS: set = set()
 
 @pytest.fixture(scope="module")
 def fuzz_app(settings, redis_client):
-    """The API with short waits (QR, pairing code, ?wait=), every request counted."""
+    """The API with short waits (QR, pairing code, ?wait=, slot answers), every request counted."""
     from api import create_app
 
-    app = create_app(replace(settings, qr_wait_seconds=0.2, send_wait_max=0.2))
+    app = create_app(replace(settings, qr_wait_seconds=0.2, send_wait_max=0.2, slot_answer_wait_seconds=0.2))
     inner = app.wsgi_app
 
     def counting(environ, start_response):

@@ -291,7 +291,7 @@ STORED_IN = {
 NOT_A_COLUMN = {  # kept inside a JSON column (no length of its own) or not kept at all
     ("SendMessageSchema", "media_urls"), ("BulkItemSchema", "media_urls"),
     ("InlineMediaSchema", "filename"), ("InlineMediaSchema", "mimetype"), ("InlineMediaSchema", "data"),
-    ("PairingCodeRequestSchema", "phone_number"),
+    ("PairingCodeRequestSchema", "phone_number"), ("ContactCheckSchema", "numbers"),
     ("KeyCreateSchema", "scope_prefixes"), ("KeyCreateSchema", "user_ids"),  # api_keys.scope (JSON)
 }
 UNBOUNDED = {("InlineMediaSchema", "data")}  # bounded by REQUEST_MAX_MB and the media limits

@@ -178,9 +178,11 @@ def test_no_slot_is_judged_lost_before_the_registry_was_watched_for_a_ttl(contro
 
 
 def test_what_an_emptied_redis_lost_is_put_back_from_postgres(control, db, redis_client, user_id):
-    """Pacing (sends of the last day), the tasks of unsent messages, sessions placed but not
-    started: put back once per life of a Redis."""
+    """Pacing (sends of the last day), the tasks of unsent messages, the slots' copy of the
+    opt-out lists, sessions placed but not started: put back once per life of a Redis."""
+    from messaging.optouts import OptOutMirror
     from messaging.pacing import Pacer
+    from models.optouts import add_opt_out
 
     slot, waiting = overdue_message(db, user_id, "READY")
     sent_at = utcnow() - timedelta(minutes=5)
@@ -194,6 +196,7 @@ def test_what_an_emptied_redis_lost_is_put_back_from_postgres(control, db, redis
         make_session(s, starting, status="INITIALIZING", slot=slot, epoch=9)
         s.execute(select(WhatsAppSession).where(WhatsAppSession.session_id == user_id)).scalar_one().pacing = {
             "min_gap_seconds": 4, "max_gap_seconds": 5}
+        add_opt_out(s, user_id, "919876500042", source="api")
     redis_client.delete(control.STATE_MARK)  # Redis restarted empty
     control.sweep_messages()
     assert not control.restore_lost_state(control.resources()), "once per life of a Redis"
@@ -206,3 +209,4 @@ def test_what_an_emptied_redis_lost_is_put_back_from_postgres(control, db, redis
     names = [t["headers"]["task"] for t in tasks]
     assert names.count("wa.slot.send_message") == 1 and waiting in json.dumps(tasks), "due at once"
     assert names.count("wa.slot.initialize") == 1 and starting in json.dumps(tasks)
+    assert OptOutMirror(redis_client).contains(user_id, "919876500042")

@@ -321,6 +321,39 @@ def test_lid_chat_rows_and_address_modules(sim, page):
     assert [c["from"] for c in sim.counters()["logout_clicks"]] == ["model"]
 
 
+def test_send_seen_marks_a_chat_read_without_opening_it(sim, page):
+    """WAWebUpdateUnreadChatAction.sendSeen({chat, threadId}) as WWJ calls it; a bare chat model
+    (the signature before it changed) is refused; markSeen(chat) works too."""
+    peer, other = "919876500031", "919876500032"
+    login(sim, page)
+    for p in (peer, peer, other):
+        sim.ok("/sim/control/incoming", {"from": p, "text": "unread"})
+    find(page, f'{CHAT_LIST} span[aria-label="2 unread messages"]')
+    find(page, f'{CHAT_LIST} span[aria-label="1 unread message"]')
+    got = module_call(page, """
+        const W = req('WAWebWidFactory'), Chat = req('WAWebCollections').Chat, U = req('WAWebUpdateUnreadChatAction');
+        const S = req('WAWebStreamModel').Stream;
+        const chat = Chat.get(W.createWid(arguments[0] + '@c.us')), other = Chat.get(W.createWid(arguments[1] + '@c.us'));
+        let bare = null;
+        try { await U.sendSeen(chat, false); } catch (e) { bare = e.name; }
+        const before = chat.unreadCount;
+        S.markAvailable();
+        const available = S.available;
+        await U.sendSeen({chat: chat, threadId: undefined});
+        S.markUnavailable();
+        await U.markSeen(other);
+        return {bare, before, available, after: chat.unreadCount, other: other.unreadCount, unavailable: S.available};
+    """, peer, other)
+    assert got == {"value": {"bare": "TypeError", "before": 2, "available": True, "after": 0, "other": 0,
+                             "unavailable": False}}, got
+    chats = {c["peer"]: c["unread"] for c in sim.get("/sim/control/chats", phone=OWN).json()["chats"]}
+    assert chats == {peer: 0, other: 0}
+    reads = sim.counters()["chat_reads"]
+    assert [(r["peer"], r["unread"], r["via"]) for r in reads] == [(peer, 2, "model"), (other, 1, "model")]
+    assert sim.counters()["chat_opens"] == 0 and not page.find_elements(By.CSS_SELECTOR, "#main")
+    wait(page).until(lambda d: not d.find_elements(By.CSS_SELECTOR, f"{CHAT_LIST} .unread-badge"))
+
+
 # ----------------------------------------------------------------------------- modules
 OPEN_BY_MODEL = """
 const W = req('WAWebWidFactory'), Cmd = req('WAWebCmd').Cmd, Chat = req('WAWebCollections').Chat;

@@ -75,13 +75,17 @@ def _accept(kind: str, session_id: str, payload: dict, recipients_of, schema, id
 @celery.task(name="wa.api.send_message")
 def send_message(session_id: str, to: str, message: str = "", media_urls: list[str] | None = None,
                  media: list[dict] | None = None, callback_url: str | None = None,
-                 idempotency_key: str | None = None, api_key: str | None = None) -> dict:
+                 idempotency_key: str | None = None, api_key: str | None = None,
+                 mark_chat_read: bool = False) -> dict:
     """One message, as ``POST /webjs/sessions/{session_id}/send-message``; returns its 202 body."""
     payload = {"to": to, "message": message, "media_urls": media_urls or [], "media": media or []}
+    if mark_chat_read:
+        payload["mark_chat_read"] = True
     if callback_url:
         payload["callback_url"] = callback_url
     return _accept("single", session_id, payload, lambda b: [Recipient(
-        to=b["to_e164"], to_input=b["to"], text=b["message"], media=b["attachments"])],
+        to=b["to_e164"], to_input=b["to"], text=b["message"], media=b["attachments"],
+        mark_chat_read=b["mark_chat_read"])],
         SendMessageSchema, idempotency_key, api_key)
 
 
@@ -93,5 +97,5 @@ def send_bulk_messages(session_id: str, messages: list[dict], callback_url: str 
     if callback_url:
         payload["callback_url"] = callback_url
     return _accept("bulk", session_id, payload, lambda b: [Recipient(
-        to=m["to_e164"], to_input=m["to"], text=m["message"], media=m["attachments"], error=m["error"])
-        for m in b["messages"]], BulkSendSchema, idempotency_key, api_key)
+        to=m["to_e164"], to_input=m["to"], text=m["message"], media=m["attachments"], error=m["error"],
+        mark_chat_read=m["mark_chat_read"]) for m in b["messages"]], BulkSendSchema, idempotency_key, api_key)

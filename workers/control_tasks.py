@@ -9,9 +9,10 @@ from datetime import timedelta
 from sqlalchemy import delete, select, update
 
 from messaging import dispatch, slots
+from messaging.optouts import OptOutMirror
 from messaging.pacing import Pacer, PacingPolicy
 from messaging.recovery import recover, recoverable
-from models import IdempotencyKey, Message, MessageStatus, SessionStatus, WhatsAppSession, utcnow
+from models import IdempotencyKey, Message, MessageStatus, OptOut, SessionStatus, WhatsAppSession, utcnow
 from models.recording import change_message_status, change_session_status
 from models.states import LIVE_SESSION_STATES, MESSAGE_UNSENT
 from models.tables import placed_and_live
@@ -37,8 +38,8 @@ def restore_lost_state(w: ControlWiring) -> bool:
     life of a Redis (``STATE_MARK``; a new Redis gets the same, harmlessly): each
     session's pacing (its sends of the last day count in its caps again, the next send
     keeps its gap), the tasks of unsent messages (due now: a copy that survived finds its
-    message reserved, claimed or done), and the initialize tasks of sessions placed but
-    not started. Browsers, their sessions and the slots' registration are the slot
+    message reserved, claimed or done), the slots' copy of the opt-out lists, and the
+    initialize tasks of sessions placed but not started. Browsers, their sessions and the slots' registration are the slot
     workers' own: they kept them and register again at their next heartbeat.
     Returns whether it ran."""
     settings, db, client = w.settings, w.db, w.redis
@@ -65,14 +66,18 @@ def restore_lost_state(w: ControlWiring) -> bool:
             starting = s.execute(select(WhatsAppSession.slot, WhatsAppSession.session_id, WhatsAppSession.epoch)
                                  .where(WhatsAppSession.status == SessionStatus.INITIALIZING.value,
                                         WhatsAppSession.slot.is_not(None))).all()
+            opted_out = s.execute(select(OptOut.session_id, OptOut.number)).all()
+        mirror = OptOutMirror(client)
+        for session_id, number in opted_out:
+            mirror.add(session_id, number)
         for slot, session_id, epoch in starting:
             dispatch.initialize_session(w.celery, slot=slot, session_id=session_id, epoch=epoch)
     except Exception:
         client.delete(STATE_MARK)  # the next sweep tries again
         raise
     log.warning("Redis held none of this service's state (restarted empty, or new): put back the pacing of "
-                "%d sessions from PostgreSQL, %d unsent messages due now, %d sessions started again",
-                len(sent), due, len(starting))
+                "%d sessions from PostgreSQL, %d unsent messages due now, %d opt-outs, %d sessions started again",
+                len(sent), due, len(opted_out), len(starting))
     return True
 
 
@@ -116,6 +121,7 @@ def sweep_messages(limit: int = 500) -> int:
             dispatch.send_message(w.celery, slot=session.slot, message_id=msg.id, job_id=msg.job_id,
                                   session_id=msg.session_id, epoch=session.epoch, to=msg.to, text=msg.text,
                                   media=msg.media, pacing=session.pacing, earlier=earlier,
+                                  mark_chat_read=bool(msg.mark_chat_read),
                                   # an attempt cut short by a dead worker counts
                                   attempt=msg.attempts + 1 if msg.status == MessageStatus.SENDING else
                                   max(1, msg.attempts))

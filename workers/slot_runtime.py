@@ -25,6 +25,7 @@ from browser.chrome import (
 from browser.whatsapp import PageState, WhatsAppWeb
 from messaging import slots
 from messaging.events import EventBus
+from messaging.optouts import OptOutMirror
 from messaging.pacing import CircuitBreaker, Claims, Pacer, PacingPolicy
 from models.states import NOT_READY_MESSAGE, DisconnectReason, SessionStatus
 from settings import Settings
@@ -32,6 +33,7 @@ from storage.media import make_media_store
 from storage.profiles import LOGIN_PARTS, make_profile_store, session_name
 from workers.acks import AckFollower
 from workers.browser_session import DISCONNECTED, LOGGED_IN, OFFLINE, BrowserSession, SessionOffline
+from workers.contacts import NumberChecks
 from workers.delivery import Delivery
 from workers.outage import ride_out_client
 from workers.page_monitor import PageMonitor
@@ -45,8 +47,8 @@ MEMORY_EVERY = 15.0  # seconds between measurements of the browsers' memory
 class SlotRuntime:
     """Everything a slot worker process owns. One per process, started lazily.
 
-    Its parts: the page monitor (``monitor``, a thread), the ack follower (``acks``) and
-    delivery (``delivery``); the runtime itself keeps the browsers' lifecycle (start,
+    Its parts: the page monitor (``monitor``, a thread), the ack follower (``acks``),
+    delivery (``delivery``), number checks and chat reads (``checks``); the runtime itself keeps the browsers' lifecycle (start,
     stop, crash restarts, recycling, backups of the login) and the slot's registration.
     """
 
@@ -65,6 +67,8 @@ class SlotRuntime:
         self.sessions: dict[str, BrowserSession] = {}
         self.acks = AckFollower(self.redis, self.bus)
         self.delivery = Delivery(settings, self.redis, self.session_for_send, make_media_store(settings))
+        self.checks = NumberChecks(settings, self.redis, self.session_for_send)
+        self.opt_outs = OptOutMirror(self.redis)
         self.monitor = PageMonitor(self)
         self._crashes: dict[str, list[float]] = {}  # session id -> monotonic times of its browser's crashes
         self._stopped: dict[str, int] = {}  # session id -> the newest placement (epoch) told to stop

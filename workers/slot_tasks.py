@@ -16,6 +16,7 @@ from selenium.common.exceptions import WebDriverException
 
 from browser.whatsapp import PairingError, SendError, SendRestricted, UnconfirmedSend, message_key
 from messaging.pacing import Claims, PacingPolicy
+from models.optouts import OPTED_OUT
 from models.states import MessageStatus
 from settings import slot_queue
 from workers import send_rules as rules, wiring
@@ -90,15 +91,18 @@ def outcome_of(exc: Exception) -> tuple[Outcome, str]:
 @celery.task(name="wa.slot.send_message", bind=True, max_retries=None)
 def send_message(self, message_id: str, job_id: str, session_id: str, epoch: int, to: str, text: str,
                  media: list[dict] | None = None, pacing: dict | None = None, attempt: int = 1,
-                 earlier: dict | None = None) -> None:
+                 earlier: dict | None = None, mark_chat_read: bool = False) -> None:
     """Send one message: in its session's pace, once, with retries for transient failures.
 
     A thin shell: it gathers the facts and carries out what ``workers.send_rules``
     decides. ``earlier`` (from the sweeper): what PostgreSQL knows of earlier dispatches
     of this message that were never confirmed; the message is then looked for in the
-    chat before it is sent. A task that finds its session not here (another placement, a
-    restarted slot) ends without a word: the message stays in the database and the
-    sweeper dispatches it again to wherever the session is READY.
+    chat before it is sent. A recipient on the session's opt-out list (which may have
+    changed since the message was accepted) fails it at once, before the page is touched.
+    ``mark_chat_read``: the chat is marked read once the message is out. A task that finds
+    its session not here (another placement, a restarted slot) ends without a word: the
+    message stays in the database and the sweeper dispatches it again to wherever the
+    session is READY.
     """
     rt = runtime()
     settings, bus = rt.settings, rt.bus
@@ -106,7 +110,7 @@ def send_message(self, message_id: str, job_id: str, session_id: str, epoch: int
         log.info("message=%s already sent; redelivery ignored", message_id)
         return
     args = dict(message_id=message_id, job_id=job_id, session_id=session_id, epoch=epoch, to=to, text=text,
-                media=media, pacing=pacing, attempt=attempt, earlier=earlier)
+                media=media, pacing=pacing, attempt=attempt, earlier=earlier, mark_chat_read=mark_chat_read)
 
     def carry_out(decision: rules.Decision, holder: str | None = None) -> None:
         if holder is not None and not isinstance(decision, rules.Go):
@@ -163,6 +167,8 @@ def send_message(self, message_id: str, job_id: str, session_id: str, epoch: int
                                     send_timeout=settings.send_timeout)
     if not isinstance(decision, rules.Go):
         return carry_out(decision)
+    if rt.opt_outs.contains(session_id, to):  # opted out after the message was accepted
+        return carry_out(rules.Fail(OPTED_OUT), holder)
 
     bus.message(message_id, job_id, session_id, MessageStatus.SENDING, attempt=attempt,
                 dispatch_at=iso(time.time() + settings.send_timeout * 3 + settings.dispatch_grace_seconds))
@@ -188,6 +194,41 @@ def send_message(self, message_id: str, job_id: str, session_id: str, epoch: int
                 wa_message_id=wa_id, wa_id=recipient, mark_key=done_key(message_id), mark_ttl=DONE_TTL)
     rt.watch_acks(session_id, wa_id, message_id, job_id, (recipient or to).split("@", 1)[0])
     log.info("message=%s session=%s sent as %s", message_id, session_id, message_key(wa_id))
+    if mark_chat_read:
+        try:
+            route = rt.checks.mark_read(session_id, epoch, to)
+            log.info("message=%s chat marked read (%s)", message_id, route)
+        except (LookupError, SessionOffline, SendError, WebDriverException) as exc:  # the message is out anyway
+            log.warning("message=%s chat not marked read: %s", message_id, redact_numbers(str(exc)))
+
+
+@celery.task(name="wa.slot.check_numbers")
+def check_numbers(session_id: str, epoch: int, request_id: str, numbers: list[str]) -> None:
+    """Whether each number is on WhatsApp (``NumberChecks.check``); the answers go out as a
+    ``contacts_checked`` notice with ``request_id`` (the API waits for it)."""
+    rt = runtime()
+    notice = {"type": "contacts_checked", "request_id": request_id, "epoch": epoch}
+    try:
+        notice["results"] = rt.checks.check(session_id, epoch, numbers)
+    except (LookupError, SessionOffline) as exc:
+        notice.update(not_ready=True, error=str(exc))
+    rt.bus.notify_session(session_id, notice)
+
+
+@celery.task(name="wa.slot.mark_chat_read")
+def mark_chat_read(session_id: str, epoch: int, request_id: str, phone: str) -> None:
+    """Mark the chat with ``phone`` read; the outcome goes out as a ``chat_read`` notice
+    with ``request_id`` (the API waits for it)."""
+    rt = runtime()
+    notice = {"type": "chat_read", "request_id": request_id, "epoch": epoch, "ok": False}
+    try:
+        notice.update(ok=True, route=rt.checks.mark_read(session_id, epoch, phone))
+    except (LookupError, SessionOffline) as exc:
+        notice.update(not_ready=True, error=str(exc))
+    except (SendError, WebDriverException) as exc:
+        log.info("session=%s chat not marked read: %s", session_id, redact_numbers(str(exc)))
+        notice["error"] = str(getattr(exc, "msg", None) or exc)[:300]
+    rt.bus.notify_session(session_id, notice)
 
 
 def redact_numbers(text: str) -> str:

@@ -96,6 +96,11 @@
     exists: function (phone) {
       if (!S.cid) return Promise.reject(new Error('not connected'));
       return api('exists', { cid: S.cid, phone: String(phone) });
+    },
+    seen: function (chat) {
+      if (!S.cid) return Promise.reject(new Error('not connected'));
+      var info = M.chatInfo(chat) || {};
+      return api('chat/seen', { cid: S.cid, phone: info.phone, wid: info.wid, via: 'model' });
     }
   };
   var M = (!CFG.unsupported && window.__WASimModules) ? window.__WASimModules.create(bridge, CFG) : NOOP_MODULES;

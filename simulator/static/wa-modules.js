@@ -155,6 +155,9 @@
     var Stream = new (inherit(function StreamModel() {
       Emitter.call(this); this.displayInfo = 'OPENING'; this.mode = 'SYNCING'; this.needsUpdate = false; this.available = false;
     }))();
+    // Presence while marking read (WWJ sendSeen wraps its call in these).
+    Stream.markAvailable = function () { Stream.set('available', true); };
+    Stream.markUnavailable = function () { Stream.set('available', false); };
     var Conn = new (inherit(function ConnModel() { Emitter.call(this); this.ref = null; this.platform = 'web'; this.pushname = null; }))();
 
     var Cmd = new Emitter();
@@ -279,6 +282,26 @@
       });
     }
 
+    // WAWebUpdateUnreadChatAction (WWJ sendSeen, 2026-03; WAJS chat.markIsRead): the 2026 page's
+    // sendSeen takes one object {chat, threadId}; a bare chat model fails there as it does on the
+    // real page since the signature changed. markSeen(chat) is the older name (field code).
+    function seenChat(chat) {
+      return Promise.resolve(bridge.seen(chat)).then(function () { chat.set('unreadCount', 0); return true; });
+    }
+    function sendSeen(arg) {
+      return Promise.resolve().then(function () {
+        if (!arg || typeof arg !== 'object' || arg instanceof ChatModel) throw new TypeError("Cannot read properties of undefined (reading 'id')");
+        if (!(arg.chat instanceof ChatModel)) throw new TypeError("e.chat.getCollection is not a function");
+        return seenChat(arg.chat);
+      });
+    }
+    function markSeen(chat) {
+      return Promise.resolve().then(function () {
+        if (!(chat instanceof ChatModel)) throw new TypeError('e.getCollection is not a function');
+        return seenChat(chat);
+      });
+    }
+
     function getCurrentLid(w) {
       var s = serialOf(w);
       var m = s && WID_RE.exec(s);
@@ -318,6 +341,7 @@
       WAWebWidFactory: { createWid: createWid, createWidFromWidLike: createWid, isWidlike: function (x) { return serialOf(x) !== null && WID_RE.test(serialOf(x)); } },
       WAWebFindChatAction: { findOrCreateLatestChat: findOrCreateLatestChat },
       WAWebQueryExistsJob: { queryWidExists: queryWidExists },
+      WAWebUpdateUnreadChatAction: { sendSeen: sendSeen, markSeen: markSeen },
       WAWebReachoutTimelockUtils: {
         isUserReachoutTimelocked: function () { return restriction === 'reachout_timelock'; },
         canSendMsgWhileTimelocked: notNew
