@@ -45,6 +45,7 @@ def number_or_abort(raw: str) -> str:
 
 
 def ready_or_abort(row: WhatsAppSession) -> None:
+    """400 with the seed's not-ready message unless the session is READY on a slot."""
     if row.status != SessionStatus.READY.value or not row.slot:
         abort(400, message=NOT_READY_MESSAGE)
 
@@ -69,6 +70,8 @@ def ask_slot(row: WhatsAppSession, kind: str, enqueue) -> dict | None:
 
 @blp.route("/<session_id>/contacts/check")
 class ContactCheck(MethodView):
+    """POST /webjs/sessions/{session_id}/contacts/check."""
+
     @blp.arguments(ContactCheckSchema)
     @blp.response(200, ContactCheckResultSchema)
     def post(self, body, session_id):
@@ -117,6 +120,8 @@ class ContactCheck(MethodView):
 
 @blp.route("/<session_id>/opt-outs")
 class OptOuts(MethodView):
+    """GET /webjs/sessions/{session_id}/opt-outs."""
+
     @blp.response(200, OptOutListSchema)
     def get(self, session_id):
         """The session's opt-out list: numbers its messages no longer reach, oldest first."""
@@ -128,6 +133,8 @@ class OptOuts(MethodView):
 
 @blp.route("/<session_id>/opt-outs/<number>")
 class OptOutItem(MethodView):
+    """POST and DELETE /webjs/sessions/{session_id}/opt-outs/{number}."""
+
     @blp.response(200, OptOutResultSchema)
     def post(self, session_id, number):
         """Put a number on the session's opt-out list: sends to it fail at once with
@@ -157,6 +164,8 @@ class OptOutItem(MethodView):
 
 @blp.route("/<session_id>/chats/<number>/read")
 class ChatRead(MethodView):
+    """POST /webjs/sessions/{session_id}/chats/{number}/read."""
+
     @blp.response(200, ChatReadSchema)
     def post(self, session_id, number):
         """Mark the chat with a number read, as a person reading the replies would: through

@@ -262,6 +262,8 @@ CONTACT_CHECK_MAX = 50  # numbers per check request
 
 
 class ContactCheckSchema(RequestSchema):
+    """The body of a number check: up to 50 numbers."""
+
     numbers = fields.List(Line(validate=validate.Length(max=PHONE_INPUT_MAX)), required=True,
                           validate=validate.Length(min=1, max=CONTACT_CHECK_MAX), metadata={
                               "description": f"1 to {CONTACT_CHECK_MAX} numbers; one that is not valid is "
@@ -270,6 +272,8 @@ class ContactCheckSchema(RequestSchema):
 
 
 class ContactResultSchema(Schema):
+    """One number's answer in a number check."""
+
     input = fields.String(metadata={"description": "The number as given."})
     number = fields.String(allow_none=True, metadata={"description": "Normalised (E.164 digits); null when "
                                                                      "not valid."})
@@ -286,34 +290,46 @@ class ContactResultSchema(Schema):
 
 
 class ContactCheckResultSchema(Schema):
+    """The answer to a number check, in the order asked."""
+
     session_id = fields.String()
     results = fields.List(fields.Nested(ContactResultSchema))
 
 
 class OptOutSchema(Schema):
+    """A number on a session's opt-out list."""
+
     number = fields.String()
     source = fields.String(metadata={"description": "keyword (the number sent an opt-out keyword) or api"})
     created_at = Timestamp()
 
 
 class OptOutResultSchema(OptOutSchema):
+    """The answer to putting a number on the opt-out list."""
+
     session_id = fields.String()
     created = fields.Boolean(metadata={"description": "False when the number was on the list already."})
 
 
 class OptOutListSchema(Schema):
+    """A session's opt-out list."""
+
     session_id = fields.String()
     opt_outs = fields.List(fields.Nested(OptOutSchema))
     count = fields.Integer()
 
 
 class OptOutRemovedSchema(Schema):
+    """The answer to taking a number off the opt-out list."""
+
     session_id = fields.String()
     number = fields.String()
     removed = fields.Boolean(metadata={"description": "False when the number was not on the list."})
 
 
 class ChatReadSchema(Schema):
+    """The answer to marking a chat read."""
+
     session_id = fields.String()
     number = fields.String()
     marked_read = fields.Boolean()

@@ -20,12 +20,15 @@ class ContactAnswer:
 
 
 class ContactCache:
+    """Number-check answers per session and number, kept ``ttl`` seconds in Redis."""
+
     def __init__(self, client: redis.Redis, ttl: float):
         self.redis = client
         self.ttl = ttl
 
     @staticmethod
     def key(session_id: str, number: str) -> str:
+        """The Redis key of one answer."""
         return f"wa:contact:{session_id}:{number}"
 
     def put(self, session_id: str, number: str, answer: ContactAnswer) -> None:

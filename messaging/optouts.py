@@ -16,6 +16,7 @@ class OptOutMirror:
 
     @staticmethod
     def key(session_id: str) -> str:
+        """The Redis set of the session's opted-out numbers (every form of each)."""
         return f"wa:optouts:{session_id}"
 
     def add(self, session_id: str, number: str) -> None:

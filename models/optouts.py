@@ -35,9 +35,11 @@ WEBHOOK = "contact.opted_out"
 class Mirror(Protocol):
     """Where a committed change of the list is copied for the slots (``messaging.optouts``)."""
 
-    def add(self, session_id: str, number: str) -> None: ...
+    def add(self, session_id: str, number: str) -> None:
+        """``number`` (E.164 digits) was put on ``session_id``'s list."""
 
-    def remove(self, session_id: str, number: str) -> None: ...
+    def remove(self, session_id: str, number: str) -> None:
+        """``number`` (E.164 digits) was taken off ``session_id``'s list."""
 
 
 def normalized_text(text: str) -> str:

@@ -35,6 +35,9 @@ def pace_key(session_id: str) -> str:
 
 
 class NumberChecks:
+    """A slot's number checks: the page's existence query, paced per session apart from
+    sends, each answer kept in the session's cache."""
+
     def __init__(self, settings: Settings, client: redis.Redis,
                  session_for_send: Callable[[str, int], BrowserSession]):
         self.settings = settings
