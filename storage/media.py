@@ -3,12 +3,14 @@
 A send's inline media (base64 in the request) are stored when the send is accepted, and
 the message row and its task carry a small reference instead of the bytes::
 
-    {"ref": "media/<expires>-<32 hex>", "filename": "a.png", "mimetype": "image/png",
+    {"ref": "@media/<expires>-<32 hex>", "filename": "a.png", "mimetype": "image/png",
      "size": 1234, "sha256": "<hex>"}
 
-The objects live where the saved logins do, under ``media/``: in the profile store's S3
+The objects live where the saved logins do, under ``@media/``: in the profile store's S3
 bucket (the same endpoint, region, server-side encryption; beside ``S3_PREFIX``, not in
-it) or in its local folder (``PROFILE_DIR/media/``). ``<expires>`` is the object's end
+it) or in its local folder (``PROFILE_DIR/@media/``). No session's folder can have that
+name (``storage.profiles.session_name`` percent-encodes "@"), so deleting a session's
+saved logins never touches them, whatever its id and whatever ``S3_PREFIX`` is. ``<expires>`` is the object's end
 of life in epoch seconds (10 digits), so expiry needs no metadata: ``get`` refuses an
 object past it, and ``expire`` (the control worker's ``wa.control.expire_media``, hourly)
 deletes the objects past it. Only names of that exact shape are ever read or deleted.
@@ -25,8 +27,8 @@ from dataclasses import dataclass
 
 from storage.profiles import Blobs, LocalBlobs, S3Blobs
 
-PREFIX = "media/"
-_NAME = re.compile(r"media/([0-9]{10})-[0-9a-f]{32}")
+PREFIX = "@media/"  # "@" is never in a session folder's name
+_NAME = re.compile(r"@media/([0-9]{10})-[0-9a-f]{32}")
 
 
 class MediaStoreError(OSError):
@@ -41,7 +43,7 @@ class MediaExpired(LookupError):
 class StoredMedia:
     """What a message carries for one inline file (``as_item()``: its JSON form)."""
 
-    ref: str  # the object's key, "media/<expires>-<token>"
+    ref: str  # the object's key, "@media/<expires>-<token>"
     filename: str
     mimetype: str
     size: int  # bytes

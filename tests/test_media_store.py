@@ -93,7 +93,7 @@ def test_an_expired_or_missing_object_is_refused(backend):
         store.get(other.ref)
     with pytest.raises(MediaExpired):
         store.get(ref, hashlib.sha256(b"something else").hexdigest())  # not the bytes stored
-    for foreign in ("media/../x", "wa-profiles/u/current.json", "media/123-abc"):
+    for foreign in ("@media/../x", "wa-profiles/u/current.json", "@media/123-abc", "media/1234567890-" + "0" * 32):
         with pytest.raises(MediaExpired, match="not a media reference"):
             store.get(foreign)
 
@@ -123,6 +123,24 @@ def test_expiry_leaves_a_saved_login_under_the_same_prefix_alone(tmp_path):
     assert blobs.get(ref) is None
 
 
+@pytest.mark.parametrize("session_id", ["media", "@media", "%40media"])
+def test_deleting_any_sessions_saved_logins_leaves_the_media_alone(settings, tmp_path, session_id):
+    """The saved logins of a session, whatever its id, are never where the media are: a
+    session called "media" deleted (or replaced) takes no one's pending files with it."""
+    from dataclasses import replace
+
+    from storage.media import make_media_store
+    from storage.profiles import make_profile_store, session_name
+
+    local = replace(settings, s3_bucket=None, profile_dir=str(tmp_path))
+    media = make_media_store(local)
+    ref = media.put(b"pending", "text/plain", "a.txt").ref
+    profiles = make_profile_store(local)
+    assert not ref.startswith(session_name(session_id) + "/")
+    profiles.delete(session_id)
+    assert media.get(ref) == b"pending"
+
+
 @pytest.mark.stack
 def test_s3_objects_are_encrypted_and_beside_the_profile_prefix(settings, aws_env, endpoint):
     backend = s3_backend(settings, endpoint)
@@ -141,7 +159,7 @@ def test_a_store_that_does_not_answer_is_a_store_error(settings, aws_env):
     with pytest.raises(MediaStoreError):
         store.put(DATA, "image/png", "photo.png")
     with pytest.raises(MediaStoreError):
-        store.get(f"media/{int(time.time()) + 60:010d}-{'0' * 32}")
+        store.get(f"@media/{int(time.time()) + 60:010d}-{'0' * 32}")
     with pytest.raises(MediaStoreError):
         store.expire()
 
