@@ -96,6 +96,12 @@ class Settings:
     # tokens are signed with (unset: one is generated once and kept in Redis).
     link_page_ttl: float = 900.0
     link_page_secret: str | None = None
+    # Where end users reach the API (e.g. https://wa.example.com behind a proxy): the base of
+    # the links handed out; unset, the host and scheme the API request came with.
+    link_page_base_url: str | None = None
+    # Linking pages that may hold a live event stream at once, per API process (each holds
+    # a thread); the pages beyond poll /state instead.
+    link_page_streams: int = 4
 
     # Session lifecycle.
     auto_recover: bool = True  # sessions of a dead, restarted or stopped slot are placed again
@@ -212,6 +218,8 @@ class Settings:
             metrics_token=get("METRICS_TOKEN", None),
             link_page_ttl=max(60.0, float(get("LINK_PAGE_TTL", d.link_page_ttl))),
             link_page_secret=get("LINK_PAGE_SECRET", None),
+            link_page_base_url=(get("LINK_PAGE_BASE_URL", "") or "").rstrip("/") or None,
+            link_page_streams=max(0, int(get("LINK_PAGE_STREAMS", d.link_page_streams))),
             auto_recover=_bool(env.get("AUTO_RECOVER"), d.auto_recover),
             idle_timeout_minutes=float(get("IDLE_TIMEOUT_MINUTES", d.idle_timeout_minutes)),
             stuck_timeout_seconds=float(get("STUCK_TIMEOUT_SECONDS", d.stuck_timeout_seconds)),

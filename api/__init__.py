@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import uuid
 from dataclasses import dataclass
 
@@ -143,7 +144,10 @@ def create_app(settings: Settings) -> Flask:
     openapi.finish(api.spec, settings)
     from api.link_page import blp as link_page_blp
 
-    app.register_blueprint(link_page_blp)  # the end users' linking page: HTML, not part of the API document
+    app.register_blueprint(link_page_blp)
+    # The linking pages' live streams: each holds a thread, so a few at most per process.
+    app.extensions["wa_link_streams"] = threading.BoundedSemaphore(settings.link_page_streams) \
+        if settings.link_page_streams else None  # the end users' linking page: HTML, not part of the API document
     app.register_error_handler(HTTPException, handle_http_exception)
 
     @app.errorhandler(redis.RedisError)

@@ -151,10 +151,22 @@ def state(token: str):
 @blp.get("/<token>/events")
 def events(token: str):
     """Server-sent events: the page's state now and after every recorded change, for
-    STREAM_SECONDS (the browser connects again by itself, which checks the token again)."""
+    STREAM_SECONDS (the browser connects again by itself, which checks the token again).
+    At most LINK_PAGE_STREAMS at once in this process (each holds a thread); beyond, 503
+    and the page polls /state."""
     grant, _row = grant_or_404(token)
+    streams = current_app.extensions["wa_link_streams"]
+    if streams is None or not streams.acquire(blocking=False):
+        # Every stream this process allows is taken: the page polls /state instead (an
+        # EventSource refused is closed, and the page's onerror starts polling).
+        return {"statusCode": 503, "message": "Too many live linking pages; poll /state.",
+                "error": "Service Unavailable"}, 503, {"Retry-After": str(STREAM_SECONDS)}
     db = services().db  # the stream runs outside the request's context
-    waiter = Waiter(services().redis, session_channel(grant.session_id))  # before the first read: nothing missed
+    try:
+        waiter = Waiter(services().redis, session_channel(grant.session_id))  # before the first read: nothing missed
+    except BaseException:
+        streams.release()
+        raise
     ends = time.monotonic() + min(STREAM_SECONDS, (grant.expires_at - datetime.now(timezone.utc)).total_seconds())
 
     def stream():
@@ -178,7 +190,13 @@ def events(token: str):
         finally:
             waiter.close()
 
-    return Response(stream(), mimetype="text/event-stream", headers={"X-Accel-Buffering": "no"})
+    def done() -> None:  # called when the response closes, whether or not it was read
+        waiter.close()
+        streams.release()
+
+    response = Response(stream(), mimetype="text/event-stream", headers={"X-Accel-Buffering": "no"})
+    response.call_on_close(done)
+    return response
 
 
 @blp.post("/<token>/pairing-code")

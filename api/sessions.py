@@ -338,7 +338,10 @@ class LinkPage(MethodView):
         expires_at = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=svc.settings.link_page_ttl)
         secret = link_secret(svc.settings.link_page_secret, svc.redis)
         token = make_token(secret, session_id=row.session_id, row_id=row.id, expires_at=expires_at)
-        return {"url": url_for("link_page.page", token=token, _external=True), "expires_at": expires_at}
+        base = services().settings.link_page_base_url
+        url = base + url_for("link_page.page", token=token) if base else url_for("link_page.page", token=token,
+                                                                                _external=True)
+        return {"url": url, "expires_at": expires_at}
 
 
 @blp.route("/<session_id>/status")

@@ -266,3 +266,35 @@ def test_initialize_answers_initializing_when_no_qr_comes_in_time(settings, api_
     r = c.post(f"/webjs/sessions/{user_id}/initialize")
     assert r.json == {"session_id": user_id, "qr_code": "", "status": "INITIALIZING"}
     assert 0.5 <= time.monotonic() - started < 3
+
+
+def test_live_streams_are_capped_per_process_and_the_rest_poll(settings, api_key, user_id):
+    """LINK_PAGE_STREAMS streams at once (each holds a thread); one more is refused with 503
+    (the page then polls /state), and a stream closed gives its place back."""
+    from api import create_app
+
+    app = create_app(replace(settings, link_page_streams=1))
+    client = app.test_client()
+    client.environ_base["HTTP_X_API_KEY"] = api_key
+    client.post("/webjs/sessions", json={"user_id": user_id})
+    events = link_path(client, user_id) + "/events"
+    first = client.get(events, buffered=False)
+    assert first.status_code == 200 and first.mimetype == "text/event-stream"
+    refused = client.get(events)
+    assert refused.status_code == 503 and refused.headers["Retry-After"]
+    assert client.get(events.removesuffix("/events") + "/state").status_code == 200, "polling still answers"
+    first.close()
+    again = client.get(events, buffered=False)
+    assert again.status_code == 200
+    again.close()
+
+
+def test_links_are_made_on_the_public_base_url_when_one_is_set(settings, api_key, user_id):
+    from api import create_app
+
+    app = create_app(replace(settings, link_page_base_url="https://wa.example.com/base"))
+    client = app.test_client()
+    client.environ_base["HTTP_X_API_KEY"] = api_key
+    client.post("/webjs/sessions", json={"user_id": user_id})
+    url = client.post(f"/webjs/sessions/{user_id}/link-page").json["url"]
+    assert url.startswith("https://wa.example.com/base/link/")
