@@ -30,7 +30,7 @@ FIELDS = ("request_id", "session_id", "job_id", "message_id", "slot")
 FORMATS = ("text", "json")
 
 # Keys and tokens must never reach a log line.
-_SECRET = re.compile(r"(wak_[A-Za-z0-9_\-]{8})[A-Za-z0-9_\-]+")
+_SECRET = re.compile(r"(wak_[A-Za-z0-9_\-]{8}|/link/)[A-Za-z0-9_\-.]+")
 # What would break a line or hide in it: control characters, line separators, lone surrogates.
 _UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
@@ -125,7 +125,7 @@ class JsonLineFormatter(JsonFormatter):
 # Celery's lines that would flood INFO: (logger, what the record names) -> DEBUG.
 PERIODIC_TASKS = frozenset({
     "wa.control.sweep_messages", "wa.control.deliver_webhooks", "wa.control.reap_lost_slots",
-    "wa.control.expire_idempotency_keys", "wa.control.clean_sessions",
+    "wa.control.expire_idempotency_keys", "wa.control.clean_sessions", "wa.control.expire_media",
 })
 RETRY_QUIET_TASKS = frozenset({"wa.slot.send_message"})  # the task logs why it waits, at its level
 
@@ -138,6 +138,10 @@ class QuietCeleryLines(logging.Filter):
     celery.beat by ``setup_logging``."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, dict) and "return_value" in record.args:
+            # "Task ... succeeded in ...s: <return value>": the wa.api.* tasks return the
+            # send's 202 body, numbers included; only counts and ids are logged.
+            record.args = {**record.args, "return_value": loggable_result(record.args["return_value"])}
         if record.levelno != logging.INFO or not self._quiet(record):
             return True
         record.levelno, record.levelname = logging.DEBUG, "DEBUG"
@@ -157,6 +161,18 @@ class QuietCeleryLines(logging.Filter):
 
 
 QUIET_LOGGERS = ("celery.app.trace", "celery.worker.strategy", "celery.beat")
+RESULT_IDS = frozenset({"job_id", "message_id", "session_id", "status"})
+
+
+def loggable_result(value):
+    """What of a task's return value a log line may show: numbers, and of a dict its numbers
+    and ids (``RESULT_IDS``); a text or list (numbers, message texts) only by its type."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, dict):
+        return {k: v for k, v in value.items()
+                if isinstance(v, (bool, int, float)) or (k in RESULT_IDS and isinstance(v, str))}
+    return f"<{type(value).__name__}>"
 
 
 def formatter_for(log_format: str) -> logging.Formatter:

@@ -188,3 +188,24 @@ def test_a_sends_lines_carry_its_ids_and_the_request_id_it_came_in_with(client, 
     assert "a secret text" not in text and "919876543210" not in text
     from logs import bound
     assert bound() == {}  # nothing stays bound after the task
+
+
+def test_task_results_and_link_tokens_stay_out_of_the_lines():
+    """Celery's "succeeded" line shows of a task's result only numbers and ids (the wa.api.*
+    tasks return the send's body, numbers included), and a linking page's token is cut."""
+    import logging
+
+    from logs import QuietCeleryLines, formatter_for
+
+    body = {"success": True, "job_id": "job_1", "results": [{"to": "+919876543210"}], "total_messages": 1}
+    record = logging.LogRecord("celery.app.trace", logging.INFO, __file__, 1,
+                               "Task %(name)s[%(id)s] succeeded in %(runtime)ss: %(return_value)s",
+                               {"name": "wa.api.send_bulk_messages", "id": "t1", "runtime": 0.1,
+                                "return_value": body}, None)
+    assert QuietCeleryLines().filter(record)
+    link = logging.LogRecord("api", logging.ERROR, __file__, 1, "Exception on /link/eyJzIjoiu.abc-DEF_1 [GET]",
+                             None, None)
+    for log_format in ("text", "json"):
+        line = formatter_for(log_format).format(record)
+        assert "9876543210" not in line and "job_1" in line and "total_messages" in line
+        assert "eyJzIjoiu" not in formatter_for(log_format).format(link)
