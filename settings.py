@@ -206,8 +206,10 @@ class Settings:
             media_fetch_timeout=float(get("MEDIA_FETCH_TIMEOUT", d.media_fetch_timeout)),
             request_max_mb=int(get("REQUEST_MAX_MB", d.request_max_mb)),
             media_allow_networks=get("MEDIA_ALLOW_NETWORKS", d.media_allow_networks),
+            # An hour longer than a message may wait: the sweeper may dispatch it just before
+            # MESSAGE_MAX_AGE_HOURS and the slot hold it a few minutes more.
             media_ttl_hours=max(float(get("MEDIA_TTL_HOURS", d.media_ttl_hours)),
-                                float(get("MESSAGE_MAX_AGE_HOURS", d.message_max_age_hours))),
+                                float(get("MESSAGE_MAX_AGE_HOURS", d.message_max_age_hours)) + 1),
             default_region=get("DEFAULT_PHONE_REGION", d.default_region).upper(),
             qr_wait_seconds=float(get("QR_WAIT_SECONDS", d.qr_wait_seconds)),
             initialize_qr_wait=max(0.0, float(get("INITIALIZE_QR_WAIT", d.initialize_qr_wait))),

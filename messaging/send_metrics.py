@@ -5,7 +5,8 @@ per minute: jobs are deleted, and their messages with them. So the recorder coun
 message outcome (sent, failed, cancelled) and each sent message's latency (acceptance to
 send, ``sent_at - created_at``) into Redis in the same MULTI that acknowledges the event:
 an event replayed after a crash is refused by the transition rules and not counted
-twice. /metrics reads them at scrape time (``wa_sends_total``,
+twice (and a crash between the database commit and that MULTI loses the event's count:
+never doubled, rarely short). /metrics reads them at scrape time (``wa_sends_total``,
 ``wa_send_duration_seconds``). A Redis that restarted empty starts them again from 0,
 which Prometheus reads as a counter reset.
 """

@@ -113,7 +113,8 @@ def accept_send(db: sessionmaker, settings: Settings, session_id: str, kind: str
     Inline media (``{"filename", "mimetype", "data": base64}`` items of ``Recipient.media``)
     go to ``media_store`` first (required when there are any); the rows hold their
     references. A replay of an Idempotency-Key stores nothing, and the objects of a send
-    that is refused or not written are deleted again (else they expire)."""
+    that is refused are deleted again; after any other error (it may have come after the
+    commit) they are left to expire."""
     stored: list[str] = []
     if any("data" in item for r in recipients for item in r.media or []):
         if idempotency is not None:
@@ -129,9 +130,11 @@ def accept_send(db: sessionmaker, settings: Settings, session_id: str, kind: str
                 raise
             # The same key arrived twice at once; the other request has committed by now.
             acceptance = _accept(db, settings, session_id, kind, recipients, scope, callback_url, idempotency)
-    except BaseException:
+    except (AcceptError, IntegrityError):  # refused: nothing was written
         forget_media(media_store, stored)
         raise
+    # Any other error (the database lost during COMMIT) may come after the rows committed:
+    # their media stay, and expire if the rows are not there.
     if acceptance.replayed:
         forget_media(media_store, stored)
     return acceptance

@@ -14,6 +14,7 @@ import logging
 import signal
 import socket
 import threading
+import time
 
 import redis
 from celery import Celery
@@ -44,6 +45,9 @@ def _outcome_of(session, event: MessageEvent) -> tuple[str, float | None]:
     if msg is None or msg.sent_at is None or msg.created_at is None:
         return status, None
     return status, (msg.sent_at - msg.created_at).total_seconds()
+
+
+FINISH_SECONDS = 10.0  # the longest a stopping recorder goes on applying what the stream holds
 
 
 class Recorder:
@@ -132,10 +136,11 @@ class Recorder:
         """Entries delivered to this consumer before a crash come first, in order."""
         self._read_until_empty("0")
 
-    def _read_until_empty(self, start: str) -> None:
-        """Read and process batches without waiting until none is left: from ``start``
-        ("0": those delivered to this consumer and not acknowledged; ">": new ones)."""
-        while True:
+    def _read_until_empty(self, start: str, deadline: float | None = None) -> None:
+        """Read and process batches without waiting until none is left (or ``deadline``,
+        monotonic seconds, passes): from ``start`` ("0": those delivered to this consumer
+        and not acknowledged; ">": new ones)."""
+        while deadline is None or time.monotonic() < deadline:
             resp = self.redis.xreadgroup(GROUP, self.consumer, {STREAM: start}, count=self.batch)
             entries = resp[0][1] if resp else []
             if not entries:
@@ -152,10 +157,13 @@ class Recorder:
     def finish(self) -> None:
         """What is already in the stream when the recorder is told to stop is applied
         before it exits: a slot stopped just before it reports its sessions as stopped,
-        and that report must reach the database."""
+        and that report must reach the database. At most FINISH_SECONDS: slots still
+        running keep publishing, and a supervisor waits only so long for a stop; what is
+        left stays in the stream for the next recorder."""
+        deadline = time.monotonic() + FINISH_SECONDS
         self.ensure_group()
-        self.drain_pending()
-        self._read_until_empty(">")
+        self._read_until_empty("0", deadline)
+        self._read_until_empty(">", deadline)
 
     def run_once(self) -> int:
         """Read one batch of new entries (waiting up to ``block_ms``) and process it; returns
