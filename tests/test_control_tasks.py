@@ -8,7 +8,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from messaging import slots
 from models import Message, WhatsAppSession, utcnow
@@ -97,17 +97,17 @@ def test_cleanup_stops_orphans_stuck_and_idle_sessions(control, db, redis_client
     slot = f"clean-{tag}"
     now_ms = time.time_ns() // 1_000_000
     with db.begin() as s:
-        # Placed an hour ago, still not linked; STUCK_TIMEOUT_SECONDS is half an hour here, longer
-        # than the suite runs, so no other test's session placed and left starting counts.
         make_session(s, f"stuck_{tag}", status="QR_READY", slot=slot,
-                     epoch=now_ms - 3_600_000)
+                     epoch=now_ms - 3_600_000)  # placed an hour ago, still not linked
         make_session(s, f"idle_{tag}", slot=slot, epoch=now_ms - 7_200_000,
                      last_activity=utcnow() - timedelta(hours=2))
         make_session(s, f"busy_{tag}", slot=slot, epoch=now_ms - 7_200_000, last_activity=utcnow())
+    with db.begin() as s:  # other tests' sessions (their epochs are small numbers) are out of the count
+        s.execute(update(WhatsAppSession).where(WhatsAppSession.slot != slot).values(slot=None))
     # The slot runs a browser for a session that no longer exists (deleted while the slot was away).
     slots.heartbeat(redis_client, slot, 10, 30, sessions={f"gone_{tag}": 1, f"busy_{tag}": 1})
     monkeypatch.setattr(control.resources(), "settings", replace(settings, idle_timeout_minutes=60,
-                                                                  stuck_timeout_seconds=1800))
+                                                                  stuck_timeout_seconds=600))
     try:
         counts = control.clean_sessions()
     finally:

@@ -187,7 +187,7 @@ def test_inline_media_reach_the_page_intact_through_the_media_store(client, stac
     assert len(sent) == 1 and sent[0]["type"] == "document"
     assert sent[0]["media"]["name"] == "inline-report.pdf" and sent[0]["media"]["size"] == len(body)
     assert sent[0]["media"]["sha256"] == hashlib.sha256(body).hexdigest()
-    assert list((Path(settings.profile_dir) / "media").iterdir()), "kept in the profile store's folder"
+    assert list((Path(settings.profile_dir) / "@media").iterdir()), "kept in the profile store's folder"
 
 
 def _kept_browser_reason_then_ready(client, session: str, sim: str, start: tuple[str, dict],

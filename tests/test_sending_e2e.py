@@ -91,7 +91,10 @@ class Receiver(WebhookReceiver):
 
     def __init__(self):
         super().__init__(respond=lambda headers: 500 if self.first(headers["X-Webhook-Id"]) else 200)
-        self.url += "?token=abc"
+
+    @property
+    def url(self) -> str:
+        return super().url + "?token=abc"
 
     def first(self, event_id: str) -> bool:
         return not any(headers["X-Webhook-Id"] == event_id for _path, headers, _body in self.requests)

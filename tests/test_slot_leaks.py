@@ -66,6 +66,7 @@ def test_a_slot_restarted_five_times_leaves_no_zombie_and_one_driver_copy_at_mos
             if restart % 2:  # a delete, then the slot stops with nothing running
                 rt.stop(session_id, 1, forget=True)
             elif restart == RESTARTS - 1:  # its chromedriver dies first (a signal to the process group)
+                rt.stopping()  # as the worker's stop signal does: the monitor no longer probes
                 rt.sessions[session_id].driver.service.process.kill()
                 caplog.clear()
                 caplog.set_level(logging.INFO)
