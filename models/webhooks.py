@@ -9,6 +9,7 @@ holds:
   reached that status.
 - ``job.finished``: every message of a job reached a final status.
 - ``session.status``: a session changed status.
+- ``message.received``: a session received a message (once per WhatsApp message id).
 
 The body is ``{"id": "evt_...", "type": ..., "created_at": "<ISO-8601 UTC>", "data": {...}}``;
 the same bytes are sent on every attempt, so a receiver can drop repeated ids.
@@ -25,7 +26,7 @@ from models.tables import WebhookDelivery, new_id, utcnow
 
 EVENT_TYPES = frozenset({
     "message.sent", "message.delivered", "message.read", "message.failed", "job.finished", "session.status",
-    "session.notice", "session.restricted", "session.unrestricted",
+    "session.notice", "session.restricted", "session.unrestricted", "message.received",
 })
 
 
