@@ -37,7 +37,7 @@ def test_the_spec_declares_every_error_in_the_shape_sent(client, anon_client, us
     spec = anon_client.get("/api/openapi.json").json
     error = spec["components"]["schemas"]["Error"]
     ops = list(operations(spec))
-    assert len(ops) == 21  # 18, and the key management of admin keys
+    assert len(ops) == 22  # 18, the key management of admin keys, and the messages received
     for method, path, op in ops:
         codes = set(op["responses"])
         assert "default" not in codes, (method, path)
