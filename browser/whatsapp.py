@@ -347,12 +347,15 @@ const openChatNumber = () => {
 # inbox.done, so a probe whose answer is lost loses nothing. Route 2, the DOM: each chat-list
 # row's number, unread count and newest message's preview (the chat is not opened).
 _INBOX_JS = """
+const ser = (w) => w ? String(w._serialized || w) : null;
 const incomingOf = (m, contact) => {
-  const ser = (w) => w ? String(w._serialized || w) : null;
-  const from = ser(m.from) || ser(m.id.remote);
+  const remote = ser(m.id.remote) || '';
+  // In a group the sender is the author; in a 1:1 chat, the chat (WWJ Message.author / from).
+  const fromWid = remote.endsWith('@g.us') ? m.author : (m.from || m.id.remote);
+  const from = ser(fromWid);
   let phone = null;
   if (from && from.endsWith('@lid')) {
-    try { const pn = contact && contact.getPhoneNumber(m.from || m.id.remote); if (pn) phone = String(pn.user || ser(pn).split('@')[0]); } catch (e) {}
+    try { const pn = contact && contact.getPhoneNumber(fromWid); if (pn) phone = String(pn.user || ser(pn).split('@')[0]); } catch (e) {}
   } else if (from) phone = from.split('@')[0].split(':')[0];
   let quoted = m.quotedStanzaID || null;
   if (!quoted && m.quotedMsgId) quoted = String(m.quotedMsgId.id || ser(m.quotedMsgId) || '') || null;
@@ -369,6 +372,7 @@ const readInbox = (inbox, coll, contact) => {
       const take = (m) => {
         try {
           if (!m || !m.id || m.id.fromMe || box.seen.has(m.id._serialized)) return;
+          if ((ser(m.id.remote) || '').endsWith('@broadcast')) return;  // status updates and broadcasts: not messages to us
           if (m.type === 'ciphertext') { if (typeof m.once === 'function') m.once('change:type', take); return; }
           box.seen.add(m.id._serialized);
           box.queue.push(incomingOf(m, contact));

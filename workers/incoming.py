@@ -97,16 +97,16 @@ class IncomingFollower:
     def request(self, bs: BrowserSession) -> dict:
         """What to ask the page (``WhatsAppWeb.snapshot(inbox=...)``): the watermark and the
         ids published since the last look."""
-        since = None
-        try:
-            raw = self.redis.hget(incoming_key(bs.session_id), "since")
-            since = float(raw) if raw is not None else None
-        except (redis.RedisError, ValueError) as exc:
-            log.warning("session=%s incoming watermark not read: %s", bs.session_id, exc)
-        if since is None:  # the first look at this session: from about now on (no history)
-            since = time.time() - FIRST_LOOK_MARGIN
-            self._save(bs.session_id, since=since)
-        return {"since": since, "done": list(bs.inbox_done)}
+        if bs.inbox_since is None:  # read once per browser: the page uses it when its listener starts
+            try:
+                raw = self.redis.hget(incoming_key(bs.session_id), "since")
+                bs.inbox_since = float(raw) if raw is not None else None
+            except (redis.RedisError, ValueError) as exc:
+                log.warning("session=%s incoming watermark not read: %s", bs.session_id, exc)
+            if bs.inbox_since is None:  # the first look at this session: from about now on (no history)
+                bs.inbox_since = time.time() - FIRST_LOOK_MARGIN
+                self._save(bs.session_id, since=bs.inbox_since)
+        return {"since": bs.inbox_since, "done": list(bs.inbox_done)}
 
     def follow(self, bs: BrowserSession, inbox: Inbox) -> int:
         """Publish the new messages ``inbox`` shows; the number published."""
@@ -132,8 +132,10 @@ class IncomingFollower:
                      msg.sender_wa_id)
         while len(bs.inbox_seen) > MAX_SEEN:
             bs.inbox_seen.pop(next(iter(bs.inbox_seen)))
-        if newest is not None:
-            self._advance(bs.session_id, newest - SINCE_MARGIN)
+        if newest is not None and newest - SINCE_MARGIN > (bs.inbox_since or 0):
+            # A reloaded page (a new document) hands over again only what is newer than this.
+            bs.inbox_since = newest - SINCE_MARGIN
+            self._save(bs.session_id, since=bs.inbox_since)
         return published
 
     def _from_dom(self, bs: BrowserSession, chats: tuple[ChatPreview, ...]) -> int:
@@ -158,14 +160,6 @@ class IncomingFollower:
         if first or after != before:
             self._save(bs.session_id, dom=json.dumps(after, separators=(",", ":")))
         return len(new)
-
-    def _advance(self, session_id: str, since: float) -> None:
-        try:
-            raw = self.redis.hget(incoming_key(session_id), "since")
-            if raw is None or float(raw) < since:
-                self._save(session_id, since=since)
-        except (redis.RedisError, ValueError) as exc:
-            log.warning("session=%s incoming watermark not kept: %s", session_id, exc)
 
     def _save(self, session_id: str, **values) -> None:
         try:
