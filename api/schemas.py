@@ -155,9 +155,9 @@ def decode_cursor(cursor: str) -> int:
 
 
 class MessagesQuerySchema(RequestSchema):
-    direction = fields.String(load_default="in", validate=validate.OneOf(["in"]), metadata={
+    direction = Line(load_default="in", validate=[validate.Length(max=3), validate.OneOf(["in"])], metadata={
         "description": "`in`: messages the session received (the only direction listed so far)."})
-    after = fields.String(load_default=None, validate=[validate.Length(max=40), validate.Regexp(CURSOR_PATTERN)],
+    after = Line(load_default=None, validate=[validate.Length(max=40), validate.Regexp(CURSOR_PATTERN)],
                           metadata={"pattern": CURSOR_PATTERN, "description":
                                     "The `next_cursor` of the page before; left out: from the first message."})
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200),
