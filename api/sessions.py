@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 from api.schemas import (
     ActiveSessionsSchema, BulkResultSchema, BulkSendSchema, CreateSessionSchema, DeletedSchema,
     MessagesPageSchema, MessagesQuerySchema, PairingCodeRequestSchema, PairingCodeSchema, QrSchema,
-    SendMessageSchema, SendQuerySchema, SendResultSchema, SessionSchema, SessionStatusSchema, UpdateSessionSchema, encode_cursor,
+    SendMessageSchema, SendQuerySchema, SendResultSchema, SessionSchema, SessionStatusSchema, UpdateSessionSchema,
+    encode_cursor,
 )
 from api.waits import Waiter
 from messaging import dispatch, slots
