@@ -4,6 +4,8 @@ points) and imported here.
 """
 from __future__ import annotations
 
+import base64
+
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from services.requests import (  # noqa: F401 - the API's request vocabulary, in one import
@@ -165,6 +167,79 @@ class SendQuerySchema(RequestSchema):
 WA_ID = fields.String(allow_none=True, metadata={
     "description": "The recipient as WhatsApp knows it (<digits>@c.us): what its existence query answered, "
                    "which can differ from `to` (Brazil's ninth digit, Mexico's 52 1)."})
+
+
+CURSOR_PATTERN = r"^c[A-Za-z0-9_-]*$"
+
+
+def encode_cursor(seq: int) -> str:
+    """The opaque cursor after the incoming message recorded as ``seq``."""
+    return "c" + base64.urlsafe_b64encode(str(seq).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    """The ``seq`` a cursor from ``encode_cursor`` names; ValidationError for anything else."""
+    try:
+        if not cursor.startswith("c") or len(cursor) > 40:
+            raise ValueError(cursor)
+        body = cursor[1:]
+        seq = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode("ascii")
+        if not seq.isdigit() or encode_cursor(int(seq)) != cursor:
+            raise ValueError(cursor)
+        return int(seq)
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationError("Not a cursor this API gave (next_cursor of an earlier page).") from None
+
+
+class MessagesQuerySchema(RequestSchema):
+    direction = Line(load_default="in", validate=[validate.Length(max=3), validate.OneOf(["in"])], metadata={
+        "description": "`in`: messages the session received (the only direction listed so far)."})
+    after = Line(load_default=None, validate=[validate.Length(max=40), validate.Regexp(CURSOR_PATTERN)],
+                          metadata={"pattern": CURSOR_PATTERN, "description":
+                                    "The `next_cursor` of the page before; left out: from the first message."})
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200),
+                           metadata={"description": "At most this many messages (1-200, default 50)."})
+
+    @post_load
+    def _cursor(self, data, **_kwargs):
+        data["after_seq"] = decode_cursor(data["after"]) if data.get("after") else 0
+        return data
+
+
+class IncomingMediaSchema(Schema):
+    kind = fields.String(allow_none=True, metadata={"description": "image, video, audio, document or sticker"})
+    mimetype = fields.String(allow_none=True)
+    filename = fields.String(allow_none=True)
+    size = fields.Integer(allow_none=True, metadata={"description": "Bytes, as WhatsApp tells it."})
+
+
+class InReplyToSchema(Schema):
+    message_id = fields.String(metadata={"description": "Our message the sender quoted."})
+    job_id = fields.String()
+
+
+class IncomingMessageSchema(Schema):
+    message_id = fields.String(metadata={"description": "This service's id of the message received."})
+    session_id = fields.String()
+    direction = fields.String(metadata={"description": "`in`"})
+    whatsapp_message_id = fields.String(metadata={
+        "description": "WhatsApp's own id of the message (`dom-<digits>-<n>` when only the chat list told of it)."})
+    # "from" is a Python keyword: the attribute is sender_number.
+    sender_number = fields.String(data_key="from", allow_none=True,
+                                  metadata={"description": "The sender's number, E.164 digits (null: only a LID known)."})
+    from_wa_id = fields.String(allow_none=True, metadata={"description": "`<digits>@c.us` or `<lid>@lid`"})
+    type = fields.String(metadata={"description": "WhatsApp's type: chat, image, video, audio, document, sticker, ..."})
+    text = fields.String(allow_none=True, metadata={"description": "The text, or a media message's caption."})
+    media = fields.Nested(IncomingMediaSchema, allow_none=True)
+    in_reply_to = fields.Nested(InReplyToSchema, allow_none=True)
+    received_at = Timestamp(metadata={"description": "When WhatsApp says it was sent."})
+    recorded_at = Timestamp(metadata={"description": "When this service recorded it."})
+
+
+class MessagesPageSchema(Schema):
+    messages = fields.List(fields.Nested(IncomingMessageSchema), metadata={"description": "Oldest first."})
+    next_cursor = fields.String(allow_none=True, metadata={
+        "description": "Pass as `after` for the messages after these (the same as `after` when none came)."})
 
 
 class SendResultSchema(Schema):

@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session
 
 from api.schemas import (
     ActiveSessionsSchema, BulkResultSchema, BulkSendSchema, CreateSessionSchema, DeletedSchema, LinkPageSchema,
-    PairingCodeRequestSchema, PairingCodeSchema, QrSchema, SendMessageSchema, SendQuerySchema, SendResultSchema,
-    SessionSchema, SessionStatusSchema, UpdateSessionSchema,
+    MessagesPageSchema, MessagesQuerySchema, PairingCodeRequestSchema, PairingCodeSchema, QrSchema,
+    SendMessageSchema, SendQuerySchema, SendResultSchema, SessionSchema, SessionStatusSchema, UpdateSessionSchema,
+    encode_cursor,
 )
 from api.waits import Waiter
 from messaging import dispatch, slots
@@ -26,7 +27,7 @@ from models.placement import NoSlot, Placement, place
 from models.recording import change_session_status
 from models.sends import NOT_SENDING, Recipient, stuck_sessions
 from models.states import BROWSER_KEPT_REASONS, LIVE_SESSION_STATES, MESSAGE_DONE
-from models.tables import placed_and_live
+from models.tables import IncomingMessage, placed_and_live
 from services.accepting import Acceptance, AcceptError, Idempotency, accept_send
 from services.link_tokens import link_secret, make_token
 
@@ -370,6 +371,37 @@ class Status(MethodView):
                 row.browser_memory_bytes = running.sessions.get(session_id)
                 row.web_version = running.web_versions.get(session_id)
         return row
+
+
+@blp.route("/<session_id>/messages")
+class Messages(MethodView):
+    @blp.arguments(MessagesQuerySchema, location="query")
+    @blp.response(200, MessagesPageSchema)
+    def get(self, query, session_id):
+        """Messages the session received, oldest first, a page at a time: pass the answer's
+        `next_cursor` as `after` to get the ones recorded since (polling services)."""
+        with services().db() as s:
+            get_session(s, session_id)
+            rows = s.execute(select(IncomingMessage).where(
+                IncomingMessage.session_id == session_id, IncomingMessage.seq > query["after_seq"],
+            ).order_by(IncomingMessage.seq).limit(query["limit"])).scalars().all()
+        return {"messages": [incoming_view(r) for r in rows],
+                "next_cursor": encode_cursor(rows[-1].seq) if rows else query.get("after")}
+
+
+def incoming_view(row: IncomingMessage) -> dict:
+    """An incoming row as the API shows it (the shape of the message.received webhook)."""
+    media = None
+    if row.media_kind or row.media_mimetype:
+        media = {"kind": row.media_kind, "mimetype": row.media_mimetype, "filename": row.media_filename,
+                 "size": row.media_size}
+    reply = None
+    if row.in_reply_to_message_id:
+        reply = {"message_id": row.in_reply_to_message_id, "job_id": row.in_reply_to_job_id}
+    return {"message_id": row.id, "session_id": row.session_id, "direction": "in",
+            "whatsapp_message_id": row.wa_message_id, "sender_number": row.sender_number,
+            "from_wa_id": row.sender_wa_id, "type": row.type, "text": row.text, "media": media,
+            "in_reply_to": reply, "received_at": row.received_at, "recorded_at": row.created_at}
 
 
 @blp.route("/<session_id>/send-message")

@@ -269,6 +269,18 @@ CHAT_LIST_ROWS = (
 CHAT_TITLE = (
     "span[title]",  # field code read_file id 71042067677 (2026-09)
 )
+# What the chat list says of incoming messages without opening the chat (opening it marks it
+# read): the unread count, an aria-label such as "3 unread messages" ("9 mensagens não lidas",
+# "1.227 mensagens não lidas" with a thousands separator: field code read_file id 71042067677,
+# 2026-09), and the newest message's preview.
+CHAT_UNREAD_BADGE = (
+    "[aria-label*='unread message']",  # English; simulator span.unread-badge
+    "[aria-label*='não lida']",  # pt-BR, field code read_file id 71042067677
+)
+CHAT_PREVIEW = (
+    "span.chat-last[title]",  # simulator only
+    "span[dir='auto'][title]",  # [unverified]: the preview's span[title] after the chat's title
+)
 # Status icons since 2025: a WDS <svg> named in its <title>, no data-icon, names shifted by
 # one against the acks: pending, then ONE tick named "delivered" for sent, then "read" in
 # grey for delivered and in blue for read.

@@ -141,6 +141,67 @@ def unknown_dialogs(dialogs: tuple[Dialog, ...]) -> list[Dialog]:
 
 
 @dataclass(frozen=True)
+class Incoming:
+    """A message that arrived, as the page's message collection tells it."""
+
+    serialized: str  # false_<chat>_<id>, the chat as <digits>@c.us or <lid>@lid
+    key: str  # the message's own id (the serialized id's last part)
+    sender_wa_id: str | None  # the chat's wid: <digits>@c.us or <lid>@lid
+    sender_number: str | None  # digits; for a LID sender only when the page knows the number
+    type: str  # WhatsApp's message type: chat, image, video, audio, ptt, document, sticker, ...
+    text: str | None  # the body of a text, the caption of media
+    mimetype: str | None = None
+    filename: str | None = None
+    size: int | None = None  # bytes
+    quoted_key: str | None = None  # the own id of the message it quotes (quotedStanzaID)
+    t: float | None = None  # when WhatsApp says it was sent, epoch seconds
+
+
+@dataclass(frozen=True)
+class ChatPreview:
+    """A chat-list row: what the DOM says of a chat without opening it."""
+
+    phone: str  # digits ("" for a saved contact shown by name)
+    title: str
+    unread: int
+    text: str | None  # the newest message's preview
+    ours: bool  # the newest message is ours (it shows a status icon)
+
+
+@dataclass(frozen=True)
+class Inbox:
+    """What one look at the page says of incoming messages: ``messages`` from the page's
+    message collection (``route`` "modules"), else the chat list's ``chats`` ("dom")."""
+
+    route: str
+    messages: tuple[Incoming, ...] = ()
+    chats: tuple[ChatPreview, ...] = ()
+
+
+def read_inbox(raw: dict | None) -> Inbox | None:
+    """The Inbox of a probe's raw answer (see _INBOX_JS); None when it was not asked for."""
+    if not raw:
+        return None
+    if raw.get("route") == "modules":
+        msgs = []
+        for m in raw.get("messages") or ():
+            if not m.get("id"):
+                continue
+            size = m.get("size")
+            msgs.append(Incoming(
+                serialized=m["id"], key=m.get("key") or message_key(m["id"]), sender_wa_id=m.get("from"),
+                sender_number=wid_to_phone(f"{m['phone']}@c.us") if m.get("phone") else None,
+                type=m.get("type") or "chat", text=m.get("body"), mimetype=m.get("mimetype"),
+                filename=m.get("filename"), size=int(size) if isinstance(size, (int, float)) else None,
+                quoted_key=message_key(m["quoted"]) if m.get("quoted") else None,
+                t=float(m["t"]) if isinstance(m.get("t"), (int, float)) else None))
+        return Inbox("modules", messages=tuple(msgs))
+    return Inbox("dom", chats=tuple(ChatPreview(c.get("phone") or "", c.get("title") or "", int(c.get("unread") or 0),
+                                                c.get("text"), bool(c.get("ours")))
+                                    for c in raw.get("chats") or ()))
+
+
+@dataclass(frozen=True)
 class PageSnapshot:
     """One reading of the page: its state, the QR payload (``div[data-ref]``, verbatim) or
     pairing code, our own id (``wid``), the acks it shows, open dialogs and the build."""
@@ -161,6 +222,7 @@ class PageSnapshot:
     restriction: str | None = None
     url: str = ""
     title: str = ""
+    inbox: Inbox | None = None  # incoming messages, when the snapshot was asked for them
 
     @property
     def phone_number(self) -> str | None:
@@ -300,9 +362,73 @@ const openChatNumber = () => {
 };
 """
 
+# Incoming messages. Route 1, the page's message collection: a listener on Msg 'add' keeps
+# each new message (isNewMsg) that is not ours in a queue on the window (WWJ src/Client.js;
+# WAJS src/chat/events/registerNewMessageEvent.ts; a 'ciphertext' one is taken when its type
+# changes, as both do); when it is installed (a new document) the messages already there newer
+# than inbox.since join the queue. Entries stay queued until the caller names them in
+# inbox.done, so a probe whose answer is lost loses nothing. Route 2, the DOM: each chat-list
+# row's number, unread count and newest message's preview (the chat is not opened).
+_INBOX_JS = """
+const ser = (w) => w ? String(w._serialized || w) : null;
+const incomingOf = (m, contact) => {
+  const remote = ser(m.id.remote) || '';
+  // In a group the sender is the author; in a 1:1 chat, the chat (WWJ Message.author / from).
+  const fromWid = remote.endsWith('@g.us') ? m.author : (m.from || m.id.remote);
+  const from = ser(fromWid);
+  let phone = null;
+  if (from && from.endsWith('@lid')) {
+    try { const pn = contact && contact.getPhoneNumber(fromWid); if (pn) phone = String(pn.user || ser(pn).split('@')[0]); } catch (e) {}
+  } else if (from) phone = from.split('@')[0].split(':')[0];
+  let quoted = m.quotedStanzaID || null;
+  if (!quoted && m.quotedMsgId) quoted = String(m.quotedMsgId.id || ser(m.quotedMsgId) || '') || null;
+  return {id: m.id._serialized, key: m.id.id, from: from, phone: phone, type: String(m.type || 'chat'),
+          body: (m.type === 'chat' ? m.body : m.caption) || null, mimetype: m.mimetype || null,
+          filename: m.filename || null, size: typeof m.size === 'number' ? m.size : null, quoted: quoted,
+          t: typeof m.t === 'number' ? m.t : null};
+};
+const readInbox = (inbox, coll, contact) => {
+  if (coll && coll.Msg && typeof coll.Msg.on === 'function' && typeof coll.Msg.getModelsArray === 'function') {
+    let box = window.__waInbox;
+    if (!box || box.msg !== coll.Msg) {
+      box = window.__waInbox = {msg: coll.Msg, queue: [], seen: new Set()};
+      const take = (m) => {
+        try {
+          if (!m || !m.id || m.id.fromMe || box.seen.has(m.id._serialized)) return;
+          if ((ser(m.id.remote) || '').endsWith('@broadcast')) return;  // status updates and broadcasts: not messages to us
+          if (m.type === 'ciphertext') { if (typeof m.once === 'function') m.once('change:type', take); return; }
+          box.seen.add(m.id._serialized);
+          box.queue.push(incomingOf(m, contact));
+          if (box.queue.length > 2000) box.queue.shift();
+        } catch (e) {}
+      };
+      coll.Msg.on('add', (m) => { if (m && m.isNewMsg) take(m); });
+      const since = typeof inbox.since === 'number' ? inbox.since : Infinity;
+      for (const m of coll.Msg.getModelsArray()) { if (m && typeof m.t === 'number' && m.t >= since) take(m); }
+    }
+    const done = new Set(inbox.done || []);
+    box.queue = box.queue.filter(e => !done.has(e.id));
+    return {route: 'modules', messages: box.queue.slice(0, 200)};
+  }
+  const chats = [];
+  for (const row of allIn(document, S.chat_rows)) {
+    const title = firstIn(row, S.chat_title);
+    const name = title ? title.getAttribute('title') || '' : '';
+    const badge = firstIn(row, S.unread);
+    const unread = badge ? Number(digits(badge.getAttribute('aria-label') || badge.textContent)) || 0 : 0;
+    let preview = null;
+    for (const sp of allIn(row, S.preview)) { if (sp !== title && sp.getAttribute('title') !== name) preview = sp; }
+    chats.push({phone: /^[+\\d][\\d\\s().-]*$/.test(name) ? digits(name) : '', title: name, unread: unread,
+                text: preview ? preview.getAttribute('title') : null, ours: !!level(row)});
+  }
+  return {route: 'dom', chats: chats};
+};
+"""
+
 # One round trip reads everything the state machine needs. arguments[1]: the serialized
-# ids of the messages whose acks are followed.
-_PROBE_JS = _HELPERS_JS + """
+# ids of the messages whose acks are followed; arguments[2]: null, or what the incoming
+# follower asks ({since: epoch seconds, done: [serialized ids it has]}).
+_PROBE_JS = _HELPERS_JS + _INBOX_JS + """
 const watch = arguments[1] || [];
 const out = {url: location.href, title: document.title, ready: document.readyState, origin: performance.timeOrigin,
              wid: null, me: null,
@@ -365,6 +491,8 @@ if (out.loggedIn) {
     if (n && l) out.chats[n] = l;
   }
 }
+const inbox = arguments[2];
+if (inbox && out.loggedIn) out.inbox = readInbox(inbox, coll, mod(S.m_contact));
 return out;
 """
 
@@ -608,6 +736,7 @@ _PAGE_ARGS = {
     "screens": [[name, [n.lower() for n in needles]] for name, (needles, _state) in _SCREENS.items()],
     "header": list(sel.CHAT_HEADER_TITLE), "open_rows": list(sel.OPEN_CHAT_ROWS), "own_prefix": sel.OUTGOING_ROW_PREFIX,
     "message_text": list(sel.MESSAGE_TEXT), "chat_rows": list(sel.CHAT_LIST_ROWS), "chat_title": list(sel.CHAT_TITLE),
+    "unread": list(sel.CHAT_UNREAD_BADGE), "preview": list(sel.CHAT_PREVIEW),
     "t_pending": list(sel.TICK_TITLE_PENDING), "t_sent": list(sel.TICK_TITLE_SENT),
     "t_read": list(sel.TICK_TITLE_DELIVERED_OR_READ), "read_label": sel.READ_ARIA_LABEL,
     "status_icon": list(sel.STATUS_ICON),
@@ -695,9 +824,11 @@ class WhatsAppWeb:
         except WebDriverException:  # a page that runs no script (a browser error page)
             self.open()
 
-    def snapshot(self, watch: list[str] | tuple[str, ...] = ()) -> PageSnapshot:
-        """Read the page once. ``watch``: serialized ids of messages whose acks to read."""
-        raw = self.driver.execute_script(_PROBE_JS, _PAGE_ARGS, list(watch))
+    def snapshot(self, watch: list[str] | tuple[str, ...] = (), inbox: dict | None = None) -> PageSnapshot:
+        """Read the page once. ``watch``: serialized ids of messages whose acks to read.
+        ``inbox``: read incoming messages too, ``{"since": epoch seconds, "done": [serialized
+        ids already taken]}`` (see ``Inbox``); the answer is ``PageSnapshot.inbox``."""
+        raw = self.driver.execute_script(_PROBE_JS, _PAGE_ARGS, list(watch), inbox)
         if raw.get("qr") or raw.get("code"):
             self._code_document = raw.get("origin")
         raw["scanned"] = raw.get("origin") is not None and raw.get("origin") == self._code_document
@@ -713,7 +844,8 @@ class WhatsAppWeb:
         if state in (PageState.CONNECTED, PageState.TIMEOUT, PageState.CONFLICT):
             acks = {message_key(k): level for k, v in (raw.get("acks") or {}).items() if (level := _read_ack(v))}
             chats = {k: v for k, v in (raw.get("chats") or {}).items() if v}
-            return PageSnapshot(state, wid=wid, acks=acks, chat_acks=chats, **common)
+            return PageSnapshot(state, wid=wid, acks=acks, chat_acks=chats, inbox=read_inbox(raw.get("inbox")),
+                                **common)
         if state == PageState.UNPAIRED:
             if raw.get("qr"):
                 return PageSnapshot(state, qr=raw["qr"], **common)

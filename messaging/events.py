@@ -13,7 +13,7 @@ import logging
 import redis
 
 from models.events import (
-    Event, MessageEvent, SessionBackup, SessionEvent, SessionNotice, SessionRestriction, SlotStarted,
+    Event, IncomingMessageEvent, MessageEvent, SessionBackup, SessionEvent, SessionNotice, SessionRestriction, SlotStarted,
 )
 from models.states import DisconnectReason, MessageStatus, SessionStatus
 
@@ -101,6 +101,10 @@ class EventBus:
         if "reason" in fields:
             fields["reason"] = DisconnectReason(fields["reason"])
         self.emit(SessionEvent(session_id=session_id, epoch=epoch, status=SessionStatus(status), **fields))
+
+    def incoming(self, event: IncomingMessageEvent) -> None:
+        """A message the session received (recorded once per session and WhatsApp id)."""
+        self.emit(event)
 
     def message(self, message_id: str, job_id: str, session_id: str, status: str, *,
                 mark_key: str | None = None, mark_ttl: int = 0, **fields) -> None:

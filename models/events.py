@@ -130,9 +130,33 @@ class SessionRestriction(Event):
     reason: str  # in words: the waiting messages' wait_reason
 
 
+@dataclass(frozen=True, kw_only=True)
+class IncomingMessageEvent(Event):
+    """A message arrived in one of the session's chats (emitted by the slot's incoming
+    follower). Recorded once per (session, ``wa_message_id``): a slot that restarts and
+    sees the same message again changes nothing. ``at`` is when the slot saw it."""
+
+    type: ClassVar[str] = "incoming_message"
+    session_id: str
+    epoch: int  # the placement that saw it (not fenced: a message received is a fact)
+    wa_message_id: str  # the message's own id (last part of its serialized id), or "dom-<digits>-<n>"
+    received_at: str  # when WhatsApp says it was sent (ISO 8601)
+    wa_serialized: str | None = None  # false_<chat>_<id> as the page gave it
+    sender_wa_id: str | None = None  # <digits>@c.us or <lid>@lid
+    sender_number: str | None = None  # E.164 digits, when the page tells them
+    msg_type: str = "chat"  # WhatsApp's type: chat, image, video, audio, ptt, document, sticker, ...
+    text: str | None = None  # the text, or a media message's caption
+    media_kind: str | None = None
+    media_mimetype: str | None = None
+    media_filename: str | None = None
+    media_size: int | None = None  # bytes
+    quoted_wa_message_id: str | None = None  # the own id of the message it quotes
+    route: str = "modules"  # modules (the page's message collection) or dom (the chat list)
+
+
 EVENT_TYPES: dict[str, type[Event]] = {cls.type: cls for cls in
                                        (SessionEvent, MessageEvent, SlotStarted, SessionBackup, SessionNotice,
-                                        SessionRestriction)}
+                                        SessionRestriction, IncomingMessageEvent)}
 _ENUMS = {"status": {SessionEvent: SessionStatus, MessageEvent: MessageStatus}, "reason": {SessionEvent: DisconnectReason}}
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import unicodedata
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -136,6 +137,15 @@ def remove_opt_out(s: Session, session_id: str, number: str, *, mirror: Mirror |
     if mirror is not None:
         after_commit(s, lambda: [mirror.remove(session_id, form) for form in forms])
     return bool(removed)
+
+
+@dataclass(frozen=True)
+class OptOutRules:
+    """What the recorder applies to each text received: the keywords (OPT_OUT_KEYWORDS)
+    and where a new opt-out is copied for the slots (a ``Mirror``, or None)."""
+
+    keywords: tuple[str, ...]
+    mirror: Mirror | None = None
 
 
 def record_incoming_text(s: Session, session_id: str, sender_number: str, text: str, keywords: Iterable[str],

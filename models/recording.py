@@ -10,11 +10,13 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from models.events import (
     Event,
+    IncomingMessageEvent,
     MessageEvent,
     SessionBackup,
     SessionEvent,
@@ -38,7 +40,8 @@ from models.states import (
     session_event_is_fresh,
     session_transition_allowed,
 )
-from models.tables import Job, Message, SessionTransition, WhatsAppSession, utcnow
+from models.optouts import OptOutRules, record_incoming_text
+from models.tables import IncomingMessage, Job, Message, SessionTransition, WhatsAppSession, new_id, utcnow
 from models.webhooks import enqueue_webhook
 
 log = logging.getLogger(__name__)
@@ -325,9 +328,95 @@ def apply_restriction(db: Session, event: SessionRestriction) -> Outcome:
     return Outcome(True)
 
 
-def apply_event(db: Session, event_id: str, event: Event) -> Outcome:
+def _insert_once(db: Session, values: dict) -> int | None:
+    """INSERT the incoming row unless (session_id, wa_message_id) is there already; the new
+    row's seq, or None. One statement, so a replayed batch or a second slot seeing the same
+    message cannot make a second row or abort the recorder's transaction."""
+    dialect = db.get_bind().dialect.name
+    if dialect == "postgresql":
+        stmt = postgresql.insert(IncomingMessage).on_conflict_do_nothing(
+            constraint="uq_incoming_session_wa_message")
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(IncomingMessage).on_conflict_do_nothing(index_elements=["session_id", "wa_message_id"])
+    else:  # pragma: no cover - the project runs on PostgreSQL
+        stmt = insert(IncomingMessage)
+    return db.execute(stmt.values(**values).returning(IncomingMessage.seq)).scalar_one_or_none()
+
+
+def quoted_message(db: Session, session_id: str, wa_key: str | None) -> Message | None:
+    """Our message (a send of ``session_id``) whose WhatsApp id ends in ``wa_key``, the own
+    id a reply quotes (``quotedStanzaID``: WAJS src/chat/events/registerNewMessageEvent.ts);
+    our rows keep the serialized form (``true_<chat>_<id>``, the chat as a number or a LID)."""
+    if not wa_key:
+        return None
+    pattern = "%\\_" + wa_key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return db.execute(select(Message).where(
+        Message.session_id == session_id,
+        (Message.wa_message_id == wa_key) | Message.wa_message_id.like(pattern, escape="\\"),
+    ).order_by(Message.created_at.desc()).limit(1)).scalar_one_or_none()
+
+
+def record_incoming_message(db: Session, event: IncomingMessageEvent, opt_outs: OptOutRules | None = None) -> Outcome:
+    """Record a message the session received, exactly once per (session, WhatsApp message
+    id), and, for a new row only, the ``message.received`` webhook (to the session's
+    callback URL, else to that of the job whose message it quotes) and, with
+    ``opt_outs``, its sender's opt-out when the text is one of the keywords.
+
+    This is the one place an incoming message becomes a row: whatever must happen once
+    per message received is called here, after the insert, where ``inserted`` is true.
+    """
+    row = db.execute(select(WhatsAppSession).where(WhatsAppSession.session_id == event.session_id)
+                     ).scalar_one_or_none()
+    if row is None:
+        return Outcome(False, "session no longer exists")
+    quoted = quoted_message(db, row.session_id, event.quoted_wa_message_id)
+    received_at = _parse_time(event.received_at)
+    values = dict(
+        id=new_id("in"), session_id=row.session_id, wa_message_id=event.wa_message_id[:160],
+        wa_serialized=(event.wa_serialized or None) and event.wa_serialized[:240],
+        sender_number=event.sender_number, sender_wa_id=(event.sender_wa_id or None) and event.sender_wa_id[:64],
+        type=(event.msg_type or "chat")[:20], text=event.text, media_kind=event.media_kind,
+        media_mimetype=(event.media_mimetype or None) and event.media_mimetype[:120],
+        media_filename=(event.media_filename or None) and event.media_filename[:255], media_size=event.media_size,
+        quoted_wa_message_id=event.quoted_wa_message_id, route=event.route[:10],
+        in_reply_to_message_id=quoted.id if quoted else None, in_reply_to_job_id=quoted.job_id if quoted else None,
+        received_at=received_at, created_at=utcnow(),
+    )
+    inserted = _insert_once(db, values) is not None
+    if not inserted:
+        return Outcome(False, f"incoming message {event.wa_message_id} already recorded")
+    row.last_activity = max(row.last_activity or received_at, received_at)
+    if opt_outs is not None and event.text and event.sender_number:
+        record_incoming_text(db, row.session_id, event.sender_number, event.text, opt_outs.keywords,
+                             mirror=opt_outs.mirror)
+    url = row.callback_url
+    if url is None and quoted is not None:
+        url = db.execute(select(Job.callback_url).where(Job.id == quoted.job_id)).scalar_one_or_none()
+    if url:
+        enqueue_webhook(db, url, "message.received", incoming_webhook_data(row, values, quoted), at=received_at)
+    return Outcome(True)
+
+
+def incoming_webhook_data(session: WhatsAppSession, values: dict, quoted: Message | None) -> dict:
+    """The ``data`` of a ``message.received`` webhook (docs/events.md)."""
+    media = None
+    if values["media_kind"] or values["media_mimetype"]:
+        media = {"kind": values["media_kind"], "mimetype": values["media_mimetype"],
+                 "filename": values["media_filename"], "size": values["media_size"]}
+    return {
+        "message_id": values["id"], "session_id": session.session_id, "user_id": session.user_id,
+        "whatsapp_message_id": values["wa_message_id"], "from": values["sender_number"],
+        "from_wa_id": values["sender_wa_id"], "type": values["type"], "text": values["text"], "media": media,
+        "in_reply_to": ({"message_id": quoted.id, "job_id": quoted.job_id,
+                         "whatsapp_message_id": quoted.wa_message_id} if quoted else None),
+        "received_at": values["received_at"].isoformat(),
+    }
+
+
+def apply_event(db: Session, event_id: str, event: Event, opt_outs: OptOutRules | None = None) -> Outcome:
     """Apply one event of the stream (``event_id``: its stream id, the order of a session's
-    events); the Outcome says whether it changed anything, and why not."""
+    events); the Outcome says whether it changed anything, and why not. ``opt_outs``: the
+    keywords that put the sender of a text received on the session's opt-out list."""
     if isinstance(event, SessionEvent):
         return apply_session_event(db, event_id, event)
     if isinstance(event, MessageEvent):
@@ -340,4 +429,6 @@ def apply_event(db: Session, event_id: str, event: Event) -> Outcome:
         return apply_notice(db, event)
     if isinstance(event, SessionRestriction):
         return apply_restriction(db, event)
+    if isinstance(event, IncomingMessageEvent):
+        return record_incoming_message(db, event, opt_outs)
     return Outcome(False, f"unknown event type {event.type!r}")

@@ -4,7 +4,9 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, ColumnElement, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON, BigInteger, Boolean, ColumnElement, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint,
+)
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -159,6 +161,43 @@ class Message(Base):
     failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     job: Mapped[Job] = relationship(back_populates="messages")
+
+
+class IncomingMessage(Base):
+    """A message a session received, recorded once per (session, WhatsApp message id).
+
+    ``seq`` orders the rows as they were recorded (one recorder writes them, batch after
+    batch), so it is what the API's cursor names; ``id`` is the public id.
+    """
+
+    __tablename__ = "incoming_messages"
+    __table_args__ = (UniqueConstraint("session_id", "wa_message_id", name="uq_incoming_session_wa_message"),)
+
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                     autoincrement=True)
+    id: Mapped[str] = mapped_column(String(40), unique=True, default=lambda: new_id("in"))
+    # No foreign key: like jobs, what a session received outlives the session row.
+    session_id: Mapped[str] = mapped_column(String(200))
+    # The message's own id, the last part of its serialized id (false_<chat>_<id>), the
+    # same in every address form of the chat; "dom-<digits>-<n>" when only the chat list
+    # told of it (the page's modules did not answer).
+    wa_message_id: Mapped[str] = mapped_column(String(160))
+    wa_serialized: Mapped[str | None] = mapped_column(String(240))
+    sender_number: Mapped[str | None] = mapped_column(String(32))  # E.164 digits; None if only a LID is known
+    sender_wa_id: Mapped[str | None] = mapped_column(String(64))  # <digits>@c.us or <lid>@lid
+    type: Mapped[str] = mapped_column(String(20), default="chat")  # WhatsApp's type: chat, image, document, ...
+    text: Mapped[str | None] = mapped_column(Text)  # the text, or a media message's caption
+    media_kind: Mapped[str | None] = mapped_column(String(20))  # image, video, audio, document, sticker
+    media_mimetype: Mapped[str | None] = mapped_column(String(120))
+    media_filename: Mapped[str | None] = mapped_column(String(255))
+    media_size: Mapped[int | None] = mapped_column(BigInteger)  # bytes
+    quoted_wa_message_id: Mapped[str | None] = mapped_column(String(160))  # the id of the message it quotes
+    # Our message it replies to, when it quotes one of ours.
+    in_reply_to_message_id: Mapped[str | None] = mapped_column(String(40))
+    in_reply_to_job_id: Mapped[str | None] = mapped_column(String(40))
+    route: Mapped[str] = mapped_column(String(10), default="modules")  # how the page told of it: modules or dom
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())  # when WhatsApp says it was sent
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)  # when it was recorded
 
 
 class ApiKey(Base):

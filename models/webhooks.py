@@ -10,6 +10,7 @@ holds:
 - ``job.finished``: every message of a job reached a final status.
 - ``session.status``: a session changed status.
 - ``contact.opted_out``: a number was put on a session's opt-out list (models/optouts.py).
+- ``message.received``: a session received a message (once per WhatsApp message id).
 
 The body is ``{"id": "evt_...", "type": ..., "created_at": "<ISO-8601 UTC>", "data": {...}}``;
 the same bytes are sent on every attempt, so a receiver can drop repeated ids.
@@ -26,7 +27,7 @@ from models.tables import WebhookDelivery, new_id, utcnow
 
 EVENT_TYPES = frozenset({
     "message.sent", "message.delivered", "message.read", "message.failed", "job.finished", "session.status",
-    "session.notice", "session.restricted", "session.unrestricted", "contact.opted_out",
+    "session.notice", "session.restricted", "session.unrestricted", "contact.opted_out", "message.received",
 })
 
 

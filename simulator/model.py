@@ -246,6 +246,7 @@ class Message:
     wid: str | None = None
     forced_ack: int | None = None
     chat: str | None = None  # the chat's wid when the message was made: <digits>@c.us or <lid>@lid
+    quoted_id: str | None = None  # the message this one replies to (quotes)
 
     def ack(self, now: float) -> int:
         if self.server_at is None:
@@ -288,6 +289,7 @@ class Message:
             "media": media,
             "ack": self.ack(now) if self.from_me else None,
             "t": self.server_at or self.created,
+            "quoted_id": self.quoted_id,
         }
 
     def public(self, now: float) -> dict[str, Any]:
@@ -314,4 +316,5 @@ class Message:
             "read_at": iso(self.read_at) if ack is not None and ack >= 3 else None,
             "device": self.wid,
             "cid": self.cid,
+            "quoted_id": self.quoted_id,
         }

@@ -28,6 +28,15 @@ from .model import (ACK_NAMES, LOGGED_IN_STATES, MSG_ID_RE, PAIR_ALPHABET, STALE
                     size_limit_text)
 from .modern import LOAD_CAUSES, ModernMixin
 
+INCOMING_TYPES = ("chat", "image", "document")
+# A 1x1 transparent PNG and a minimal PDF: what an incoming image or document holds.
+_PNG_1PX = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                         "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")
+INCOMING_MEDIA_DEFAULTS = {
+    "image": ("photo.png", "image/png", _PNG_1PX),
+    "document": ("document.pdf", "application/pdf", b"%PDF-1.4\n%%EOF\n"),
+}
+
 __all__ = ["SimState", "SimError", "normalize_phone", "size_limit_text", "iso", "ACK_NAMES", "STALE_AFTER",
            "Connection", "Device", "Message", "QrCode", "PairCode"]
 
@@ -58,6 +67,7 @@ class SimState(ModernMixin):
         self.messages: list[Message] = []
         self.messages_by_id: dict[str, Message] = {}
         self.media_blobs: dict[str, bytes] = {}
+        self.lid_peers: set[str] = set()  # numbers made LID senders by /sim/control/incoming
         self.chats: dict[str, dict[str, dict[str, Any]]] = {}
         self.chats_v: dict[str, int] = {}
         self.events: list[tuple[int, str, dict[str, Any]]] = []
@@ -109,7 +119,7 @@ class SimState(ModernMixin):
         cfg = self.config
         if profile != "2026" or not self.is_registered(phone) or phone in cfg.pn_numbers:
             return False
-        return phone in cfg.lid_numbers or lid_fraction(phone) < cfg.lid_share
+        return phone in cfg.lid_numbers or phone in self.lid_peers or lid_fraction(phone) < cfg.lid_share
 
     def _chat_wid(self, phone: str, profile: str) -> str:
         return lid_wid(self._lid(phone)) if self._uses_lid(phone, profile) else pn_wid(phone)
@@ -466,8 +476,13 @@ class SimState(ModernMixin):
             return dict(event)
         msg = self.messages_by_id.get(event["msg_id"])
         head = self._chat_head(event["chat"], conn.profile)
-        return {"type": "message", "chat": event["chat"], "wid": head["wid"],
-                "msg": msg.for_page(now, head["wid"]) if msg else None}
+        shown = msg.for_page(now, head["wid"]) if msg else None
+        quoted = self.messages_by_id.get(msg.quoted_id) if msg and msg.quoted_id else None
+        if shown is not None and quoted is not None:
+            shown["quoted"] = {"id": quoted.id, "from_me": quoted.from_me, "type": quoted.type,
+                               "body": quoted.text if quoted.text is not None else quoted.caption}
+        return {"type": "message", "chat": event["chat"], "wid": head["wid"], "lid": head["lid"],
+                "title": head["title"], "msg": shown}
 
     def disconnect(self, cid: Any) -> None:
         with self.lock:
@@ -951,15 +966,25 @@ class SimState(ModernMixin):
                 "tokens": dict(self.offline_tokens)}
 
     def incoming(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The phone ``from`` sends a message to the linked account(s): a text (``type``
+        chat), an image or a document (``media`` {name, mimetype, size}, ``text`` its
+        caption), optionally quoting an earlier message of the chat (``quote``: its id), from
+        a sender whose chat is keyed by its LID on 2026 pages (``lid: true``)."""
         with self.lock:
             now = self.now()
             self._tick(now)
             sender = normalize_phone(body.get("from"))
             if sender is None or not self.is_registered(sender):
                 raise SimError(400, "bad_from", "from must be a registered phone number")
+            kind = {"text": "chat"}.get(body.get("type") or "chat", body.get("type") or "chat")
+            if kind not in INCOMING_TYPES:
+                raise SimError(400, "bad_type", "type must be text (chat), image or document")
             text = body.get("text")
-            if not isinstance(text, str) or not text:
+            if kind == "chat" and (not isinstance(text, str) or not text):
                 raise SimError(400, "bad_text", "text must be a non-empty string")
+            if text is not None and not isinstance(text, str):
+                raise SimError(400, "bad_text", "text (a caption for media) must be a string")
+            media, blob = self._incoming_media(kind, body.get("media"))
             if body.get("to"):
                 to = normalize_phone(body.get("to"))
                 if to is None:
@@ -970,6 +995,13 @@ class SimState(ModernMixin):
                                   if c.alive(now) and c.phone and not c.logged_out})
                 if not targets:
                     raise SimError(409, "nobody", "no logged-in page; give 'to'")
+            quote = body.get("quote")
+            if quote is not None:
+                quoted = self.messages_by_id.get(str(quote))
+                if quoted is None or quoted.peer != sender or quoted.own not in targets:
+                    raise SimError(400, "bad_quote", "quote must be the id of a message of this chat")
+            if body.get("lid") is True:
+                self.lid_peers.add(sender)
             mid = str(body.get("id") or ("3A" + secrets.token_hex(9).upper()))
             if not MSG_ID_RE.match(mid):
                 raise SimError(400, "bad_id", "id must be 8-64 letters/digits")
@@ -978,15 +1010,37 @@ class SimState(ModernMixin):
                 this_id = mid if i == 0 else f"{mid}{i}"
                 if this_id in self.messages_by_id:
                     raise SimError(409, "duplicate_id", "message id already used")
-                msg = Message(id=this_id, own=own, peer=sender, from_me=False, type="chat", text=text,
-                              caption=None, media=None, created=now, server_at=now,
-                              chat=self._chat_wid(sender, self._profile_of(own)))
+                caption = text if kind != "chat" else None
+                msg = Message(id=this_id, own=own, peer=sender, from_me=False, type=kind,
+                              text=text if kind == "chat" else None, caption=caption, media=media, created=now,
+                              server_at=now, chat=self._chat_wid(sender, self._profile_of(own)),
+                              quoted_id=str(quote) if quote is not None else None)
                 self.messages.append(msg)
                 self.messages_by_id[this_id] = msg
+                if blob is not None:
+                    self.media_blobs[this_id] = blob
                 self._bump_chat(own, sender, now, unread=True, msg_id=this_id)
                 self._emit(own, {"type": "message", "chat": sender, "msg_id": this_id})
                 ids.append({"id": this_id, "to": own, "serialized": msg.serialized, "chat": msg.chat_wid})
             return {"ok": True, "messages": ids}
+
+    @staticmethod
+    def _incoming_media(kind: str, raw: Any) -> tuple[dict[str, Any] | None, bytes | None]:
+        """The media record and bytes of an incoming image or document: a 1x1 PNG (or a
+        small PDF) padded to the ``size`` asked for (at most 2 MiB kept)."""
+        if kind == "chat":
+            return None, None
+        raw = raw if isinstance(raw, dict) else {}
+        default_name, default_type, head = INCOMING_MEDIA_DEFAULTS[kind]
+        name, mimetype = raw.get("name") or default_name, raw.get("mimetype") or default_type
+        size = raw.get("size", len(head))
+        if not isinstance(name, str) or not isinstance(mimetype, str) or "/" not in mimetype:
+            raise SimError(400, "bad_media", "media needs a name and a mimetype")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise SimError(400, "bad_media", "media size must be a positive number of bytes")
+        blob = head + b"\0" * max(0, min(size, 2 * 1024 * 1024) - len(head))
+        return {"name": name, "mimetype": mimetype, "size": size, "kind": kind,
+                "sha256": hashlib.sha256(blob).hexdigest()}, blob
 
     def _profile_of(self, own: str) -> str:
         """The profile of the newest live page of ``own`` (else the configured one)."""

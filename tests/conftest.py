@@ -36,8 +36,8 @@ def pytest_configure(config):
 # marker themselves. `make test-fast` runs the rest: `-m "not browser and not stack"`.
 BROWSER_MODULES = {"test_driver", "test_page_object", "test_simulator_page", "test_simulator_page_2026",
                    "test_chrome_sandbox", "test_slot_leaks", "test_link_page", "test_contacts_driver"}
-STACK_MODULES = {"test_end_to_end", "test_sending_e2e", "test_failover", "test_redis_outage", "test_flower",
-                 "test_deployment", "test_taskrepr", "test_canary", "test_profiles_s3",
+STACK_MODULES = {"test_end_to_end", "test_sending_e2e", "test_incoming_e2e", "test_failover", "test_redis_outage",
+                 "test_flower", "test_deployment", "test_taskrepr", "test_canary", "test_profiles_s3",
                  "test_link_page", "test_demo", "test_contacts_e2e"}
 
 

@@ -293,6 +293,7 @@ NOT_A_COLUMN = {  # kept inside a JSON column (no length of its own) or not kept
     ("InlineMediaSchema", "filename"), ("InlineMediaSchema", "mimetype"), ("InlineMediaSchema", "data"),
     ("PairingCodeRequestSchema", "phone_number"), ("ContactCheckSchema", "numbers"),
     ("KeyCreateSchema", "scope_prefixes"), ("KeyCreateSchema", "user_ids"),  # api_keys.scope (JSON)
+    ("MessagesQuerySchema", "direction"), ("MessagesQuerySchema", "after"),  # a listing's query: not kept
 }
 UNBOUNDED = {("InlineMediaSchema", "data")}  # bounded by REQUEST_MAX_MB and the media limits
 

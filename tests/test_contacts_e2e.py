@@ -8,9 +8,6 @@ import secrets
 import pytest
 import requests
 
-from messaging.optouts import OptOutMirror
-from models.optouts import record_incoming_text
-from settings import Settings
 from tests.helpers import wait_until
 from tests.stack import link_session, network_log, running_stack
 
@@ -65,11 +62,15 @@ def test_a_number_check_needs_a_ready_session(client, stack, user_id):
 
 
 def test_stop_then_a_send_fails_at_once_and_removing_the_opt_out_lets_the_next_through(
-        client, db, redis_client, stack, ready_session):
-    # What the incoming-message recorder does with a "STOP" from the phone.
-    with db.begin() as s:
-        assert record_incoming_text(s, ready_session, PEER, "STOP", Settings().opt_out_keywords,
-                                    mirror=OptOutMirror(redis_client))
+        client, stack, ready_session):
+    # The phone PEER answers "STOP": the slot sees the message, the recorder records it and
+    # puts PEER on the session's opt-out list (OPT_OUT_KEYWORDS).
+    r = requests.post(f"{stack['sim']}/sim/control/incoming", json={"from": PEER, "to": OWN, "text": "Stop"},
+                      timeout=5)
+    assert r.ok, r.text
+    listed = wait_until(lambda: (body := client.get(f"/webjs/sessions/{ready_session}/opt-outs").json)["count"]
+                        and body, 30, what="the STOP to put the sender on the opt-out list")
+    assert [(o["number"], o["source"]) for o in listed["opt_outs"]] == [(PEER, "keyword")]
     text = f"reminder {secrets.token_hex(3)}"
     r = client.post(f"/webjs/sessions/{ready_session}/send-message?wait=30", json={"to": PEER, "message": text})
     assert r.status_code == 200 and r.json["status"] == "failed" and r.json["error"] == "recipient opted out"

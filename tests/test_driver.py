@@ -129,6 +129,9 @@ class ListBus:
     def page_notice(self, session_id, epoch, kind, **fields):
         self._add({"type": "page_notice", "session_id": session_id, "status": "page_notice", "kind": kind, **fields})
 
+    def incoming(self, event):
+        self._add({**event.to_dict(), "type": "incoming", "status": "incoming"})
+
     def restriction(self, session_id, epoch, kind, *, restricted, reason):
         self._add({"type": "restriction", "session_id": session_id, "status": "restriction", "kind": kind,
                    "restricted": restricted, "reason": reason})
@@ -151,7 +154,7 @@ class ListBus:
 @pytest.fixture
 def make_runtime(settings, sim, redis_client, tmp_path):
     made: list[SlotRuntime] = []
-    redis_client.delete("wa:acks:s1")  # ack watches an earlier test left for its session
+    redis_client.delete("wa:acks:s1", "wa:incoming:s1")  # ack watches and incoming state an earlier test left
 
     def make(**overrides) -> SlotRuntime:
         s = replace(settings, **{"wa_web_url": sim.base + "/", "browser_work_dir": str(tmp_path / "browsers"),
@@ -958,3 +961,65 @@ def test_a_number_reaches_the_account_whatsapp_answers_with(make_runtime, sim, d
     assert [m["serialized"] for m in sim.messages(account)] == [wa_id]
     rt.deliver("s1", 1, mid(), dialled, "again")  # the chat stays open: no new navigation needed
     assert len(sim.messages(account)) == 2
+
+
+# --- incoming messages --------------------------------------------------------------------
+
+def incoming_events(rt: SlotRuntime) -> list[dict]:
+    return [e for e in rt.bus.events if e["type"] == "incoming"]
+
+
+@every_route
+def test_replies_images_and_documents_arrive_without_opening_the_chat(make_runtime, sim, profile):
+    """A reply quoting our message (its chat is open: our send opened it), an image with its
+    caption and a document from another sender each become one incoming event; with the
+    page's modules (2026) with its WhatsApp id, sender (a LID for PEER), media details and
+    the id of ours it quotes; from the chat list alone (legacy, modules withheld) with its
+    chat's number and preview. The other chat is never opened to read it."""
+    rt = make_runtime()
+    link(rt, sim)
+    ours = rt.deliver("s1", 1, mid(), PEER, "Your appointment is at 10:00")
+    quoted = sim.messages(PEER)[0]["id"]
+    reply = sim.post("/sim/control/incoming", {"from": PEER, "text": "Can we make it 11?", "quote": quoted})
+    first = rt.bus.wait("the reply", type="incoming", text="Can we make it 11?")
+    sim.post("/sim/control/incoming", {"from": PEER, "type": "image", "text": "the form",
+                                       "media": {"name": "form.png", "mimetype": "image/png", "size": 48213}})
+    image = rt.bus.wait("the image", type="incoming", text="the form")
+    sim.post("/sim/control/incoming", {"from": OTHER, "type": "document", "text": "minutes",
+                                       "media": {"name": "minutes.pdf", "mimetype": "application/pdf", "size": 2048}})
+    doc = rt.bus.wait("the document", type="incoming", text="minutes")
+    assert first["sender_number"] == PEER and image["sender_number"] == PEER and doc["sender_number"] == OTHER
+    if profile == "2026":
+        assert first["route"] == "modules" and first["wa_message_id"] == reply["messages"][0]["id"]
+        assert first["quoted_wa_message_id"] == message_key(ours)
+        assert first["sender_wa_id"].endswith("@lid") and doc["sender_wa_id"] == f"{OTHER}@c.us"
+        assert (image["msg_type"], image["media_kind"], image["media_mimetype"], image["media_filename"],
+                image["media_size"]) == ("image", "image", "image/png", "form.png", 48213)
+        assert (doc["msg_type"], doc["media_filename"], doc["media_size"]) == ("document", "minutes.pdf", 2048)
+    else:
+        assert {e["route"] for e in (first, image, doc)} == {"dom"}
+        assert first["wa_message_id"] == f"dom-{PEER}-1" and image["wa_message_id"] == f"dom-{PEER}-2"
+    assert len(incoming_events(rt)) == 3
+    opened = [o for o in sim.get("/sim/control/counters")["chat_open_log"] if o.get("peer") == OTHER]
+    assert opened == [], "a chat is never opened to read what arrived (opening marks it read)"
+
+
+@every_route
+def test_a_restarted_slot_does_not_report_old_messages_as_new_ones(make_runtime, sim, profile):
+    """The same browser login in a new slot: on the DOM route nothing is reported again (its
+    chat list state is in Redis); with the modules the page may hand a message over again,
+    under the same WhatsApp id (the recorder keeps one row)."""
+    rt = make_runtime()
+    link(rt, sim)
+    sim.post("/sim/control/incoming", {"from": PEER, "text": "before the restart"})
+    before = rt.bus.wait("the message", type="incoming", text="before the restart")
+    rt.shutdown()
+    rt2 = make_runtime()
+    rt2.initialize("s1", 2)
+    rt2.bus.wait("READY again", status="READY")
+    sim.post("/sim/control/incoming", {"from": OTHER, "text": "after the restart"})
+    rt2.bus.wait("the next message", type="incoming", text="after the restart")
+    again = [e for e in incoming_events(rt2) if e["text"] == "before the restart"]
+    assert all(e["wa_message_id"] == before["wa_message_id"] for e in again)
+    if profile != "2026":
+        assert again == []

@@ -30,7 +30,7 @@ def test_the_spec_declares_every_error_in_the_shape_sent(client, anon_client, us
     spec = anon_client.get("/api/openapi.json").json
     error = spec["components"]["schemas"]["Error"]
     ops = list(operations(spec))
-    assert len(ops) == 27  # 18, key management, link-page, contact checks, opt-outs, chat reads
+    assert len(ops) == 28  # 18, key management, link-page, contact checks, opt-outs, chat reads, messages received
     for method, path, op in ops:
         codes = set(op["responses"])
         assert "default" not in codes, (method, path)

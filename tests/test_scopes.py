@@ -56,6 +56,7 @@ def test_another_tenant_gets_404_on_every_route_of_a_session_and_its_jobs(tenant
         ("post", f"/webjs/sessions/{sid}/send-bulk-messages", {"messages": [{"to": "919876543210", "message": "x"}]}),
         ("patch", f"/webjs/sessions/{sid}", {"callback_url": "http://127.0.0.1:9/stolen"}),
         ("delete", f"/webjs/sessions/{sid}", None), ("get", f"/webjs/users/{sid}/session", None),
+        ("get", f"/webjs/sessions/{sid}/messages?direction=in&limit=5", None),
         ("get", f"/webjs/jobs/{job_id}", None), ("post", f"/webjs/jobs/{job_id}/cancel", None),
     ]
     for method, path, body in routes:

@@ -572,3 +572,36 @@ def test_old_state_files_still_load(tmp_path):
     cid, token = sim.login("919876543211")
     saved = json.loads(path.read_text())
     assert next(d for d in saved["devices"] if d["token"] == token)["onboarding"] == "pending"
+
+
+def test_incoming_types_quotes_and_lid_senders(sim):
+    """The phone sends a reply quoting our message, an image and a document; a sender made a
+    LID sender has its chat keyed by LID; the page's events carry type, media and the quote."""
+    cid, _token = sim.login()
+    mid = "3EB0" + "B2" * 10
+    sim.post("/sim/api/send", {"cid": cid, "to": PEER, "id": mid, "text": "appointment at 10"})
+    reply = sim.post("/sim/control/incoming", {"from": PEER, "text": "11?", "quote": mid, "to": OWN, "lid": True})
+    wid = f"{lid_for(PEER)}@lid"
+    assert reply["messages"][0]["chat"] == wid
+    image = sim.post("/sim/control/incoming", {"from": PEER, "type": "image", "text": "card", "to": OWN,
+                                               "media": {"name": "card.jpg", "mimetype": "image/jpeg", "size": 4321}})
+    doc = sim.post("/sim/control/incoming", {"from": PEER, "type": "document", "to": OWN})
+    events = [e["msg"] for e in sim.poll(cid, since=0)["events"] if e.get("type") == "message"]
+    by_id = {m["id"]: m for m in events}
+    first = by_id[reply["messages"][0]["id"]]
+    assert first["quoted"] == {"id": mid, "from_me": True, "type": "chat", "body": "appointment at 10"}
+    assert first["data_id"] == f"false_{wid}_{first['id']}" and first["quoted_id"] == mid
+    img = by_id[image["messages"][0]["id"]]
+    assert (img["type"], img["caption"], img["text"]) == ("image", "card", None)
+    assert {k: img["media"][k] for k in ("name", "mimetype", "size")} == {"name": "card.jpg", "mimetype": "image/jpeg",
+                                                                          "size": 4321}
+    pdf = by_id[doc["messages"][0]["id"]]
+    assert pdf["type"] == "document" and pdf["media"]["mimetype"] == "application/pdf"
+    body = sim.c.get(f"/sim/control/media/{img['id']}").data
+    assert len(body) == 4321 and body.startswith(b"\x89PNG")
+    log = {m["id"]: m for m in sim.get("/sim/control/messages?all=1")}
+    assert log[first["id"]]["quoted_id"] == mid and log[first["id"]]["from_me"] is False
+    for bad, code in (({"type": "sticker", "text": "x"}, "bad_type"), ({"text": "x", "quote": "3EB0NOPE0000"}, "bad_quote"),
+                      ({"type": "image", "media": {"size": 0}}, "bad_media"), ({"type": "chat"}, "bad_text")):
+        r = sim.post("/sim/control/incoming", {"from": PEER, "to": OWN, **bad}, status=400)
+        assert r["error"] == code, (bad, r)

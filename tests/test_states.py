@@ -68,8 +68,8 @@ def test_every_event_round_trips_through_its_one_serialisation():
     a field a newer worker added is ignored; the bus refuses a reason outside the enum."""
     import pytest
 
-    from models.events import (EVENT_TYPES, MessageEvent, SessionBackup, SessionEvent, SessionNotice,
-                               SessionRestriction, SlotStarted, decode)
+    from models.events import (EVENT_TYPES, IncomingMessageEvent, MessageEvent, SessionBackup, SessionEvent,
+                               SessionNotice, SessionRestriction, SlotStarted, decode)
     from models.states import DisconnectReason, MessageStatus, SessionStatus
 
     events = [
@@ -81,6 +81,8 @@ def test_every_event_round_trips_through_its_one_serialisation():
         SessionNotice(session_id="s", epoch=3, kind="unknown_dialog", text="?", buttons=["OK"]),
         SessionRestriction(session_id="s", epoch=3, kind="temporary_ban", restricted=True,
                            reason="restricted: temporary ban"),
+        IncomingMessageEvent(session_id="s", epoch=3, wa_message_id="3A01", received_at="2026-11-30T10:00:00+00:00",
+                             sender_wa_id="123@lid", msg_type="image", media_size=1024, quoted_wa_message_id="3EB0AA"),
     ]
     assert {e.type for e in events} == set(EVENT_TYPES)
     for event in events:

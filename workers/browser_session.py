@@ -65,6 +65,11 @@ class BrowserSession:
     failed_probes: int = 0  # probes failing in a row while the browser still answers
     update_reloads: int = 0  # reloads tried on NEEDS_UPDATE
     reported_dialogs: set[str] = field(default_factory=set)  # unknown dialogs already reported
+    # Incoming messages (workers/incoming.py): serialized ids published since the last look
+    # (the page drops them from its queue then), and the keys published by this browser.
+    inbox_done: list[str] = field(default_factory=list)
+    inbox_since: float | None = None  # the session's watermark (epoch seconds), read once
+    inbox_seen: dict[str, None] = field(default_factory=dict)
     # A restriction WhatsApp imposes (sends pause until it lifts), and who saw it: "page"
     # (the page's modules or screen say so, and say when it ends) or "send" (a send was
     # refused; the next send after ``restriction.until`` tries again).

@@ -1,5 +1,5 @@
 """The page monitor: one thread per slot that looks at every open page and publishes what
-changed (QR codes, login, READY, whole screens, dialogs, restrictions, acks).
+changed (QR codes, login, READY, whole screens, dialogs, restrictions, acks, messages received).
 
 It holds a session's lock only while it looks, and skips a page a command is using. The
 browser's lifecycle (crash restarts, recycling, closing) stays with the runtime; the
@@ -64,7 +64,10 @@ class PageMonitor:
 
     def observe(self, bs: BrowserSession) -> None:
         """Read the page once (bounded by PROBE_TIMEOUT) and publish what changed."""
-        probe = self.rt.probes.submit(bs.page.snapshot, list(bs.acks))
+        # The page is also asked what arrived (workers/incoming.py; read once it is logged in,
+        # taken from its first READY look on, so nothing between READY and the next look is missed).
+        inbox = self.rt.incoming.request(bs)
+        probe = self.rt.probes.submit(bs.page.snapshot, list(bs.acks), inbox)
         try:
             snap = probe.result(timeout=self.settings.probe_timeout)
         except ProbeTimeout:
@@ -180,6 +183,8 @@ class PageMonitor:
             return
         if snap.state in LOGGED_IN and bs.acks:
             rt.acks.follow(bs, snap)
+        if snap.state == PageState.CONNECTED and snap.inbox is not None:
+            rt.incoming.follow(bs, snap.inbox)
 
     def _follow_restriction(self, bs: BrowserSession, snap: PageSnapshot) -> None:
         """What the page says of a restriction: its modules' flag (a reach-out timelock, a

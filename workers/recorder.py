@@ -23,10 +23,12 @@ from sqlalchemy.orm import sessionmaker
 from logs import setup_logging
 from messaging.celery_app import make_celery
 from messaging.events import DEAD_LETTERS, GROUP, STREAM, live_channel
+from messaging.optouts import OptOutMirror
 from models import make_engine, make_sessionmaker
 from messaging import send_metrics
 from models.events import Event, MessageEvent, decode
 from models.tables import Message
+from models.optouts import OptOutRules
 from models.recording import apply_event
 from settings import CONTROL_QUEUE, Settings
 
@@ -56,9 +58,13 @@ class Recorder:
     (optional) is asked for a sweep after a batch that may release messages."""
 
     def __init__(self, client: redis.Redis, db: sessionmaker, consumer: str = "recorder",
-                 batch: int = 200, block_ms: int = 1000, celery: Celery | None = None):
+                 batch: int = 200, block_ms: int = 1000, celery: Celery | None = None,
+                 opt_out_keywords: tuple[str, ...] = Settings.opt_out_keywords):
         self.redis = client
         self.db = db
+        # Texts received that put their sender on the session's opt-out list; a new opt-out
+        # is copied to Redis for the slots, so that messages accepted before it stop too.
+        self.opt_outs = OptOutRules(tuple(opt_out_keywords), OptOutMirror(client))
         self.celery = celery  # asks the control worker for a sweep; None: beat's sweep only
         self.consumer = consumer
         self.batch = batch
@@ -93,7 +99,7 @@ class Recorder:
                     continue
                 try:
                     with session.begin_nested():
-                        outcome = apply_event(session, entry_id, event)
+                        outcome = apply_event(session, entry_id, event, self.opt_outs)
                 except Exception:  # one bad event must not block the stream
                     log.exception("event %s (%s) could not be applied", entry_id, event.type)
                     dead.append((entry_id, raw))
@@ -218,7 +224,8 @@ def main() -> None:
     setup_logging(settings.log_level, settings.log_format)
     recorder = Recorder(redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=10),
                         make_sessionmaker(make_engine(settings.database_url)),
-                        consumer=f"recorder@{socket.gethostname()}", celery=make_celery(settings))
+                        consumer=f"recorder@{socket.gethostname()}", celery=make_celery(settings),
+                        opt_out_keywords=settings.opt_out_keywords)
     signal.signal(signal.SIGTERM, lambda *_: recorder.stopping.set())
     signal.signal(signal.SIGINT, lambda *_: recorder.stopping.set())
     recorder.run()

@@ -35,6 +35,7 @@ from workers.acks import AckFollower
 from workers.browser_session import DISCONNECTED, LOGGED_IN, OFFLINE, BrowserSession, SessionOffline
 from workers.contacts import NumberChecks
 from workers.delivery import Delivery
+from workers.incoming import IncomingFollower
 from workers.outage import ride_out_client
 from workers.page_monitor import PageMonitor
 from workers.send_rules import Availability, Restriction, restriction_reason
@@ -66,6 +67,7 @@ class SlotRuntime:
                                            settings.hourly_cap, settings.daily_cap)
         self.sessions: dict[str, BrowserSession] = {}
         self.acks = AckFollower(self.redis, self.bus)
+        self.incoming = IncomingFollower(self.redis, self.bus)
         self.delivery = Delivery(settings, self.redis, self.session_for_send, make_media_store(settings))
         self.checks = NumberChecks(settings, self.redis, self.session_for_send)
         self.opt_outs = OptOutMirror(self.redis)
@@ -439,6 +441,7 @@ class SlotRuntime:
             shutil.rmtree(self._profile_dir(session_id), ignore_errors=True)
             self.store.delete(session_id)
             self.acks.forget(session_id)
+            self.incoming.forget(session_id)
         elif save and bs is not None and (bs.state in LOGGED_IN or bs.had_login):
             try:
                 key = self.store.save(session_id, self._profile_dir(session_id))

@@ -732,6 +732,9 @@
       var wid = chatWid(c);
       M.upsertChat({ wid: wid, phone: c.phone, lid: c.lid, title: c.title, unread: c.unread, t: c.t });
       var last = c.last;
+      // The chat list's preview is the chat's newest message model: the collection holds it
+      // after every load (not as a new message), so a reloaded page still has it.
+      if (last) M.addMsg(Object.assign({}, last, { serialized: last.data_id || last.serialized, fresh: false }), wid);
       var lastText = last ? (last.text || last.caption || (last.media ? last.media.name : '')) : '';
       var bottom = el('div', { class: 'chat-bottom' });
       if (last && last.from_me) bottom.appendChild(chatAckNode(last.ack || 0));
@@ -1280,7 +1283,16 @@
 
   // ----------------------------------------------------------------- events
   function handleEvent(ev) {
-    if (ev.type !== 'message' || !S.openChat) return;
+    if (ev.type !== 'message' || !ev.msg) return;
+    // Every message that arrives joins the page's message collection as a new one (isNewMsg),
+    // whichever chat is open: what WWJ (src/Client.js, Msg 'add') and WAJS
+    // (src/chat/events/registerNewMessageEvent.ts) listen to.
+    if (!ev.msg.from_me) {
+      var wid = ev.wid || ev.msg.chat;
+      M.upsertChat({ wid: wid, phone: ev.chat, lid: ev.lid, title: ev.title });
+      M.addMsg(Object.assign({}, ev.msg, { serialized: ev.msg.data_id || ev.msg.serialized, fresh: true }), wid);
+    }
+    if (!S.openChat) return;
     var same = ev.chat === S.openChat.phone || (ev.wid && ev.wid === S.openChat.wid) || (ev.chat && ev.chat === S.openChat.wid);
     if (!same) return;
     ev.msg.fresh = true;

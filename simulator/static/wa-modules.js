@@ -208,7 +208,7 @@
 
     function addMsg(m, chatWid) {
       var existing = Msg.get(m.serialized);
-      if (existing) { setAck(m.serialized, m.ack); return existing; }
+      if (existing) { if (m.from_me) setAck(m.serialized, m.ack); return existing; }
       var remote = createWid(chatWid);
       var mine = me.lid && remote.isLid() ? new Wid(me.lid, 'lid') : (me.pn ? new Wid(me.pn, 'c.us') : null);
       var model = new MsgModel({
@@ -223,6 +223,21 @@
         to: m.from_me ? remote : mine,
         isNewMsg: !!m.fresh
       });
+      // Media and replies as WhatsApp's message model names them: mimetype, filename, size
+      // (WWJ src/structures/Message.js downloadMedia), quotedStanzaID / quotedParticipant /
+      // quotedMsg (WAJS src/chat/events/registerNewMessageEvent.ts; WWJ Message.hasQuotedMsg).
+      if (m.media) {
+        model.mimetype = m.media.mimetype;
+        model.filename = m.media.name;
+        model.size = m.media.size;
+      }
+      if (m.quoted) {
+        model.quotedStanzaID = m.quoted.id;
+        model.quotedParticipant = m.quoted.from_me ? mine : remote;
+        model.quotedMsg = { type: m.quoted.type || 'chat', body: m.quoted.body || '' };
+      } else if (m.quoted_id) {
+        model.quotedStanzaID = m.quoted_id;
+      }
       var chat = Chat.get(remote);
       if (chat) chat.msgs.add(model);
       Msg.add(model);
