@@ -192,6 +192,8 @@ def decode_cursor(cursor: str) -> int:
 
 
 class MessagesQuerySchema(RequestSchema):
+    """The query of GET /webjs/sessions/{session_id}/messages."""
+
     direction = Line(load_default="in", validate=[validate.Length(max=3), validate.OneOf(["in"])], metadata={
         "description": "`in`: messages the session received (the only direction listed so far)."})
     after = Line(load_default=None, validate=[validate.Length(max=40), validate.Regexp(CURSOR_PATTERN)],
@@ -207,6 +209,8 @@ class MessagesQuerySchema(RequestSchema):
 
 
 class IncomingMediaSchema(Schema):
+    """What a message received carried as media, as WhatsApp told it."""
+
     kind = fields.String(allow_none=True, metadata={"description": "image, video, audio, document or sticker"})
     mimetype = fields.String(allow_none=True)
     filename = fields.String(allow_none=True)
@@ -214,11 +218,15 @@ class IncomingMediaSchema(Schema):
 
 
 class InReplyToSchema(Schema):
+    """Our message that a message received quotes."""
+
     message_id = fields.String(metadata={"description": "Our message the sender quoted."})
     job_id = fields.String()
 
 
 class IncomingMessageSchema(Schema):
+    """One message a session received."""
+
     message_id = fields.String(metadata={"description": "This service's id of the message received."})
     session_id = fields.String()
     direction = fields.String(metadata={"description": "`in`"})
@@ -237,6 +245,8 @@ class IncomingMessageSchema(Schema):
 
 
 class MessagesPageSchema(Schema):
+    """A page of the messages a session received, oldest first, and the cursor after it."""
+
     messages = fields.List(fields.Nested(IncomingMessageSchema), metadata={"description": "Oldest first."})
     next_cursor = fields.String(allow_none=True, metadata={
         "description": "Pass as `after` for the messages after these (the same as `after` when none came)."})

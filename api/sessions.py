@@ -375,6 +375,8 @@ class Status(MethodView):
 
 @blp.route("/<session_id>/messages")
 class Messages(MethodView):
+    """GET /webjs/sessions/{session_id}/messages."""
+
     @blp.arguments(MessagesQuerySchema, location="query")
     @blp.response(200, MessagesPageSchema)
     def get(self, query, session_id):
