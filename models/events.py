@@ -52,12 +52,20 @@ class Event:
 
 
 @dataclass(frozen=True, kw_only=True)
-class SessionEvent(Event):
+class PlacedEvent(Event):
+    """What one placement of a session tells (no wire type of its own): ``epoch`` is the
+    placement that speaks; the recorder refuses what older ones say (fencing), but for
+    messages received, which are facts whoever saw them."""
+
+    session_id: str
+    epoch: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionEvent(PlacedEvent):
     """A session's state changed (emitted by the slot's page monitor and commands)."""
 
     type: ClassVar[str] = "session"
-    session_id: str
-    epoch: int  # the placement that speaks: older ones are refused (fencing)
     status: SessionStatus
     reason: DisconnectReason | None = None  # with DISCONNECTED
     qr: str | None = None  # the QR payload on screen (QR_READY)
@@ -96,49 +104,41 @@ class SlotStarted(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
-class SessionBackup(Event):
+class SessionBackup(PlacedEvent):
     """A new verified archive of a session's login (the row's s3_session_key)."""
 
     type: ClassVar[str] = "session_backup"
-    session_id: str
-    epoch: int
     key: str
 
 
 @dataclass(frozen=True, kw_only=True)
-class SessionNotice(Event):
+class SessionNotice(PlacedEvent):
     """Something on the session's page a person should look at; sent as ``session.notice``."""
 
     type: ClassVar[str] = "session_notice"
-    session_id: str
-    epoch: int
     kind: str  # e.g. "unknown_dialog"
     text: str | None = None
     buttons: list[str] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
-class SessionRestriction(Event):
+class SessionRestriction(PlacedEvent):
     """WhatsApp restricts the session (``restricted``) or stopped doing so; sent as
     ``session.restricted`` / ``session.unrestricted``."""
 
     type: ClassVar[str] = "session_restriction"
-    session_id: str
-    epoch: int
     kind: str  # reachout_timelock, new_chat_cap, new_chat_link_limit, compose_locked, temporary_ban
     restricted: bool
     reason: str  # in words: the waiting messages' wait_reason
 
 
 @dataclass(frozen=True, kw_only=True)
-class IncomingMessageEvent(Event):
+class IncomingMessageEvent(PlacedEvent):
     """A message arrived in one of the session's chats (emitted by the slot's incoming
     follower). Recorded once per (session, ``wa_message_id``): a slot that restarts and
     sees the same message again changes nothing. ``at`` is when the slot saw it."""
 
     type: ClassVar[str] = "incoming_message"
-    session_id: str
-    epoch: int  # the placement that saw it (not fenced: a message received is a fact)
     wa_message_id: str  # the message's own id (last part of its serialized id), or "dom-<digits>-<n>"
     received_at: str  # when WhatsApp says it was sent (ISO 8601)
     wa_serialized: str | None = None  # false_<chat>_<id> as the page gave it
