@@ -166,6 +166,20 @@ def wire_control(db, redis_client, monkeypatch):
     return wire
 
 
+@pytest.fixture
+def ready_on_slot(db, redis_client, user_id):
+    """A READY session on a slot of its own that no worker consumes: (its id, the slot's
+    name). The slot's queue is emptied afterwards."""
+    from settings import slot_queue
+    from tests.factories import make_session
+
+    slot = f"slot-{secrets.token_hex(4)}"
+    with db.begin() as s:
+        make_session(s, user_id, slot=slot)
+    yield user_id, slot
+    redis_client.delete(slot_queue(slot))
+
+
 @pytest.fixture(scope="session")
 def app(settings):
     from api import create_app

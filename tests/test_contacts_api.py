@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import secrets
 import threading
 import time
 from dataclasses import replace
@@ -14,7 +13,6 @@ import pytest
 
 from messaging.contacts import ContactAnswer, ContactCache
 from messaging.events import EventBus
-from models import WhatsAppSession
 from settings import slot_queue
 
 
@@ -34,12 +32,8 @@ def api(quick_app, api_key):
 
 
 @pytest.fixture
-def ready(db, user_id, redis_client):
-    slot = f"contacts-{secrets.token_hex(3)}"
-    with db.begin() as s:
-        s.add(WhatsAppSession(user_id=user_id, session_id=user_id, status="READY", slot=slot, epoch=1))
-    yield user_id, slot
-    redis_client.delete(slot_queue(slot))
+def ready(ready_on_slot):
+    return ready_on_slot
 
 
 def stand_in_slot(redis_client, slot: str, answer) -> threading.Thread:

@@ -128,15 +128,6 @@ def test_a_request_id_is_kept_or_made_and_echoed(anon_client):
     assert anon_client.get("/webjs/sessions").headers["X-Request-ID"]  # a 401 too
 
 
-@pytest.fixture
-def ready_on_slot(db, redis_client, user_id):
-    slot = f"logs-{secrets.token_hex(4)}"
-    with db.begin() as s:
-        s.add(WhatsAppSession(user_id=user_id, session_id=user_id, status="READY", slot=slot, epoch=1))
-    yield user_id, slot
-    redis_client.delete(f"slot.{slot}")
-
-
 class GoneRuntime:
     """A slot runtime without the session: the send is left to the sweeper."""
 

@@ -259,12 +259,10 @@ def _queued_sends(redis_client, queue: str) -> list[dict]:
 
 
 @pytest.fixture
-def ready_slot(db, redis_client, user_id):
-    slot = f"guard-{user_id}"
-    with db.begin() as s:
-        s.add(WhatsAppSession(user_id=user_id, session_id=user_id, status="READY", slot=slot, epoch=1))
-    yield user_id, f"slot.{slot}"
-    redis_client.delete(f"slot.{slot}")
+def ready_slot(ready_on_slot):
+    """A READY session and its slot's queue."""
+    session_id, slot = ready_on_slot
+    return session_id, f"slot.{slot}"
 
 
 def test_a_second_send_to_the_same_number_is_not_enqueued(client, redis_client, ready_slot):
