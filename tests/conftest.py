@@ -20,7 +20,7 @@ from sqlalchemy.orm import sessionmaker
 
 from models import make_engine, make_sessionmaker
 from settings import Settings
-from tests.helpers import ROOT
+from tests.helpers import ROOT, keyed_client
 
 pytest_plugins = ["tests.netguard"]  # the loopback_only fixture
 
@@ -198,8 +198,7 @@ def api_key(app):
 @pytest.fixture
 def client(app, api_key):
     """A Flask test client that sends the API key on every request."""
-    c = app.test_client()
-    c.environ_base["HTTP_X_API_KEY"] = api_key
+    c = keyed_client(app, api_key)
     return c
 
 

@@ -104,6 +104,13 @@ class _WebhookHandler(BaseHTTPRequestHandler):
             pass  # the sender gave up waiting
 
 
+def keyed_client(app, api_key: str):
+    """A Flask test client of ``app`` that sends ``api_key`` (X-API-Key) on every request."""
+    client = app.test_client()
+    client.environ_base["HTTP_X_API_KEY"] = api_key
+    return client
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

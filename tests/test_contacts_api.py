@@ -14,6 +14,7 @@ import pytest
 from messaging.contacts import ContactAnswer, ContactCache
 from messaging.events import EventBus
 from settings import slot_queue
+from tests.helpers import keyed_client
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +27,7 @@ def quick_app(settings):
 
 @pytest.fixture
 def api(quick_app, api_key):
-    c = quick_app.test_client()
-    c.environ_base["HTTP_X_API_KEY"] = api_key
+    c = keyed_client(quick_app, api_key)
     return c
 
 
@@ -93,8 +93,7 @@ def test_the_slots_answers_and_errors_reach_the_caller(quick_app, api_key, ready
     session_id, slot = ready
     app = create_app(replace(quick_app.extensions["wa"].settings, contact_check_cache_seconds=0,
                              slot_answer_wait_seconds=10))
-    client = app.test_client()
-    client.environ_base["HTTP_X_API_KEY"] = api_key
+    client = keyed_client(app, api_key)
     stand_in_slot(redis_client, slot, lambda task, kw: {
         "type": "contacts_checked", "request_id": kw["request_id"], "epoch": 1, "results": {
             "919876543211": {"exists": True, "wa_id": "919876543211@c.us", "checked_at": "2026-11-30T07:00:00+00:00"},

@@ -8,7 +8,7 @@ import secrets
 import pytest
 import requests
 
-from tests.helpers import wait_until
+from tests.helpers import keyed_client, wait_until
 from tests.stack import link_session, network_log, running_stack
 
 OWN = "919811111177"  # the simulated phone that links the session
@@ -25,8 +25,7 @@ def stack(settings, tmp_path_factory, redis_client):
 
 @pytest.fixture(scope="module")
 def ready_session(app, api_key, stack):
-    client = app.test_client()
-    client.environ_base["HTTP_X_API_KEY"] = api_key
+    client = keyed_client(app, api_key)
     user = f"user_contacts_{secrets.token_hex(3)}"
     link_session(client, stack["sim"], user, phone=OWN)
     return user

@@ -13,7 +13,7 @@ import requests
 
 from browser.qr import read_qr_data_url
 from messaging import slots
-from tests.helpers import serving, wait_until
+from tests.helpers import keyed_client, serving, wait_until
 from tests.stack import link_session, network_log, running_stack
 
 PHONE = "919812345678"  # the simulated phone that links the session
@@ -33,8 +33,7 @@ def on_screen_payloads(sim: str) -> set[str]:
 
 @pytest.fixture(scope="module")
 def ready_session(app, api_key, stack):
-    client = app.test_client()
-    client.environ_base["HTTP_X_API_KEY"] = api_key
+    client = keyed_client(app, api_key)
     user = f"user_ready_{secrets.token_hex(3)}"
     link_session(client, stack["sim"], user, phone="919811111111")
     return user

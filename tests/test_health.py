@@ -16,7 +16,7 @@ from api.health import quantile
 from messaging.slots import heartbeat, unregister
 from models import Job, Message, MessageStatus, SessionStatus, WhatsAppSession, utcnow
 from settings import slot_queue
-from tests.helpers import free_port
+from tests.helpers import free_port, keyed_client
 
 SEED_FIELDS = {"status", "timestamp", "active_sessions", "total_sessions", "s3_connection",
                "network_connectivity", "auth_folder_status", "memory_usage", "uptime"}
@@ -169,9 +169,8 @@ def test_public_health_and_metrics_name_no_session_or_host(app, anon_client, cli
     wrong.environ_base["HTTP_AUTHORIZATION"] = "Bearer not-the-token"
     from api.keys import create_key
 
-    tenant = app.test_client()  # a tenant's key is no operator's
-    tenant.environ_base["HTTP_X_API_KEY"] = create_key(app.extensions["wa"].db, "tenant", admin=False,
-                                                       prefixes=["t_"])[1]
+    # A tenant's key is no operator's.
+    tenant = keyed_client(app, create_key(app.extensions["wa"].db, "tenant", admin=False, prefixes=["t_"])[1])
     for who in (anon_client, wrong, tenant):
         health = json.dumps(who.get("/webjs/health").json)
         metrics = who.get("/metrics").get_data(as_text=True)

@@ -27,7 +27,7 @@ from werkzeug.serving import make_server
 from browser.qr import read_qr_data_url
 from models import WhatsAppSession
 from services.link_tokens import link_secret, make_token
-from tests.helpers import ROOT, wait_until
+from tests.helpers import ROOT, keyed_client, wait_until
 from tests.simulator_page_support import make_driver, needs_chromium
 from tests.stack import running_stack
 
@@ -50,8 +50,7 @@ def api(settings, stack, api_key):
     app = create_app(replace(settings, initialize_qr_wait=30.0))
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    client = app.test_client()
-    client.environ_base["HTTP_X_API_KEY"] = api_key
+    client = keyed_client(app, api_key)
     yield {"base": f"http://127.0.0.1:{server.server_port}", "client": client, "app": app}
     server.shutdown()
     server.server_close()

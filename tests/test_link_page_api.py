@@ -21,6 +21,7 @@ from messaging import slots
 from messaging.events import session_channel
 from models import WhatsAppSession
 from services.link_tokens import LinkExpired, LinkInvalid, link_secret, make_token, read_token
+from tests.helpers import keyed_client
 
 
 def link_path(client, session_id: str) -> str:
@@ -69,12 +70,10 @@ def test_link_page_answers_a_signed_link_that_lives_15_minutes(client, user_id):
 def test_the_link_of_a_session_outside_the_scope_is_404_and_needs_a_key(app, anon_client, user_id):
     tag = secrets.token_hex(3)
     _row, key = create_key(app.extensions["wa"].db, "link tenant", admin=False, prefixes=[f"a_{tag}_"])
-    tenant = app.test_client()
-    tenant.environ_base["HTTP_X_API_KEY"] = key
+    tenant = keyed_client(app, key)
     assert tenant.post("/webjs/sessions", json={"user_id": f"a_{tag}_1"}).status_code == 201
     assert tenant.post(f"/webjs/sessions/a_{tag}_1/link-page").status_code == 200
-    admin_made = app.test_client()
-    admin_made.environ_base["HTTP_X_API_KEY"] = create_key(app.extensions["wa"].db, "admin", admin=True)[1]
+    admin_made = keyed_client(app, create_key(app.extensions["wa"].db, "admin", admin=True)[1])
     assert admin_made.post("/webjs/sessions", json={"user_id": user_id}).status_code == 201
     r = tenant.post(f"/webjs/sessions/{user_id}/link-page")
     assert r.status_code == 404 and r.json["message"] == "Session not found"
@@ -235,8 +234,7 @@ def act_as_slot_and_recorder(db, redis_client, session_id: str, status: str, **f
 
 
 def test_initialize_answers_with_the_first_qr(waiting_app, api_key, db, redis_client, fake_slot, user_id):
-    c = waiting_app.test_client()
-    c.environ_base["HTTP_X_API_KEY"] = api_key
+    c = keyed_client(waiting_app, api_key)
     c.post("/webjs/sessions", json={"user_id": user_id})
     qr = qr_data_url("2@first,qr")
     act_as_slot_and_recorder(db, redis_client, user_id, "QR_READY", qr_code=qr)
@@ -246,8 +244,7 @@ def test_initialize_answers_with_the_first_qr(waiting_app, api_key, db, redis_cl
 
 
 def test_initialize_answers_ready_from_a_saved_login(waiting_app, api_key, db, redis_client, fake_slot, user_id):
-    c = waiting_app.test_client()
-    c.environ_base["HTTP_X_API_KEY"] = api_key
+    c = keyed_client(waiting_app, api_key)
     c.post("/webjs/sessions", json={"user_id": user_id})
     act_as_slot_and_recorder(db, redis_client, user_id, "READY", phone_number="919812345678")
     started = time.monotonic()
@@ -259,8 +256,7 @@ def test_initialize_answers_ready_from_a_saved_login(waiting_app, api_key, db, r
 def test_initialize_answers_initializing_when_no_qr_comes_in_time(settings, api_key, fake_slot, user_id):
     from api import create_app
 
-    c = create_app(replace(settings, initialize_qr_wait=0.5)).test_client()
-    c.environ_base["HTTP_X_API_KEY"] = api_key
+    c = keyed_client(create_app(replace(settings, initialize_qr_wait=0.5)), api_key)
     c.post("/webjs/sessions", json={"user_id": user_id})
     started = time.monotonic()
     r = c.post(f"/webjs/sessions/{user_id}/initialize")
@@ -274,8 +270,7 @@ def test_live_streams_are_capped_per_process_and_the_rest_poll(settings, api_key
     from api import create_app
 
     app = create_app(replace(settings, link_page_streams=1))
-    client = app.test_client()
-    client.environ_base["HTTP_X_API_KEY"] = api_key
+    client = keyed_client(app, api_key)
     client.post("/webjs/sessions", json={"user_id": user_id})
     events = link_path(client, user_id) + "/events"
     first = client.get(events, buffered=False)
@@ -293,8 +288,7 @@ def test_links_are_made_on_the_public_base_url_when_one_is_set(settings, api_key
     from api import create_app
 
     app = create_app(replace(settings, link_page_base_url="https://wa.example.com/base"))
-    client = app.test_client()
-    client.environ_base["HTTP_X_API_KEY"] = api_key
+    client = keyed_client(app, api_key)
     client.post("/webjs/sessions", json={"user_id": user_id})
     url = client.post(f"/webjs/sessions/{user_id}/link-page").json["url"]
     assert url.startswith("https://wa.example.com/base/link/")

@@ -21,7 +21,7 @@ import redis
 import requests
 from sqlalchemy import select
 
-from tests.helpers import Proc, free_port, port_open, wait_until
+from tests.helpers import Proc, free_port, keyed_client, port_open, wait_until
 from tests.stack import link_session, network_log, running_stack
 
 # How long Redis stays away: the one second by default; OUTAGE_SECONDS=70 tries
@@ -81,8 +81,7 @@ def outage_client(outage_settings):
 
     app = create_app(outage_settings)
     _row, key = create_key(app.extensions["wa"].db, "outage", admin=True)
-    client = app.test_client()
-    client.environ_base["HTTP_X_API_KEY"] = key
+    client = keyed_client(app, key)
     return client
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from api.keys import create_key
 from models import SessionStatus, WhatsAppSession
+from tests.helpers import keyed_client
 
 
 @pytest.fixture
@@ -20,8 +21,7 @@ def tenants(app):
     clients = {}
     for name in ("a", "b"):
         _row, key = create_key(db, f"tenant {name}", admin=False, prefixes=[f"{name}_{tag}_"])
-        c = app.test_client()
-        c.environ_base["HTTP_X_API_KEY"] = key
+        c = keyed_client(app, key)
         clients[name] = (c, f"{name}_{tag}_")
     return clients
 
