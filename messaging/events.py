@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 
 import redis
 
@@ -112,3 +113,44 @@ class EventBus:
         fields = {k: v for k, v in fields.items() if v is not None}
         self.emit(MessageEvent(message_id=message_id, job_id=job_id, session_id=session_id,
                                status=MessageStatus(status), **fields), mark_key=mark_key, mark_ttl=mark_ttl)
+
+
+class MemoryBus(EventBus):
+    """An EventBus that keeps what it is given in memory, in order, instead of sending it:
+    for a slot runtime run without the recorder (the canary, tests). The events are checked
+    and built as on the stream; each is kept as its ``to_dict()`` with a ``status`` (its
+    wire type for events that have none); live-only notices as ``{"type": "notice", ...}``.
+    ``on_event`` is called with each one as it comes."""
+
+    def __init__(self):
+        super().__init__(client=None)
+        self.events: list[dict] = []
+        self._cond = threading.Condition()
+
+    def emit(self, event: Event, mark_key: str | None = None, mark_ttl: int = 0) -> None:
+        """Keep ``event`` (a mark is not kept: there is no Redis)."""
+        body = event.to_dict()
+        self._keep({**body, "status": body.get("status", body["type"])})
+
+    def notify_session(self, session_id: str, notice: dict) -> None:
+        """Keep a live-only notice."""
+        self._keep({"type": "notice", "session_id": session_id, **notice})
+
+    def on_event(self, event: dict) -> None:
+        """Called with each event as it is kept; does nothing here."""
+
+    def wait_for(self, match, timeout: float) -> dict | None:
+        """The first event kept (oldest first) for which ``match(event)`` is true, waiting
+        up to ``timeout`` seconds for one; None when none came."""
+        def found():
+            return next((e for e in self.events if match(e)), None)
+
+        with self._cond:
+            self._cond.wait_for(found, timeout)
+            return found()
+
+    def _keep(self, event: dict) -> None:
+        with self._cond:
+            self.events.append(event)
+            self._cond.notify_all()
+        self.on_event(event)

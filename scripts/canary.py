@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from browser.qr import qr_terminal  # noqa: E402
+from messaging.events import MemoryBus  # noqa: E402
 from models.phones import InvalidPhoneNumber, normalize_phone  # noqa: E402
 from settings import Settings  # noqa: E402
 from workers.slot_runtime import SlotRuntime  # noqa: E402
@@ -26,49 +26,30 @@ from workers.slot_runtime import SlotRuntime  # noqa: E402
 SESSION = "canary"
 
 
-class PrintBus:
-    """The slot's events, printed; ``wait`` blocks until one with a given status."""
+class PrintBus(MemoryBus):
+    """The slot's events, printed as they come; ``wait`` blocks until one with a given status."""
 
-    def __init__(self):
-        self.seen: list[dict] = []
-        self._cond = threading.Condition()
-
-    def _add(self, event: dict) -> None:
-        with self._cond:
-            self.seen.append(event)
-            self._cond.notify_all()
-
-    def session(self, session_id, epoch, status, **fields):
-        if status == "QR_READY" and fields.get("qr"):
-            print(qr_terminal(fields["qr"]), flush=True)
-            print(f"QR payload: {fields['qr']}", flush=True)
+    def on_event(self, event: dict) -> None:
+        """Print what a person running the canary needs: the QR, the code, each state."""
+        kind, status = event["type"], event.get("status")
+        if kind == "session" and event.get("qr"):
+            print(qr_terminal(event["qr"]), flush=True)
+            print(f"QR payload: {event['qr']}", flush=True)
             print("Scan it: WhatsApp > Linked devices > Link a device", flush=True)
-        elif fields.get("pairing_code"):
-            print(f"pairing code: {fields['pairing_code']}", flush=True)
+        elif event.get("pairing_code"):
+            print(f"pairing code: {event['pairing_code']}", flush=True)
+        elif kind == "session":
+            print(f"session: {status} {event.get('reason') or ''} {event.get('phone_number') or ''}", flush=True)
+        elif kind == "message":
+            print(f"message {event['message_id']}: {status}", flush=True)
+        elif kind == "session_backup":
+            print(f"login saved: {event['key']}", flush=True)
         else:
-            print(f"session: {status} {fields.get('reason') or ''} {fields.get('phone_number') or ''}", flush=True)
-        self._add({"status": status, **fields})
-
-    def message(self, message_id, job_id, session_id, status, **fields):
-        print(f"message {message_id}: {status}", flush=True)
-        self._add({"message_id": message_id, "status": status})
-
-    def backup(self, session_id, epoch, key):
-        print(f"login saved: {key}", flush=True)
-
-    def notify_session(self, session_id, notice):
-        print(f"notice: {notice}", flush=True)
-
-    def page_notice(self, session_id, epoch, kind, **fields):
-        print(f"page notice: {kind} {fields}", flush=True)
+            print(f"{kind}: {status}", flush=True)
 
     def wait(self, statuses: set[str], timeout: float) -> dict | None:
-        def found():
-            return next((e for e in self.seen if e["status"] in statuses), None)
-
-        with self._cond:
-            self._cond.wait_for(found, timeout)
-            return found()
+        """The first event whose status is one of ``statuses``, waiting up to ``timeout`` s."""
+        return self.wait_for(lambda e: e.get("status") in statuses, timeout)
 
 
 def main() -> int:

@@ -28,6 +28,7 @@ from PIL import Image
 from browser.qr import read_qr_data_url
 from browser.whatsapp import MediaRejected, NumberNotOnWhatsApp, message_key
 from models.states import MessageStatus
+from messaging.events import MemoryBus
 from tests.helpers import ROOT, Proc, free_port, port_open, serving, wait_until
 from workers.browser_session import MediaUnavailable, SessionOffline
 from workers.media import MediaLimits
@@ -101,50 +102,15 @@ def fresh_sim(sim, profile):
     sim.post("/sim/control/config", knobs)
 
 
-class ListBus:
-    """The events a slot publishes, kept in order, with a wait."""
-
-    def __init__(self):
-        self.events: list[dict] = []
-        self._cond = threading.Condition()
-
-    def _add(self, event: dict) -> None:
-        with self._cond:
-            self.events.append(event)
-            self._cond.notify_all()
-
-    def session(self, session_id, epoch, status, **fields):
-        self._add({"type": "session", "session_id": session_id, "epoch": epoch, "status": status,
-                   **{k: v for k, v in fields.items() if v is not None}})
-
-    def message(self, message_id, job_id, session_id, status, *, mark_key=None, mark_ttl=0, **fields):
-        self._add({"type": "message", "message_id": message_id, "status": status, **fields})
-
-    def backup(self, session_id, epoch, key):
-        self._add({"type": "backup", "session_id": session_id, "status": "backup", "key": key})
-
-    def notify_session(self, session_id, notice):
-        self._add({"type": "notice", "session_id": session_id, **notice})
-
-    def page_notice(self, session_id, epoch, kind, **fields):
-        self._add({"type": "page_notice", "session_id": session_id, "status": "page_notice", "kind": kind, **fields})
-
-    def incoming(self, event):
-        self._add({**event.to_dict(), "type": "incoming", "status": "incoming"})
-
-    def restriction(self, session_id, epoch, kind, *, restricted, reason):
-        self._add({"type": "restriction", "session_id": session_id, "status": "restriction", "kind": kind,
-                   "restricted": restricted, "reason": reason})
+class ListBus(MemoryBus):
+    """The events a slot publishes, kept in order, with a wait that fails the test."""
 
     def wait(self, what: str, timeout: float = 15.0, **match) -> dict:
         """The first event (oldest first) whose fields equal ``match``."""
-        def found():
-            return next((e for e in self.events if all(e.get(k) == v for k, v in match.items())), None)
-
-        with self._cond:
-            if not self._cond.wait_for(found, timeout):
-                raise AssertionError(f"no {what} event in {timeout}s; events: {self.statuses()}")
-            return found()
+        found = self.wait_for(lambda e: all(e.get(k) == v for k, v in match.items()), timeout)
+        if found is None:
+            raise AssertionError(f"no {what} event in {timeout}s; events: {self.statuses()}")
+        return found
 
     def statuses(self) -> list[str]:
         return [f"{e['status']}{'/' + e['reason'] if e.get('reason') else ''}" for e in self.events
@@ -309,7 +275,7 @@ def test_connection_loss_is_reported_and_recovers(make_runtime, sim):
 def test_a_killed_chrome_is_started_again_from_its_login(make_runtime, sim):
     rt = make_runtime(max_crash_restarts=1)
     link(rt, sim)
-    rt.bus.wait("the first backup", status="backup")  # a crash comes later than a few seconds after linking
+    rt.bus.wait("the first backup", status="session_backup")  # a crash comes later than a few seconds after linking
     os.kill(chrome_pid(rt), signal.SIGKILL)
     assert rt.bus.wait("restarting", status="DISCONNECTED")["reason"] == "BROWSER_RESTARTING"
     wait_until(lambda: rt.bus.statuses()[-1] == "READY", 30, what="READY again")
@@ -542,7 +508,7 @@ def test_a_restricted_account_is_not_taken_for_a_number_not_on_whatsapp(make_run
     rt.deliver("s1", 1, mid(), PEER, "an earlier conversation")
     sim.post("/sim/control/config", {"restriction": kind})
     if profile == "2026":  # the page has heard of it: its modules say so
-        rt.bus.wait("restriction", status="restriction", restricted=True)
+        rt.bus.wait("restriction", status="session_restriction", restricted=True)
     with pytest.raises(SendRestricted) as err:
         rt.deliver("s1", 1, mid(), OTHER, "a new chat")
     expected = {"2026": {kind}, "2026-dom": {"reachout_timelock", "compose_locked"}}[profile]
@@ -552,7 +518,7 @@ def test_a_restricted_account_is_not_taken_for_a_number_not_on_whatsapp(make_run
     rt.deliver("s1", 1, mid(), PEER, "the old chat still works")
     sim.post("/sim/control/config", {"restriction": "none"})
     if profile == "2026":
-        rt.bus.wait("restriction lifted", status="restriction", restricted=False)
+        rt.bus.wait("restriction lifted", status="session_restriction", restricted=False)
     rt.deliver("s1", 1, mid(), OTHER, "a new chat")
     assert [m["text"] for m in sim.messages(OTHER)] == ["a new chat"]
 
@@ -564,12 +530,12 @@ def test_the_monitor_pauses_a_session_the_page_says_is_restricted_and_resumes_it
     rt = make_runtime()
     link(rt, sim)
     sim.post("/sim/control/config", {"restriction": "reachout_timelock"})
-    event = rt.bus.wait("restriction", status="restriction", restricted=True)
+    event = rt.bus.wait("restriction", status="session_restriction", restricted=True)
     assert event["kind"] == "reachout_timelock" and event["reason"].startswith("restricted: ")
     availability, restriction = rt.availability("s1", 1)
     assert availability == Availability.RESTRICTED and restriction.until > time.time()
     sim.post("/sim/control/config", {"restriction": "none"})
-    rt.bus.wait("restriction lifted", status="restriction", restricted=False)
+    rt.bus.wait("restriction lifted", status="session_restriction", restricted=False)
     assert rt.availability("s1", 1) == (Availability.READY, None)
 
 
@@ -621,7 +587,7 @@ def test_browser_memory_is_measured_and_a_browser_over_the_ceiling_is_recycled(m
     wait_until(lambda: "s1" in rt.sessions and chrome_pid(rt) != first_pid, 30, what="a new browser")
     rt.bus.wait("READY", timeout=30, status="READY")
     assert "QR_READY" not in rt.bus.statuses()
-    assert rt.bus.wait("backup", status="backup")["key"]
+    assert rt.bus.wait("backup", status="session_backup")["key"]
 
 
 def test_an_ack_seen_only_as_read_is_reported_delivered_then_read(settings, redis_client):
@@ -677,12 +643,12 @@ def test_a_temporary_ban_pauses_sends_as_a_restriction_and_lifts_with_the_screen
     rt = make_runtime()
     link(rt, sim)
     sim.post("/sim/control/screen", {"screen": "TEMP_BAN", "phone": OWN, "code": 101, "duration": "1 hour"})
-    event = rt.bus.wait("restricted", timeout=within_a_probe(rt), status="restriction", restricted=True)
+    event = rt.bus.wait("restricted", timeout=within_a_probe(rt), status="session_restriction", restricted=True)
     assert event["kind"] == "temporary_ban" and event["reason"] == "restricted: temporary ban"
     availability, restriction = rt.availability("s1", 1)
     assert availability == Availability.RESTRICTED and restriction.kind == "temporary_ban"
     sim.post("/sim/control/screen", {"screen": None, "phone": OWN})
-    rt.bus.wait("lifted", timeout=within_a_probe(rt), status="restriction", restricted=False)
+    rt.bus.wait("lifted", timeout=within_a_probe(rt), status="session_restriction", restricted=False)
     assert rt.availability("s1", 1) == (Availability.READY, None)
     no_logout_from_the_page(sim)
 
@@ -760,12 +726,12 @@ def test_an_unknown_dialog_is_reported_once_and_never_answered(make_runtime, sim
         window.__pressed = [];
         for (const b of wrap.querySelectorAll('button')) b.addEventListener('click', () => window.__pressed.push(b.id));
     """)
-    notice = rt.bus.wait("page notice", timeout=within_a_probe(rt), status="page_notice")
+    notice = rt.bus.wait("page notice", timeout=within_a_probe(rt), status="session_notice")
     assert notice["kind"] == "unknown_dialog" and notice["buttons"] == ["Log out", "Later"]
     probes = {rt.sessions["s1"].next_probe}  # each look at the page sets the next one
     wait_until(lambda: probes.add(rt.sessions["s1"].next_probe) or len(probes) >= 3, within_a_probe(rt) * 2,
                what="two more looks at the page")
-    assert len([e for e in rt.bus.events if e["status"] == "page_notice"]) == 1, "reported once"
+    assert len([e for e in rt.bus.events if e["status"] == "session_notice"]) == 1, "reported once"
     assert rt.sessions["s1"].driver.execute_script("return window.__pressed") == []
 
 
@@ -966,7 +932,7 @@ def test_a_number_reaches_the_account_whatsapp_answers_with(make_runtime, sim, d
 # --- incoming messages --------------------------------------------------------------------
 
 def incoming_events(rt: SlotRuntime) -> list[dict]:
-    return [e for e in rt.bus.events if e["type"] == "incoming"]
+    return [e for e in rt.bus.events if e["type"] == "incoming_message"]
 
 
 @every_route
@@ -981,13 +947,13 @@ def test_replies_images_and_documents_arrive_without_opening_the_chat(make_runti
     ours = rt.deliver("s1", 1, mid(), PEER, "Your appointment is at 10:00")
     quoted = sim.messages(PEER)[0]["id"]
     reply = sim.post("/sim/control/incoming", {"from": PEER, "text": "Can we make it 11?", "quote": quoted})
-    first = rt.bus.wait("the reply", type="incoming", text="Can we make it 11?")
+    first = rt.bus.wait("the reply", type="incoming_message", text="Can we make it 11?")
     sim.post("/sim/control/incoming", {"from": PEER, "type": "image", "text": "the form",
                                        "media": {"name": "form.png", "mimetype": "image/png", "size": 48213}})
-    image = rt.bus.wait("the image", type="incoming", text="the form")
+    image = rt.bus.wait("the image", type="incoming_message", text="the form")
     sim.post("/sim/control/incoming", {"from": OTHER, "type": "document", "text": "minutes",
                                        "media": {"name": "minutes.pdf", "mimetype": "application/pdf", "size": 2048}})
-    doc = rt.bus.wait("the document", type="incoming", text="minutes")
+    doc = rt.bus.wait("the document", type="incoming_message", text="minutes")
     assert first["sender_number"] == PEER and image["sender_number"] == PEER and doc["sender_number"] == OTHER
     if profile == "2026":
         assert first["route"] == "modules" and first["wa_message_id"] == reply["messages"][0]["id"]
@@ -1012,13 +978,13 @@ def test_a_restarted_slot_does_not_report_old_messages_as_new_ones(make_runtime,
     rt = make_runtime()
     link(rt, sim)
     sim.post("/sim/control/incoming", {"from": PEER, "text": "before the restart"})
-    before = rt.bus.wait("the message", type="incoming", text="before the restart")
+    before = rt.bus.wait("the message", type="incoming_message", text="before the restart")
     rt.shutdown()
     rt2 = make_runtime()
     rt2.initialize("s1", 2)
     rt2.bus.wait("READY again", status="READY")
     sim.post("/sim/control/incoming", {"from": OTHER, "text": "after the restart"})
-    rt2.bus.wait("the next message", type="incoming", text="after the restart")
+    rt2.bus.wait("the next message", type="incoming_message", text="after the restart")
     again = [e for e in incoming_events(rt2) if e["text"] == "before the restart"]
     assert all(e["wa_message_id"] == before["wa_message_id"] for e in again)
     if profile != "2026":
