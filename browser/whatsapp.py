@@ -577,19 +577,23 @@ for (const s of S.dialog) {
 return false;
 """
 
-# Open the chat with arguments[1] (digits) inside the running app through the page's own
-# modules (WWJ InterfaceController.openChatWindow; WAJS openChatBottom.ts): the existence
-# query first (the id WhatsApp answers with is the one used), then findOrCreateLatestChat
-# and Cmd.openChatBottom, whose signature changed from positional to one object.
-# Answers {route, ok, wid} or {route, missing} or {route, unregistered} or {route, restricted}
-# or {route, error}; ``registered`` is the existence query's answer when it gave one.
-_OPEN_CHAT_MODULES_JS = """
+# Running a module call: the helper every asynchronous script below starts with.
+_ASYNC_JS = """
 const S = arguments[0], phone = arguments[1], done = arguments[arguments.length - 1];
 const mod = (names) => {
   if (typeof window.require !== 'function') return null;
   for (const n of names) { try { const m = window.require(n); if (m) return m; } catch (e) {} }
   return null;
 };
+"""
+
+# Open the chat with arguments[1] (digits) inside the running app through the page's own
+# modules (WWJ InterfaceController.openChatWindow; WAJS openChatBottom.ts): the existence
+# query first (the id WhatsApp answers with is the one used), then findOrCreateLatestChat
+# and Cmd.openChatBottom, whose signature changed from positional to one object.
+# Answers {route, ok, wid} or {route, missing} or {route, unregistered} or {route, restricted}
+# or {route, error}; ``registered`` is the existence query's answer when it gave one.
+_OPEN_CHAT_MODULES_JS = _ASYNC_JS + """
 let registered = null;  // the id WhatsApp's existence query answered with
 (async () => {
   const widFactory = mod(S.m_wid), exists = mod(S.m_exists), find = mod(S.m_find), cmd = mod(S.m_cmd),
@@ -619,15 +623,6 @@ let registered = null;  // the id WhatsApp's existence query answered with
 })().then(done, (e) => done({route: 'modules', error: String(e && e.message || e), registered}));
 """
 
-# Running a module call: the helper every asynchronous script below starts with.
-_ASYNC_JS = """
-const S = arguments[0], phone = arguments[1], done = arguments[arguments.length - 1];
-const mod = (names) => {
-  if (typeof window.require !== 'function') return null;
-  for (const n of names) { try { const m = window.require(n); if (m) return m; } catch (e) {} }
-  return null;
-};
-"""
 
 # WhatsApp's existence query for arguments[1] (digits): WWJ getNumberId / isRegisteredUser,
 # WAJS contact.queryExists. Answers {exists, wid} or {missing} (no such module) or {error}.
