@@ -33,7 +33,8 @@ def pytest_configure(config):
 
 
 # Whole modules that need a browser or other processes; single tests elsewhere carry the
-# marker themselves. `make test-fast` runs the rest: `-m "not browser and not stack"`.
+# marker themselves. `make test-fast` runs the rest but the schema fuzzer:
+# `-m "not browser and not stack" --ignore=tests/test_api_fuzz.py`.
 BROWSER_MODULES = {"test_driver", "test_page_object", "test_simulator_page", "test_simulator_page_2026",
                    "test_chrome_sandbox", "test_slot_leaks", "test_link_page", "test_contacts_driver"}
 STACK_MODULES = {"test_end_to_end", "test_sending_e2e", "test_incoming_e2e", "test_failover", "test_redis_outage",
