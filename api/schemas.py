@@ -252,12 +252,17 @@ class MessagesPageSchema(Schema):
         "description": "Pass as `after` for the messages after these (the same as `after` when none came)."})
 
 
-class SendResultSchema(Schema):
-    """The answer to send-message (202 queued, or 200 with the outcome after ``?wait``)."""
+class JobRefSchema(Schema):
+    """What every answer about a send starts with: whether it went through, and its job."""
 
     success = fields.Boolean()
     job_id = fields.String()
     session_id = fields.String()
+
+
+class SendResultSchema(JobRefSchema):
+    """The answer to send-message (202 queued, or 200 with the outcome after ``?wait``)."""
+
     message_id = fields.String(metadata={"description": "This service's id of the message; poll the job."})
     status = fields.String(metadata={"description": "queued, sending, sent, delivered, read or failed"})
     whatsapp_message_id = fields.String(allow_none=True)
@@ -289,12 +294,9 @@ class MessageResultSchema(BulkItemResultSchema):
         "description": "While scheduled: why it waits (pacing, a cap, an open circuit, a retry)."})
 
 
-class JobCountsSchema(Schema):
+class JobCountsSchema(JobRefSchema):
     """What a job and a bulk send's answer both say: the seed's counts."""
 
-    success = fields.Boolean()
-    job_id = fields.String()
-    session_id = fields.String()
     total_messages = fields.Integer()
     successful_sends = fields.Integer()
     failed_sends = fields.Integer()

@@ -211,40 +211,29 @@ class SimConfig:
         return new
 
     def validate(self) -> None:
-        if self.qr_first_ttl <= 0 or self.qr_ttl <= 0:
-            raise ValueError("QR lifetimes must be > 0")
-        if self.qr_count < 1:
-            raise ValueError("qr_count must be >= 1")
-        if self.sync_delay < 0:
-            raise ValueError("sync_delay must be >= 0")
-        if self.pair_code_ttl <= 0:
-            raise ValueError("pair_code_ttl must be > 0")
-        if self.media_max_mb <= 0 or self.doc_max_mb <= 0:
-            raise ValueError("media limits must be > 0")
-        if self.latency_ms < 0:
-            raise ValueError("latency_ms must be >= 0")
-        if self.poll_ms < 20:
-            raise ValueError("poll_ms must be >= 20")
-        if not 0 <= self.port <= 65535:
-            raise ValueError("port out of range")
-        if self.profile not in PROFILES:
-            raise ValueError("profile must be '2026' or 'legacy'")
-        if self.locale not in LOCALES:
-            raise ValueError("locale must be auto, en or pt-BR")
-        if self.boot_seconds < 0 or self.boot_seconds > 600:
-            raise ValueError("boot_seconds must be between 0 and 600")
-        if not 0.0 <= self.lid_share <= 1.0:
-            raise ValueError("lid_share must be between 0 and 1")
-        if self.open_chat_args not in ("object", "positional"):
-            raise ValueError("open_chat_args must be 'object' or 'positional'")
-        if self.onboarding_delay < 0:
-            raise ValueError("onboarding_delay must be >= 0")
-        if self.onboarding_timeout <= 0:
-            raise ValueError("onboarding_timeout must be > 0")
-        if self.min_chrome < 1:
-            raise ValueError("min_chrome must be >= 1")
-        if not 0 <= self.page_heap_mb <= 4096:
-            raise ValueError("page_heap_mb must be between 0 and 4096")
+        """ValueError naming the first setting out of its range."""
+        rules = (
+            (self.qr_first_ttl > 0 and self.qr_ttl > 0, "QR lifetimes must be > 0"),
+            (self.qr_count >= 1, "qr_count must be >= 1"),
+            (self.sync_delay >= 0, "sync_delay must be >= 0"),
+            (self.pair_code_ttl > 0, "pair_code_ttl must be > 0"),
+            (self.media_max_mb > 0 and self.doc_max_mb > 0, "media limits must be > 0"),
+            (self.latency_ms >= 0, "latency_ms must be >= 0"),
+            (self.poll_ms >= 20, "poll_ms must be >= 20"),
+            (0 <= self.port <= 65535, "port out of range"),
+            (self.profile in PROFILES, "profile must be '2026' or 'legacy'"),
+            (self.locale in LOCALES, "locale must be auto, en or pt-BR"),
+            (0 <= self.boot_seconds <= 600, "boot_seconds must be between 0 and 600"),
+            (0.0 <= self.lid_share <= 1.0, "lid_share must be between 0 and 1"),
+            (self.open_chat_args in ("object", "positional"), "open_chat_args must be 'object' or 'positional'"),
+            (self.onboarding_delay >= 0, "onboarding_delay must be >= 0"),
+            (self.onboarding_timeout > 0, "onboarding_timeout must be > 0"),
+            (self.min_chrome >= 1, "min_chrome must be >= 1"),
+            (0 <= self.page_heap_mb <= 4096, "page_heap_mb must be between 0 and 4096"),
+        )
+        for ok, why in rules:
+            if not ok:
+                raise ValueError(why)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

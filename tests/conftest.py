@@ -199,8 +199,7 @@ def api_key(app):
 @pytest.fixture
 def client(app, api_key):
     """A Flask test client that sends the API key on every request."""
-    c = keyed_client(app, api_key)
-    return c
+    return keyed_client(app, api_key)
 
 
 @pytest.fixture

@@ -27,8 +27,7 @@ def quick_app(settings):
 
 @pytest.fixture
 def api(quick_app, api_key):
-    c = keyed_client(quick_app, api_key)
-    return c
+    return keyed_client(quick_app, api_key)
 
 
 @pytest.fixture

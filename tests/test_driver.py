@@ -17,6 +17,7 @@ import secrets
 import signal
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -416,23 +417,35 @@ def test_media_from_a_private_address_is_refused(make_runtime, sim, media_server
 
 # --- never twice ------------------------------------------------------------------------
 
-@every_route
-def test_an_unconfirmed_send_is_found_in_the_chat_not_sent_again(make_runtime, sim, monkeypatch):
+@contextmanager
+def worker_dies_during_send(*, after_it_went_out: bool):
+    """The send's wait for the message on the page ends in UnconfirmedSend, as if the worker
+    died there: after the message went out, or at the commit, before Enter did anything.
+    Yields a MonkeyPatch whose changes are undone with this one's."""
     from browser.whatsapp import UnconfirmedSend, WhatsAppWeb
+
+    real_wait_sent = WhatsAppWeb._wait_sent
+
+    def dies(self, phone, before, deadline):
+        if after_it_went_out:
+            real_wait_sent(self, phone, before, deadline)  # it went out...
+        raise UnconfirmedSend("the worker died before it saw the ack")  # ...but nobody knew
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(WhatsAppWeb, "_wait_sent", dies)
+        yield patch
+    assert WhatsAppWeb._wait_sent is real_wait_sent
+
+
+@every_route
+def test_an_unconfirmed_send_is_found_in_the_chat_not_sent_again(make_runtime, sim):
+    from browser.whatsapp import UnconfirmedSend
 
     rt = make_runtime()
     link(rt, sim)
     message_id = mid()
-    real_wait_sent = WhatsAppWeb._wait_sent
-
-    def crash_after_enter(self, phone, before, deadline):
-        real_wait_sent(self, phone, before, deadline)  # it went out...
-        raise UnconfirmedSend("the worker died before it saw the ack")  # ...but nobody knew
-
-    monkeypatch.setattr(WhatsAppWeb, "_wait_sent", crash_after_enter)
-    with pytest.raises(UnconfirmedSend):
+    with worker_dies_during_send(after_it_went_out=True), pytest.raises(UnconfirmedSend):
         rt.deliver("s1", 1, message_id, PEER, "exactly once, please")
-    monkeypatch.setattr(WhatsAppWeb, "_wait_sent", real_wait_sent)
     rt.deliver("s1", 1, mid(), PEER, "a later message in the same chat")
     wa_id = rt.deliver("s1", 1, message_id, PEER, "exactly once, please")
     texts = [m["text"] for m in sim.messages(PEER)]
@@ -440,27 +453,19 @@ def test_an_unconfirmed_send_is_found_in_the_chat_not_sent_again(make_runtime, s
     assert wa_id == next(m["serialized"] for m in sim.messages(PEER) if m["text"] == "exactly once, please")
 
 
-def test_a_send_that_never_left_is_sent_on_the_next_attempt(make_runtime, sim, monkeypatch):
+def test_a_send_that_never_left_is_sent_on_the_next_attempt(make_runtime, sim):
     from selenium.webdriver.common.keys import Keys
 
-    from browser.whatsapp import UnconfirmedSend, WhatsAppWeb
+    from browser.whatsapp import UnconfirmedSend
 
     rt = make_runtime()
     link(rt, sim)
     message_id = mid()
-    real_wait_sent = WhatsAppWeb._wait_sent
-
-    def died_before_enter(self, phone, before, deadline):
-        raise UnconfirmedSend("the worker died at the commit")
-
     # Enter never reaches the page: the commit was recorded, the message did not leave.
-    monkeypatch.setattr(WhatsAppWeb, "_wait_sent", died_before_enter)
-    monkeypatch.setattr(Keys, "ENTER", "")
-    with pytest.raises(UnconfirmedSend):
+    with worker_dies_during_send(after_it_went_out=False) as patch, pytest.raises(UnconfirmedSend):
+        patch.setattr(Keys, "ENTER", "")
         rt.deliver("s1", 1, message_id, PEER, "did it go?")
-    monkeypatch.undo()
     assert rt.redis.exists(f"wa:msg:{message_id}:commit:0")
-    assert real_wait_sent is WhatsAppWeb._wait_sent
     rt.deliver("s1", 1, message_id, PEER, "did it go?")
     assert [m["text"] for m in sim.messages(PEER)].count("did it go?") == 1
 
@@ -544,34 +549,28 @@ def test_preparing_a_send_is_retried_on_transient_page_errors():
 
     from browser.whatsapp import TransientSendError, WhatsAppWeb
 
-    calls = []
+    def tried(errors: list[Exception]) -> tuple[object, int]:
+        """What preparing answered (or raised) when each try raises the next of ``errors``
+        and succeeds once they run out, and how many tries it took."""
+        calls = []
 
-    def flaky():
-        calls.append(1)
-        if len(calls) < 3:
-            raise TransientSendError("the chat did not open")
-        return "box"
+        def prepare():
+            calls.append(1)
+            if len(calls) <= len(errors):
+                raise errors[len(calls) - 1]
+            return "box"
 
-    page = WhatsAppWeb.__new__(WhatsAppWeb)
-    assert page._prepared(flaky, _time.monotonic() + 10) == "box" and len(calls) == 3
-    calls.clear()
+        try:
+            answer = WhatsAppWeb.__new__(WhatsAppWeb)._prepared(prepare, _time.monotonic() + 10)
+        except Exception as exc:  # noqa: BLE001 - the test looks at what it was
+            answer = exc
+        return answer, len(calls)
 
-    def hopeless():
-        calls.append(1)
-        raise TransientSendError("never")
-
-    with pytest.raises(TransientSendError):
-        page._prepared(hopeless, _time.monotonic() + 10)
-    assert len(calls) == 3
-    calls.clear()
-
-    def not_on_whatsapp():
-        calls.append(1)
-        raise NumberNotOnWhatsApp("no")
-
-    with pytest.raises(NumberNotOnWhatsApp):
-        page._prepared(not_on_whatsapp, _time.monotonic() + 10)
-    assert len(calls) == 1, "permanent errors are not retried"
+    assert tried([TransientSendError("the chat did not open")] * 2) == ("box", 3)
+    answer, tries = tried([TransientSendError("never")] * 5)
+    assert isinstance(answer, TransientSendError) and tries == 3
+    answer, tries = tried([NumberNotOnWhatsApp("no")])
+    assert isinstance(answer, NumberNotOnWhatsApp) and tries == 1, "permanent errors are not retried"
 
 
 # --- memory -----------------------------------------------------------------------------

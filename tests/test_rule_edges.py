@@ -245,23 +245,20 @@ def take_from_an_earlier_life(redis_client, message_id: str, **interference):
         message_id, "slot-1|new-boot|t", lease=60, dead=earlier_life)
 
 
-def test_a_claim_that_changed_before_it_was_watched_is_judged_again(redis_client, tag):
+# Between the look and the WATCH, or during the takeover (before MULTI).
+@pytest.mark.parametrize("moment", ["after_get", "before_multi"])
+def test_a_claim_another_task_of_the_dead_life_took_meanwhile_is_judged_again(redis_client, tag, moment):
     message_id = f"msg_{tag}"
     key = Claims.key(message_id)
-    # Between the look and the WATCH, another task of that dead life holds it: still dead.
-    assert take_from_an_earlier_life(
-        redis_client, message_id, after_get=lambda: redis_client.set(key, EARLIER_LIFE + "t2", px=60_000)) is None
+    meanwhile = {moment: lambda: redis_client.set(key, EARLIER_LIFE + "t2", px=60_000)}  # still a dead holder
+    assert take_from_an_earlier_life(redis_client, message_id, **meanwhile) is None
     assert redis_client.get(key) == b"slot-1|new-boot|t"
     assert 59_000 < redis_client.pttl(key) <= 60_000
 
 
-def test_a_claim_changed_during_the_takeover_is_judged_again(redis_client, tag):
+def test_a_live_holder_that_came_in_during_the_takeover_keeps_the_claim(redis_client, tag):
     message_id = f"msg_{tag}"
     key = Claims.key(message_id)
-    assert take_from_an_earlier_life(
-        redis_client, message_id, before_multi=lambda: redis_client.set(key, EARLIER_LIFE + "t3", px=60_000)) is None
-    assert redis_client.get(key) == b"slot-1|new-boot|t"
-    # A live holder that came in meanwhile keeps it.
     assert take_from_an_earlier_life(
         redis_client, message_id, before_multi=lambda: redis_client.set(key, "slot-2|boot|t", px=60_000)
     ) == b"slot-2|boot|t"
