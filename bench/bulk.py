@@ -59,11 +59,11 @@ def run_job(api, db, sessions: list[str], messages: int, tag: str) -> list[float
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--sessions", type=int, default=8)
-    parser.add_argument("--messages", type=int, default=50)
-    parser.add_argument("--gap-min", type=float, default=1.0)
-    parser.add_argument("--gap-max", type=float, default=2.0)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=8, help="sessions sending at once, one bulk each")
+    parser.add_argument("--messages", type=int, default=50, help="messages per bulk")
+    parser.add_argument("--gap-min", type=float, default=1.0, help="pacing: the shortest gap, seconds")
+    parser.add_argument("--gap-max", type=float, default=2.0, help="pacing: the longest gap, seconds")
     parser.add_argument("--sim-poll-ms", type=int, default=200,
                         help="how often each simulated page polls its server (the real page is pushed to)")
     args = parser.parse_args()

@@ -47,12 +47,12 @@ from tests.helpers import Proc, free_port, port_open, wait_until  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--sessions", type=int, default=40)
-    parser.add_argument("--idle", type=float, default=30.0)
-    parser.add_argument("--restores", type=int, default=10)
-    parser.add_argument("--page-heap-mb", type=float, default=150.0)
-    parser.add_argument("--boot-seconds", type=float, default=4.0)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=40, help="READY sessions on the one slot")
+    parser.add_argument("--idle", type=float, default=30.0, help="seconds they sit idle while measured")
+    parser.add_argument("--restores", type=int, default=10, help="sessions restored from their saved login")
+    parser.add_argument("--page-heap-mb", type=float, default=150.0, help="the simulated app's heap per page")
+    parser.add_argument("--boot-seconds", type=float, default=4.0, help="the simulated app's boot per page load")
     args = parser.parse_args()
 
     with fresh_world("capacity") as world:
