@@ -18,7 +18,6 @@ serves its default page (2026, with its 4 s boot per full page load).
 """
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -30,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 import requests  # noqa: E402
 
-from bench.common import World, cpu_seconds, fresh_world, owned_pids  # noqa: E402
+from bench.common import World, arguments, cpu_seconds, fresh_world, owned_pids  # noqa: E402
 from browser.qr import read_qr_data_url  # noqa: E402
 from messaging import slots  # noqa: E402
 from models import Job, make_engine, make_sessionmaker  # noqa: E402
@@ -59,14 +58,10 @@ def run_job(api, db, sessions: list[str], messages: int, tag: str) -> list[float
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sessions", type=int, default=8, help="sessions sending at once, one bulk each")
-    parser.add_argument("--messages", type=int, default=50, help="messages per bulk")
-    parser.add_argument("--gap-min", type=float, default=1.0, help="pacing: the shortest gap, seconds")
-    parser.add_argument("--gap-max", type=float, default=2.0, help="pacing: the longest gap, seconds")
-    parser.add_argument("--sim-poll-ms", type=int, default=200,
-                        help="how often each simulated page polls its server (the real page is pushed to)")
-    args = parser.parse_args()
+    args = arguments(__doc__, sessions=(8, "sessions sending at once, one bulk each"),
+                     messages=(50, "messages per bulk"), gap_min=(1.0, "pacing: the shortest gap, seconds"),
+                     gap_max=(2.0, "pacing: the longest gap, seconds"),
+                     sim_poll_ms=(200, "how often each simulated page polls its server (the real page is pushed to)"))
 
     with fresh_world("bulk") as world:
         run(args, world)

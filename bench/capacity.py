@@ -22,7 +22,6 @@ predict production rather than the light simulator page; 0 measures the bare pag
 """
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import statistics
@@ -38,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 import requests  # noqa: E402
 
-from bench.common import World, cpu_seconds, du, fresh_world, owned_pids  # noqa: E402
+from bench.common import World, arguments, cpu_seconds, du, fresh_world, owned_pids  # noqa: E402
 from browser.qr import read_qr_data_url  # noqa: E402
 from messaging import dispatch, slots  # noqa: E402
 from settings import Settings  # noqa: E402
@@ -47,13 +46,11 @@ from tests.helpers import Proc, free_port, port_open, wait_until  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sessions", type=int, default=40, help="READY sessions on the one slot")
-    parser.add_argument("--idle", type=float, default=30.0, help="seconds they sit idle while measured")
-    parser.add_argument("--restores", type=int, default=10, help="sessions restored from their saved login")
-    parser.add_argument("--page-heap-mb", type=float, default=150.0, help="the simulated app's heap per page")
-    parser.add_argument("--boot-seconds", type=float, default=4.0, help="the simulated app's boot per page load")
-    args = parser.parse_args()
+    args = arguments(__doc__, sessions=(40, "READY sessions on the one slot"),
+                     idle=(30.0, "seconds they sit idle while measured"),
+                     restores=(10, "sessions restored from their saved login"),
+                     page_heap_mb=(150.0, "the simulated app's heap per page"),
+                     boot_seconds=(4.0, "the simulated app's boot per page load"))
 
     with fresh_world("capacity") as world:
         run(args, world)

@@ -2,6 +2,7 @@
 work folder, on the local services (BENCH_DATABASE_URL, BENCH_REDIS_URL)."""
 from __future__ import annotations
 
+import argparse
 import os
 import secrets
 import subprocess
@@ -87,3 +88,12 @@ def owned_pids(slot: str, worker_pid: int) -> list[int]:
             except OSError:
                 continue
     return pids
+
+
+def arguments(doc: str, **options: tuple) -> argparse.Namespace:
+    """A benchmark's command line: ``--<name>`` for each ``name=(default, help)`` (its type
+    the default's, underscores written as dashes), described by the first line of ``doc``."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    for name, (default, text) in options.items():
+        parser.add_argument("--" + name.replace("_", "-"), type=type(default), default=default, help=text)
+    return parser.parse_args()

@@ -12,7 +12,6 @@ phone's send was posted to the simulator (one clock: this process).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -28,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 import requests  # noqa: E402
 
-from bench.common import World, fresh_world  # noqa: E402
+from bench.common import World, arguments, fresh_world  # noqa: E402
 from browser.qr import read_qr_data_url  # noqa: E402
 from messaging import slots  # noqa: E402
 from settings import Settings  # noqa: E402
@@ -45,11 +44,9 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--messages", type=int, default=40)
-    parser.add_argument("--every", type=float, default=1.3, help="seconds between two messages of the phone")
-    parser.add_argument("--ready-probe", type=float, default=2.0, help="READY_PROBE_INTERVAL of the slot")
-    args = parser.parse_args()
+    args = arguments(__doc__, messages=(40, "messages the phone sends"),
+                     every=(1.3, "seconds between two messages of the phone"),
+                     ready_probe=(2.0, "READY_PROBE_INTERVAL of the slot"))
     with fresh_world("incoming") as world:
         run(args, world)
 

@@ -274,36 +274,14 @@ def create_app(config: SimConfig | None = None) -> Flask:
     def _chats():
         return jsonify(state.chat_view(request.args.get("phone")))
 
-    @app.post("/sim/control/incoming")
-    def _incoming():
-        return jsonify(state.incoming(_body()))
-
-    @app.post("/sim/control/conflict")
-    def _conflict():
-        return jsonify(state.conflict(_body()))
-
-    @app.post("/sim/control/connection")
-    def _connection():
-        return jsonify(state.set_connection(_body()))
-
-    @app.post("/sim/control/ack")
-    def _ack():
-        return jsonify(state.force_ack(_body()))
-
-    @app.post("/sim/control/screen")
-    def _screen():
-        return jsonify(state.set_screen(_body()))
-
-    @app.post("/sim/control/reload")
-    def _reload():
-        return jsonify(state.control_reload(_body()))
-
-    @app.get("/sim/control/counters")
-    def _counters():
-        return jsonify(state.counters())
-
-    @app.post("/sim/control/counters/reset")
-    def _counters_reset():
-        return jsonify(state.reset_counters())
+    # Control endpoints that hand their JSON body (or nothing) to one method of the state.
+    with_body = {"incoming": state.incoming, "conflict": state.conflict, "connection": state.set_connection,
+                 "ack": state.force_ack, "screen": state.set_screen, "reload": state.control_reload}
+    for name, method in with_body.items():
+        app.add_url_rule(f"/sim/control/{name}", f"control_{name}", methods=["POST"],
+                         view_func=lambda method=method: jsonify(method(_body())))
+    app.add_url_rule("/sim/control/counters", "control_counters", view_func=lambda: jsonify(state.counters()))
+    app.add_url_rule("/sim/control/counters/reset", "control_counters_reset", methods=["POST"],
+                     view_func=lambda: jsonify(state.reset_counters()))
 
     return app
