@@ -128,34 +128,6 @@ def create_app(config: SimConfig | None = None) -> Flask:
         state.disconnect(_body().get("cid"))
         return jsonify({"ok": True})
 
-    @app.post("/sim/api/qr/reload")
-    def _qr_reload():
-        return jsonify(state.reload_qr(_body().get("cid")))
-
-    @app.post("/sim/api/mode")
-    def _mode():
-        b = _body()
-        return jsonify(state.set_mode(b.get("cid"), b.get("mode")))
-
-    @app.post("/sim/api/pair/request")
-    def _pair_request():
-        b = _body()
-        return jsonify(state.request_pair_code(b.get("cid"), b.get("phone")))
-
-    @app.post("/sim/api/logout")
-    def _web_logout():
-        b = _body()
-        return jsonify(state.web_logout(b.get("cid"), b.get("from")))
-
-    @app.post("/sim/api/takeover")
-    def _takeover():
-        return jsonify(state.takeover(_body().get("cid")))
-
-    @app.post("/sim/api/chat/open")
-    def _chat_open():
-        b = _body()
-        return jsonify(state.open_chat(b.get("cid"), b.get("phone"), b.get("wid"), b.get("in_app")))
-
     @app.post("/sim/api/chat/seen")
     def _chat_seen():
         b = _body()
@@ -166,19 +138,10 @@ def create_app(config: SimConfig | None = None) -> Flask:
         b = _body()
         return jsonify(state.exists(b.get("cid"), b.get("phone") or b.get("wid")))
 
-    @app.post("/sim/api/onboarding/ack")
-    def _onboarding_ack():
-        return jsonify(state.onboarding_ack(_body().get("cid")))
-
     @app.post("/sim/api/cookies/accept")
     def _cookies():
         b = _body()
         return jsonify(state.cookie_choice(b.get("cid"), b.get("accepted", True)))
-
-    @app.post("/sim/api/screen/action")
-    def _screen_action():
-        b = _body()
-        return jsonify(state.screen_action(b.get("cid"), b.get("action")))
 
     @app.post("/sim/api/send")
     def _send():
@@ -228,23 +191,29 @@ def create_app(config: SimConfig | None = None) -> Flask:
     app.add_url_rule("/sim/api/media/<msg_id>", "page_media", _media_response)
     app.add_url_rule("/sim/control/media/<msg_id>", "control_media", _media_response)
 
-    # ---------------------------------------------------------- phone side
-    @app.post("/sim/phone/scan")
-    def _scan():
-        b = _body()
-        return jsonify(state.phone_scan(b.get("payload"), b.get("phone")))
+    # ------------------------------------------- page API and phone side, as a table
+    # Endpoints that call one method of the state with fields of their JSON body, in order.
+    def body_fields_to(method, names):
+        def view():
+            body = _body()
+            return jsonify(method(*(body.get(name) for name in names)))
+        return view
 
-    @app.post("/sim/phone/pair")
-    def _pair():
-        b = _body()
-        return jsonify(state.phone_pair(b.get("code"), b.get("phone")))
-
-    def _logout():
-        b = _body()
-        return jsonify(state.phone_logout(b.get("phone"), b.get("token")))
-
-    app.add_url_rule("/sim/phone/logout", "phone_logout", _logout, methods=["POST"])
-    app.add_url_rule("/sim/control/logout", "control_logout", _logout, methods=["POST"])
+    for path, method, names in (
+        ("/sim/api/qr/reload", state.reload_qr, ("cid",)),
+        ("/sim/api/mode", state.set_mode, ("cid", "mode")),
+        ("/sim/api/pair/request", state.request_pair_code, ("cid", "phone")),
+        ("/sim/api/logout", state.web_logout, ("cid", "from")),
+        ("/sim/api/takeover", state.takeover, ("cid",)),
+        ("/sim/api/chat/open", state.open_chat, ("cid", "phone", "wid", "in_app")),
+        ("/sim/api/onboarding/ack", state.onboarding_ack, ("cid",)),
+        ("/sim/api/screen/action", state.screen_action, ("cid", "action")),
+        ("/sim/phone/scan", state.phone_scan, ("payload", "phone")),
+        ("/sim/phone/pair", state.phone_pair, ("code", "phone")),
+        ("/sim/phone/logout", state.phone_logout, ("phone", "token")),
+        ("/sim/control/logout", state.phone_logout, ("phone", "token")),
+    ):
+        app.add_url_rule(path, path, body_fields_to(method, names), methods=["POST"])
 
     # -------------------------------------------------------------- control
     @app.get("/sim/control/config")
