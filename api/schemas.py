@@ -169,6 +169,180 @@ WA_ID = fields.String(allow_none=True, metadata={
                    "which can differ from `to` (Brazil's ninth digit, Mexico's 52 1)."})
 
 
+class JobRefSchema(Schema):
+    """What every answer about a send starts with: whether it went through, and its job."""
+
+    success = fields.Boolean()
+    job_id = fields.String()
+    session_id = fields.String()
+
+
+class SendResultSchema(JobRefSchema):
+    """The answer to send-message (202 queued, or 200 with the outcome after ``?wait``)."""
+
+    message_id = fields.String(metadata={"description": "This service's id of the message; poll the job."})
+    status = fields.String(metadata={"description": "queued, sending, sent, delivered, read or failed"})
+    whatsapp_message_id = fields.String(allow_none=True)
+    wa_id = WA_ID
+    error = fields.String(allow_none=True)
+
+
+class BulkItemResultSchema(Schema):
+    """One message in the answer to a bulk send."""
+
+    message_id = fields.String()
+    to = fields.String()
+    status = fields.String(metadata={"description": "pending, or failed (a number that is not valid)"})
+    message_status = fields.String()
+    error = fields.String(allow_none=True)
+    timestamp = Timestamp()
+
+
+class MessageResultSchema(BulkItemResultSchema):
+    """One message of a job (GET /webjs/jobs/{job_id}): a bulk item's fields and what
+    happened to it since."""
+
+    status = fields.String(metadata={"description": "success, failed or pending (the seed's values)"})
+    whatsapp_message_id = fields.String(allow_none=True)
+    wa_id = WA_ID
+    attempts = fields.Integer()
+    next_attempt_at = Timestamp(allow_none=True, metadata={"description": "While scheduled: when it goes."})
+    wait_reason = fields.String(allow_none=True, metadata={
+        "description": "While scheduled: why it waits (pacing, a cap, an open circuit, a retry)."})
+
+
+class JobCountsSchema(JobRefSchema):
+    """What a job and a bulk send's answer both say: the seed's counts."""
+
+    total_messages = fields.Integer()
+    successful_sends = fields.Integer()
+    failed_sends = fields.Integer()
+    duration = fields.String()
+
+
+class JobSchema(JobCountsSchema):
+    """The body of GET /webjs/jobs/{job_id}: the job, its counts and its messages."""
+
+    kind = fields.String()
+    status = fields.String(metadata={"description": "queued, processing, completed, failed or cancelled"})
+    pending = fields.Integer()
+    results = fields.List(fields.Nested(MessageResultSchema))
+    created_at = Timestamp()
+    finished_at = Timestamp(allow_none=True)
+
+
+class CancelResultSchema(Schema):
+    """The body of POST /webjs/jobs/{job_id}/cancel."""
+
+    job_id = fields.String()
+    cancelled = fields.Integer(metadata={"description": "Messages cancelled now."})
+    not_cancelled = fields.Integer(metadata={"description": "Messages already sent, failed or being sent."})
+    status = fields.String()
+
+
+CONTACT_CHECK_MAX = 50  # numbers per check request
+
+
+class BulkResultSchema(JobCountsSchema):
+    """The answer to send-bulk-messages (the seed's shape; duration is always "0.0 seconds")."""
+
+    status = fields.String()
+    results = fields.List(fields.Nested(BulkItemResultSchema))
+
+
+class ActiveSessionsSchema(Schema):
+    """The body of GET /webjs/sessions/active."""
+
+    active_sessions = fields.List(fields.String())
+    count = fields.Integer()
+
+
+class DeletedSchema(Schema):
+    """The answer to deleting sessions."""
+
+    success = fields.Boolean()
+    message = fields.String()
+    deleted_count = fields.Integer()
+
+
+class ContactCheckSchema(RequestSchema):
+    """The body of a number check: up to 50 numbers."""
+
+    numbers = fields.List(Line(validate=validate.Length(max=PHONE_INPUT_MAX)), required=True,
+                          validate=validate.Length(min=1, max=CONTACT_CHECK_MAX), metadata={
+                              "description": f"1 to {CONTACT_CHECK_MAX} numbers; one that is not valid is "
+                                             "answered on its own.",
+                              "example": ["919876543210", "+52 1 55 3437 2942"]})
+
+
+class ContactResultSchema(Schema):
+    """One number's answer in a number check."""
+
+    input = fields.String(metadata={"description": "The number as given."})
+    number = fields.String(allow_none=True, metadata={"description": "Normalised (E.164 digits); null when "
+                                                                     "not valid."})
+    valid = fields.Boolean()
+    exists = fields.Boolean(allow_none=True, metadata={
+        "description": "Whether it is on WhatsApp; null when it could not be checked (see error)."})
+    wa_id = fields.String(allow_none=True, metadata={
+        "description": "The id WhatsApp answered with (<digits>@c.us), which can differ from the number "
+                       "(Brazil's ninth digit, Mexico's 52 1)."})
+    checked_at = Timestamp(allow_none=True)
+    cached = fields.Boolean(metadata={"description": "Answered from an earlier check "
+                                                    "(CONTACT_CHECK_CACHE_SECONDS)."})
+    error = fields.String(allow_none=True)
+
+
+class ContactCheckResultSchema(Schema):
+    """The answer to a number check, in the order asked."""
+
+    session_id = fields.String()
+    results = fields.List(fields.Nested(ContactResultSchema))
+
+
+class OptOutSchema(Schema):
+    """A number on a session's opt-out list."""
+
+    number = fields.String()
+    source = fields.String(metadata={"description": "keyword (the number sent an opt-out keyword) or api"})
+    created_at = Timestamp()
+
+
+class OptOutResultSchema(OptOutSchema):
+    """The answer to putting a number on the opt-out list."""
+
+    session_id = fields.String()
+    created = fields.Boolean(metadata={"description": "False when the number was on the list already."})
+
+
+class OptOutListSchema(Schema):
+    """A session's opt-out list."""
+
+    session_id = fields.String()
+    opt_outs = fields.List(fields.Nested(OptOutSchema))
+    count = fields.Integer()
+
+
+class OptOutRemovedSchema(Schema):
+    """The answer to taking a number off the opt-out list."""
+
+    session_id = fields.String()
+    number = fields.String()
+    removed = fields.Boolean(metadata={"description": "False when the number was not on the list."})
+
+
+class ChatReadSchema(Schema):
+    """The answer to marking a chat read."""
+
+    session_id = fields.String()
+    number = fields.String()
+    marked_read = fields.Boolean()
+    route = fields.String(metadata={"description": "How the page did it: modules (its own sendSeen) or dom "
+                                                   "(the chat was opened, which marks it read)."})
+
+
+# --- messages received (GET /webjs/sessions/{session_id}/messages) ---
+
 CURSOR_PATTERN = r"^c[A-Za-z0-9_-]*$"
 
 
@@ -250,175 +424,3 @@ class MessagesPageSchema(Schema):
     messages = fields.List(fields.Nested(IncomingMessageSchema), metadata={"description": "Oldest first."})
     next_cursor = fields.String(allow_none=True, metadata={
         "description": "Pass as `after` for the messages after these (the same as `after` when none came)."})
-
-
-class JobRefSchema(Schema):
-    """What every answer about a send starts with: whether it went through, and its job."""
-
-    success = fields.Boolean()
-    job_id = fields.String()
-    session_id = fields.String()
-
-
-class SendResultSchema(JobRefSchema):
-    """The answer to send-message (202 queued, or 200 with the outcome after ``?wait``)."""
-
-    message_id = fields.String(metadata={"description": "This service's id of the message; poll the job."})
-    status = fields.String(metadata={"description": "queued, sending, sent, delivered, read or failed"})
-    whatsapp_message_id = fields.String(allow_none=True)
-    wa_id = WA_ID
-    error = fields.String(allow_none=True)
-
-
-class BulkItemResultSchema(Schema):
-    """One message in the answer to a bulk send."""
-
-    message_id = fields.String()
-    to = fields.String()
-    status = fields.String(metadata={"description": "pending, or failed (a number that is not valid)"})
-    message_status = fields.String()
-    error = fields.String(allow_none=True)
-    timestamp = Timestamp()
-
-
-class MessageResultSchema(BulkItemResultSchema):
-    """One message of a job (GET /webjs/jobs/{job_id}): a bulk item's fields and what
-    happened to it since."""
-
-    status = fields.String(metadata={"description": "success, failed or pending (the seed's values)"})
-    whatsapp_message_id = fields.String(allow_none=True)
-    wa_id = WA_ID
-    attempts = fields.Integer()
-    next_attempt_at = Timestamp(allow_none=True, metadata={"description": "While scheduled: when it goes."})
-    wait_reason = fields.String(allow_none=True, metadata={
-        "description": "While scheduled: why it waits (pacing, a cap, an open circuit, a retry)."})
-
-
-class JobCountsSchema(JobRefSchema):
-    """What a job and a bulk send's answer both say: the seed's counts."""
-
-    total_messages = fields.Integer()
-    successful_sends = fields.Integer()
-    failed_sends = fields.Integer()
-    duration = fields.String()
-
-
-class JobSchema(JobCountsSchema):
-    """The body of GET /webjs/jobs/{job_id}: the job, its counts and its messages."""
-
-    kind = fields.String()
-    status = fields.String(metadata={"description": "queued, processing, completed, failed or cancelled"})
-    pending = fields.Integer()
-    results = fields.List(fields.Nested(MessageResultSchema))
-    created_at = Timestamp()
-    finished_at = Timestamp(allow_none=True)
-
-
-class BulkResultSchema(JobCountsSchema):
-    """The answer to send-bulk-messages (the seed's shape; duration is always "0.0 seconds")."""
-
-    status = fields.String()
-    results = fields.List(fields.Nested(BulkItemResultSchema))
-
-
-class ActiveSessionsSchema(Schema):
-    """The body of GET /webjs/sessions/active."""
-
-    active_sessions = fields.List(fields.String())
-    count = fields.Integer()
-
-
-class DeletedSchema(Schema):
-    """The answer to deleting sessions."""
-
-    success = fields.Boolean()
-    message = fields.String()
-    deleted_count = fields.Integer()
-
-
-class CancelResultSchema(Schema):
-    """The body of POST /webjs/jobs/{job_id}/cancel."""
-
-    job_id = fields.String()
-    cancelled = fields.Integer(metadata={"description": "Messages cancelled now."})
-    not_cancelled = fields.Integer(metadata={"description": "Messages already sent, failed or being sent."})
-    status = fields.String()
-
-
-CONTACT_CHECK_MAX = 50  # numbers per check request
-
-
-class ContactCheckSchema(RequestSchema):
-    """The body of a number check: up to 50 numbers."""
-
-    numbers = fields.List(Line(validate=validate.Length(max=PHONE_INPUT_MAX)), required=True,
-                          validate=validate.Length(min=1, max=CONTACT_CHECK_MAX), metadata={
-                              "description": f"1 to {CONTACT_CHECK_MAX} numbers; one that is not valid is "
-                                             "answered on its own.",
-                              "example": ["919876543210", "+52 1 55 3437 2942"]})
-
-
-class ContactResultSchema(Schema):
-    """One number's answer in a number check."""
-
-    input = fields.String(metadata={"description": "The number as given."})
-    number = fields.String(allow_none=True, metadata={"description": "Normalised (E.164 digits); null when "
-                                                                     "not valid."})
-    valid = fields.Boolean()
-    exists = fields.Boolean(allow_none=True, metadata={
-        "description": "Whether it is on WhatsApp; null when it could not be checked (see error)."})
-    wa_id = fields.String(allow_none=True, metadata={
-        "description": "The id WhatsApp answered with (<digits>@c.us), which can differ from the number "
-                       "(Brazil's ninth digit, Mexico's 52 1)."})
-    checked_at = Timestamp(allow_none=True)
-    cached = fields.Boolean(metadata={"description": "Answered from an earlier check "
-                                                    "(CONTACT_CHECK_CACHE_SECONDS)."})
-    error = fields.String(allow_none=True)
-
-
-class ContactCheckResultSchema(Schema):
-    """The answer to a number check, in the order asked."""
-
-    session_id = fields.String()
-    results = fields.List(fields.Nested(ContactResultSchema))
-
-
-class OptOutSchema(Schema):
-    """A number on a session's opt-out list."""
-
-    number = fields.String()
-    source = fields.String(metadata={"description": "keyword (the number sent an opt-out keyword) or api"})
-    created_at = Timestamp()
-
-
-class OptOutResultSchema(OptOutSchema):
-    """The answer to putting a number on the opt-out list."""
-
-    session_id = fields.String()
-    created = fields.Boolean(metadata={"description": "False when the number was on the list already."})
-
-
-class OptOutListSchema(Schema):
-    """A session's opt-out list."""
-
-    session_id = fields.String()
-    opt_outs = fields.List(fields.Nested(OptOutSchema))
-    count = fields.Integer()
-
-
-class OptOutRemovedSchema(Schema):
-    """The answer to taking a number off the opt-out list."""
-
-    session_id = fields.String()
-    number = fields.String()
-    removed = fields.Boolean(metadata={"description": "False when the number was not on the list."})
-
-
-class ChatReadSchema(Schema):
-    """The answer to marking a chat read."""
-
-    session_id = fields.String()
-    number = fields.String()
-    marked_read = fields.Boolean()
-    route = fields.String(metadata={"description": "How the page did it: modules (its own sendSeen) or dom "
-                                                   "(the chat was opened, which marks it read)."})

@@ -94,16 +94,6 @@ class MessageEvent(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
-class SlotStarted(Event):
-    """A slot worker started with no browsers: placements on it older than ``started_ms``
-    (epoch milliseconds) are gone."""
-
-    type: ClassVar[str] = "slot_started"
-    slot: str
-    started_ms: int
-
-
-@dataclass(frozen=True, kw_only=True)
 class SessionBackup(PlacedEvent):
     """A new verified archive of a session's login (the row's s3_session_key)."""
 
@@ -152,6 +142,16 @@ class IncomingMessageEvent(PlacedEvent):
     media_size: int | None = None  # bytes
     quoted_wa_message_id: str | None = None  # the own id of the message it quotes
     route: str = "modules"  # modules (the page's message collection) or dom (the chat list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SlotStarted(Event):
+    """A slot worker started with no browsers: placements on it older than ``started_ms``
+    (epoch milliseconds) are gone."""
+
+    type: ClassVar[str] = "slot_started"
+    slot: str
+    started_ms: int
 
 
 EVENT_TYPES: dict[str, type[Event]] = {cls.type: cls for cls in
