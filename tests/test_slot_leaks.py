@@ -14,7 +14,7 @@ import pytest
 
 from browser.chrome import DRIVER_COPY_PREFIX, processes
 from messaging import slots
-from tests.helpers import serving
+from tests.helpers import serving, wait_until
 from workers.slot_runtime import SlotRuntime
 
 RESTARTS = 5
@@ -67,7 +67,9 @@ def test_a_slot_restarted_five_times_leaves_no_zombie_and_one_driver_copy_at_mos
                 rt.stop(session_id, 1, forget=True)
             elif restart == RESTARTS - 1:  # its chromedriver dies first (a signal to the process group)
                 rt.stopping()  # as the worker's stop signal does: the monitor no longer probes
-                rt.sessions[session_id].driver.service.process.kill()
+                driver_process = rt.sessions[session_id].driver.service.process
+                driver_process.kill()
+                wait_until(lambda: driver_process.poll() is not None, 10, what="chromedriver gone")
                 caplog.clear()
                 caplog.set_level(logging.INFO)
             rt.shutdown()
