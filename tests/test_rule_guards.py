@@ -291,3 +291,38 @@ def test_a_bulk_enqueues_only_the_first_message_to_each_number(client, redis_cli
     ids = [x["message_id"] for x in r.json["results"]]
     queued = [k["message_id"] for k in _queued_sends(redis_client, queue)]
     assert sorted(queued) == sorted([single.json["message_id"], ids[0], ids[1]])
+
+
+# --- what the send task is given is what the client asked for --------------------------------
+def test_mark_chat_read_travels_with_the_send(client, redis_client, ready_slot):
+    session_id, queue = ready_slot
+    url = f"/webjs/sessions/{session_id}/send-message"
+    asked = client.post(url, json={"to": "919876543210", "message": "read it", "mark_chat_read": True})
+    not_asked = client.post(url, json={"to": "919876543211", "message": "leave it"})
+    assert asked.status_code == not_asked.status_code == 202
+    by_id = {k["message_id"]: k for k in _queued_sends(redis_client, queue)}
+    assert by_id[asked.json["message_id"]]["mark_chat_read"] is True
+    assert not by_id[not_asked.json["message_id"]].get("mark_chat_read")
+
+
+def test_inline_items_keep_their_own_name_and_type_and_links_stay_as_they_are(tmp_path):
+    """The same bytes twice in one send are stored once, but each item keeps its name and
+    type; a media URL among them passes through untouched."""
+    from models.sends import Recipient
+    from services.accepting import store_inline_media
+    from storage.media import MediaStore
+    from storage.profiles import LocalBlobs
+
+    data = base64.b64encode(b"the same bytes").decode()
+    link = {"url": "https://files.example/agenda.pdf"}
+    recipient = Recipient("919876543210", "919876543210", "files", media=[
+        link, {"filename": "a.png", "mimetype": "image/png", "data": data},
+        {"filename": "a.bin", "mimetype": "application/octet-stream", "data": data}])
+    [out], refs = store_inline_media(MediaStore(LocalBlobs(tmp_path), 3600), [recipient])
+    assert out.media[0] == link
+    png, binary = out.media[1:]
+    assert (png["filename"], png["mimetype"]) == ("a.png", "image/png")
+    assert (binary["filename"], binary["mimetype"]) == ("a.bin", "application/octet-stream")
+    assert png["ref"] == binary["ref"] and refs == [png["ref"]], "stored once"
+    with pytest.raises(RuntimeError, match="inline media need a media store"):
+        store_inline_media(None, [recipient])
