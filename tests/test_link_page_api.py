@@ -21,7 +21,7 @@ from messaging import slots
 from messaging.events import session_channel
 from models import WhatsAppSession
 from services.link_tokens import LinkExpired, LinkInvalid, link_secret, make_token, read_token
-from tests.helpers import keyed_client
+from tests.helpers import keyed_client, wait_until
 
 
 def link_path(client, session_id: str) -> str:
@@ -209,21 +209,23 @@ def fake_slot(redis_client):
 def act_as_slot_and_recorder(db, redis_client, session_id: str, status: str, **fields) -> threading.Thread:
     """Once the session is placed, record ``status`` in its row and publish the recorder's copy."""
 
+    def placed_then_recorded() -> int | None:
+        """The placement's epoch once the session is placed and ``status`` is recorded."""
+        with db.begin() as s:
+            row = s.execute(select(WhatsAppSession).where(WhatsAppSession.session_id == session_id)
+                            .with_for_update()).scalar_one()
+            if not row.slot:
+                return None
+            row.status = status
+            for name, value in fields.items():
+                setattr(row, name, value)
+            return row.epoch
+
     def run():
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            with db.begin() as s:
-                row = s.execute(select(WhatsAppSession).where(WhatsAppSession.session_id == session_id)
-                                .with_for_update()).scalar_one()
-                if row.slot:
-                    row.status = status
-                    for name, value in fields.items():
-                        setattr(row, name, value)
-                    epoch = row.epoch
-                    break
-            time.sleep(0.05)
-        else:
-            return
+        try:
+            epoch = wait_until(placed_then_recorded, 5, what="the session placed")
+        except AssertionError:
+            return  # never placed: the test's own assertions say so
         redis_client.publish(session_channel(session_id), json.dumps(
             {"type": "session", "session_id": session_id, "epoch": epoch, "status": status, "recorded": True,
              **fields}))
