@@ -15,7 +15,7 @@ from api.schemas import (
     ChatReadSchema, ContactCheckResultSchema, ContactCheckSchema, OptOutListSchema, OptOutRemovedSchema,
     OptOutResultSchema,
 )
-from api.sessions import get_session, services
+from api.sessions import QUEUE_UNAVAILABLE, get_session, services
 from api.waits import Waiter
 from messaging import dispatch
 from messaging.contacts import ContactAnswer, ContactCache
@@ -31,7 +31,6 @@ log = logging.getLogger("api.contacts")
 blp = Blueprint("contacts", __name__, url_prefix="/webjs/sessions",
                 description="Contacts: number checks, opt-outs, marking chats read")
 
-QUEUE_UNAVAILABLE = "Queue unavailable. Please try again later."
 NOT_CHECKED = "Not checked in time; ask again (answers are kept for CONTACT_CHECK_CACHE_SECONDS)."
 NO_ANSWER = "The session's browser did not answer in time. Please try again."
 

@@ -22,7 +22,7 @@ from marshmallow import ValidationError
 
 from api.link_texts import TEXTS
 from api.schemas import PairingCodeRequestSchema, seed_timestamp
-from api.sessions import request_pairing_code, start_session
+from api.sessions import request_pairing_code, services, start_session
 from api.waits import Waiter
 from messaging.events import session_channel
 from models import SessionStatus, WhatsAppSession
@@ -43,11 +43,6 @@ PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",  # the token is in the URL
     "Cache-Control": "no-store",
 }
-
-
-def services():
-    """The API's wiring (``api.Services``) of the app serving this request."""
-    return current_app.extensions["wa"]
 
 
 @blp.after_request

@@ -41,6 +41,7 @@ CAPACITY_FULL = "Maximum concurrent sessions reached. Please try again later."
 NO_SLOTS = "No browser worker is available. Please try again later."
 ALREADY_LINKED = "Session is already authenticated."
 NOT_INITIALIZED = "Session is not initialized. Please initialize the client first."
+QUEUE_UNAVAILABLE = "Queue unavailable. Please try again later."
 
 
 def services():
@@ -165,7 +166,7 @@ def start_placed(placement: Placement, *, stop: tuple[str, int] | None = None) -
             row = get_session(s, placement.session_id, lock=True)
             if row.epoch == placement.epoch:  # give the place back, so that a retry places it again
                 change_session_status(s, row, SessionStatus.DISCONNECTED, reason="QUEUE_UNAVAILABLE")
-        abort(503, message="Queue unavailable. Please try again later.")
+        abort(503, message=QUEUE_UNAVAILABLE)
 
 
 def start_session(session_id: str) -> tuple[dict, int]:
@@ -302,7 +303,7 @@ def request_pairing_code(session_id: str, phone_e164: str) -> dict:
                                           epoch=row.epoch, phone=phone_e164)
         except ENQUEUE_ERRORS as exc:
             log.warning("session=%s pairing code could not be requested: %s", session_id, exc)
-            abort(503, message="Queue unavailable. Please try again later.")
+            abort(503, message=QUEUE_UNAVAILABLE)
 
         def answer(e: dict) -> bool:
             if e.get("epoch") != row.epoch:

@@ -41,8 +41,10 @@ def link_secret(configured: str | None, client: redis.Redis) -> str:
     starts again empty makes a new one: earlier links then stop working)."""
     if configured:
         return configured
-    client.set(SECRET_KEY, secrets.token_urlsafe(32), nx=True)
-    value = client.get(SECRET_KEY)
+    value = client.get(SECRET_KEY)  # every request of a linking page asks: one round trip
+    if value is None:
+        client.set(SECRET_KEY, secrets.token_urlsafe(32), nx=True)  # the first process to ask makes it
+        value = client.get(SECRET_KEY)
     return value.decode() if isinstance(value, bytes) else value
 
 
