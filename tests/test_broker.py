@@ -1,13 +1,18 @@
 """The broker transport (messaging/broker.py) on a real Redis: a worker that lost its
-connection can still give back the tasks it held unacknowledged."""
+connection can still give back the tasks it held unacknowledged; a slot worker that cannot
+go on exits non-zero."""
 from __future__ import annotations
 
+import os
 import secrets
+import subprocess
+import sys
 
 import pytest
 from kombu import Connection
 
 from messaging.broker import transport_for
+from tests.helpers import ROOT
 
 
 def test_redis_urls_get_the_transport_and_other_brokers_keep_kombus_choice():
@@ -44,3 +49,26 @@ def test_a_collected_connection_gives_its_unacknowledged_tasks_back(redis_url, t
                     again.get(timeout=0.5)
         finally:
             again.clear()
+
+
+# A slot worker whose consumer fails for a reason that is not a lost connection: the
+# unrecoverable error Celery logs before stopping (the issue saw one with exit status 0,
+# and honcho then stopped every other process without saying why).
+_FAILING_SLOT = """
+import celery.worker.consumer.tasks as tasks
+def start(self, c):
+    raise RuntimeError("injected: the consumer cannot go on")
+tasks.Tasks.start = start
+from workers.slot import main
+main()
+"""
+
+
+def test_a_slot_worker_that_cannot_go_on_exits_non_zero(settings, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": settings.database_url,
+           "REDIS_URL": settings.redis_url, "SLOT_NAME": f"exit-{secrets.token_hex(3)}",
+           "BROWSER_WORK_DIR": str(tmp_path / "browsers"), "PROFILE_DIR": str(tmp_path / "profiles")}
+    done = subprocess.run([sys.executable, "-c", _FAILING_SLOT], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert "Unrecoverable error" in done.stderr + done.stdout
+    assert done.returncode != 0
