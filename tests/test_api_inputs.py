@@ -4,9 +4,11 @@ error has the seed's shape and the headers it needs."""
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
 from dataclasses import replace
+from datetime import timezone
 from http import HTTPStatus
 
 import pytest
@@ -178,6 +180,30 @@ def test_the_celery_entry_refuses_the_same_inputs(app, db, wire_control, ready):
     assert jobs_of(db, ready) == 0
     body = api_tasks.send_message.run(session_id=ready, to="919876543210", message="hi", idempotency_key="k" * 255)
     assert body["status"] == "queued" and jobs_of(db, ready) == 1
+
+
+SEED_TIME = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"  # 2024-01-15T10:30:00Z
+
+
+def test_the_celery_bulk_result_has_the_seeds_timestamps_also_when_replayed(app, db, wire_control, ready):
+    """wa.api.send_bulk_messages answers what the HTTP API answers: ``results[].timestamp``
+    in the seed's format, also when it replays an answer stored in the old format."""
+    from workers import api_tasks
+
+    wire_control(app.extensions["wa"].settings)
+    items = [{"to": "919876543210", "message": "one"}, {"to": "919876543211", "message": "two"}]
+    first = api_tasks.send_bulk_messages.run(session_id=ready, messages=items, idempotency_key="bulk-times")
+    with db() as s:
+        created = s.get(Job, first["job_id"]).created_at
+    expected = created.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert [r["timestamp"] for r in first["results"]] == [expected, expected]
+    with db.begin() as s:  # an answer stored before the one format: +00:00 and microseconds
+        stored = s.execute(select(IdempotencyKey).where(IdempotencyKey.job_id == first["job_id"])).scalar_one()
+        stored.response = {**stored.response, "results": [{**r, "timestamp": created.isoformat()}
+                                                          for r in stored.response["results"]]}
+    again = api_tasks.send_bulk_messages.run(session_id=ready, messages=items, idempotency_key="bulk-times")
+    assert again["job_id"] == first["job_id"]
+    assert all(re.fullmatch(SEED_TIME, r["timestamp"]) for r in again["results"]), again["results"]
 
 
 def test_the_bulk_size_is_checked_before_the_items(client, ready):
