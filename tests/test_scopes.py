@@ -113,6 +113,19 @@ def test_a_revoked_key_is_refused_at_once_in_every_api_worker(app, client, setti
         assert c.get("/webjs/sessions/active", headers={"X-API-Key": key["key"]}).status_code == 401
 
 
+def test_the_api_revokes_by_id_only(client):
+    """DELETE /webjs/keys/{key_id} with a key's prefix is 404 and revokes nothing (it used to
+    revoke the key and then answer 404); the CLI's revoke_key still takes a prefix."""
+    key = client.post("/webjs/keys", json={"name": "by id", "user_ids": ["nobody"]}).json
+    by_prefix = client.delete(f"/webjs/keys/{key['prefix']}")
+    assert by_prefix.status_code == 404, by_prefix.json
+    c = keyed_client(client.application, key["key"])
+    assert c.get("/webjs/sessions/active").status_code == 200, "a 404 must not have revoked it"
+    revoked = client.delete(f"/webjs/keys/{key['id']}")
+    assert revoked.status_code == 200 and revoked.json["id"] == key["id"] and revoked.json["revoked_at"]
+    assert c.get("/webjs/sessions/active").status_code == 401
+
+
 def test_guessing_keys_is_rate_limited_per_client_address(app, settings, api_key):
     """Over the limit, an address gets 429 for the rest of the minute for any key not
     checked valid since the last revocation: a right guess is not told apart."""
