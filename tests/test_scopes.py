@@ -40,48 +40,78 @@ def test_a_tenant_creates_only_inside_its_scope(tenants):
     assert refused.status_code == 403 and "scope" in refused.json["message"]
 
 
-def test_another_tenant_gets_404_on_every_route_of_a_session_and_its_jobs(tenants, client, db):
-    (a, a_prefix), (b, _) = tenants["a"], tenants["b"]
-    sid = a_prefix + "mine"
-    assert a.post("/webjs/sessions", json={"user_id": sid, "callback_url": "http://127.0.0.1:9/a"}).status_code == 201
-    ready(db, sid)
-    sent = a.post(f"/webjs/sessions/{sid}/send-message", json={"to": "919876543210", "message": "hi"})
-    assert sent.status_code == 202, sent.json
-    job_id = sent.json["job_id"]
-    routes = [
+def routes_of(sid: str, job_id: str) -> list[tuple[str, str, dict | None]]:
+    """Every route that names a session or a job: (method, path, JSON body or None)."""
+    return [
         ("get", f"/webjs/sessions/{sid}/status", None), ("get", f"/webjs/sessions/{sid}/qr", None),
         ("post", f"/webjs/sessions/{sid}/initialize", None), ("post", f"/webjs/sessions/{sid}/restart", None),
         ("post", f"/webjs/sessions/{sid}/pairing-code", {"phone_number": "+919876543210"}),
+        ("post", f"/webjs/sessions/{sid}/link-page", None),
         ("post", f"/webjs/sessions/{sid}/send-message", {"to": "919876543210", "message": "not mine"}),
         ("post", f"/webjs/sessions/{sid}/send-bulk-messages", {"messages": [{"to": "919876543210", "message": "x"}]}),
+        ("post", f"/webjs/sessions/{sid}/contacts/check", {"numbers": ["919876543210"]}),
+        ("get", f"/webjs/sessions/{sid}/opt-outs", None),
+        ("post", f"/webjs/sessions/{sid}/opt-outs/919876543210", None),
+        ("delete", f"/webjs/sessions/{sid}/opt-outs/919876543210", None),
+        ("post", f"/webjs/sessions/{sid}/chats/919876543210/read", None),
+        ("get", f"/webjs/sessions/{sid}/messages?direction=in&limit=5", None),
         ("patch", f"/webjs/sessions/{sid}", {"callback_url": "http://127.0.0.1:9/stolen"}),
         ("delete", f"/webjs/sessions/{sid}", None), ("get", f"/webjs/users/{sid}/session", None),
-        ("get", f"/webjs/sessions/{sid}/messages?direction=in&limit=5", None),
         ("get", f"/webjs/jobs/{job_id}", None), ("post", f"/webjs/jobs/{job_id}/cancel", None),
     ]
-    for method, path, body in routes:
-        r = getattr(b, method)(path, json=body) if body is not None else getattr(b, method)(path)
-        assert r.status_code == 404, (method, path, r.status_code, r.json)
-    assert b.delete(f"/webjs/users/{sid}/sessions").json["deleted_count"] == 0
-    assert sid not in b.get("/webjs/sessions/active").json["active_sessions"]
-    # Nothing of it changed: the owner and an admin still see it as it was.
-    status = a.get(f"/webjs/sessions/{sid}/status").json
-    assert status["callback_url"] == "http://127.0.0.1:9/a"
-    assert a.get(f"/webjs/jobs/{job_id}").json["total_messages"] == 1
-    assert client.get(f"/webjs/sessions/{sid}/status").status_code == 200
-    assert client.get(f"/webjs/jobs/{job_id}").status_code == 200
-    assert sid in client.get("/webjs/sessions/active").json["active_sessions"]
+
+
+def test_each_tenant_gets_404_on_every_route_of_the_others_sessions_and_jobs(tenants, client, db):
+    """Both tenants own a READY session with a job; each gets 404 on every route of the
+    other's (the same answer as for a session that does not exist); nothing changes; the
+    owner and an admin key still see each as it was."""
+    owned = {}
+    for name, (c, prefix) in tenants.items():
+        sid = prefix + "mine"
+        hook = f"http://127.0.0.1:9/{name}"
+        assert c.post("/webjs/sessions", json={"user_id": sid, "callback_url": hook}).status_code == 201
+        ready(db, sid)
+        sent = c.post(f"/webjs/sessions/{sid}/send-message", json={"to": "919876543210", "message": "hi"})
+        assert sent.status_code == 202, sent.json
+        owned[name] = (sid, sent.json["job_id"], hook)
+    for name, other in (("a", "b"), ("b", "a")):
+        intruder = tenants[other][0]
+        sid, job_id, _hook = owned[name]
+        for method, path, body in routes_of(sid, job_id):
+            r = getattr(intruder, method)(path, json=body) if body is not None else getattr(intruder, method)(path)
+            assert r.status_code == 404, (other, method, path, r.status_code, r.json)
+        assert intruder.delete(f"/webjs/users/{sid}/sessions").json["deleted_count"] == 0
+        assert sid not in intruder.get("/webjs/sessions/active").json["active_sessions"]
+    # Nothing of it changed: each owner and an admin still see their own as it was.
+    active = client.get("/webjs/sessions/active").json["active_sessions"]
+    for name, (c, _prefix) in tenants.items():
+        sid, job_id, hook = owned[name]
+        assert c.get(f"/webjs/sessions/{sid}/status").json["callback_url"] == hook
+        assert c.get(f"/webjs/jobs/{job_id}").json["total_messages"] == 1
+        assert c.get(f"/webjs/sessions/{sid}/opt-outs").json["count"] == 0
+        assert c.post(f"/webjs/sessions/{sid}/link-page").status_code == 200  # the owner's routes answer
+        assert sid in c.get("/webjs/sessions/active").json["active_sessions"]
+        assert client.get(f"/webjs/sessions/{sid}/status").status_code == 200
+        assert client.get(f"/webjs/jobs/{job_id}").status_code == 200
+        assert sid in active
 
 
 def test_idempotency_keys_are_per_api_key(tenants, db):
-    (a, a_prefix) = tenants["a"]
-    sid = a_prefix + "idem"
-    a.post("/webjs/sessions", json={"user_id": sid})
-    ready(db, sid)
-    body = {"to": "919876543210", "message": "once"}
-    first = a.post(f"/webjs/sessions/{sid}/send-message", json=body, headers={"Idempotency-Key": "k1"})
-    again = a.post(f"/webjs/sessions/{sid}/send-message", json=body, headers={"Idempotency-Key": "k1"})
-    assert again.headers.get("Idempotent-Replayed") == "true" and again.json["job_id"] == first.json["job_id"]
+    """The same Idempotency-Key string from A and from B is two keys: B's send is a send of
+    its own, never a replay of A's answer (nor a 409 for another body)."""
+    sent = {}
+    for name, (c, prefix) in tenants.items():
+        sid = prefix + "idem"
+        c.post("/webjs/sessions", json={"user_id": sid})
+        ready(db, sid)
+        body = {"to": "919876543210", "message": f"once from {name}"}
+        first = c.post(f"/webjs/sessions/{sid}/send-message", json=body, headers={"Idempotency-Key": "k1"})
+        assert first.status_code == 202 and "Idempotent-Replayed" not in first.headers, (name, first.json)
+        again = c.post(f"/webjs/sessions/{sid}/send-message", json=body, headers={"Idempotency-Key": "k1"})
+        assert again.headers.get("Idempotent-Replayed") == "true" and again.json["job_id"] == first.json["job_id"]
+        sent[name] = first.json
+    assert sent["a"]["job_id"] != sent["b"]["job_id"]
+    assert sent["b"]["session_id"] == tenants["b"][1] + "idem"
 
 
 def test_key_management_is_for_admin_keys_only(tenants, client):
