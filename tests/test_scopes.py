@@ -171,6 +171,48 @@ def test_guessing_keys_is_rate_limited_per_client_address(app, settings, api_key
     assert other.get("/webjs/sessions/active", headers={"X-API-Key": api_key}).status_code == 200
 
 
+def exhaust_the_limit(c, settings, forwarded_for: str) -> None:
+    """Present bad keys up to the limit, each request saying it was forwarded for ``forwarded_for``."""
+    for _ in range(settings.auth_failures_per_minute):
+        r = c.get("/webjs/sessions/active", headers={"X-API-Key": "wak_" + secrets.token_urlsafe(8),
+                                                     "X-Forwarded-For": forwarded_for})
+        assert r.status_code == 401
+
+
+def random_address() -> str:
+    return f"10.{secrets.randbelow(250)}.{secrets.randbelow(250)}.{secrets.randbelow(250) + 1}"
+
+
+def test_behind_a_trusted_proxy_x_forwarded_for_is_the_client_address(app, settings):
+    """TRUSTED_PROXY_HOPS=1: the address the proxy appended to X-Forwarded-For is counted,
+    so one client over the limit does not shut out the others behind the same proxy."""
+    from dataclasses import replace
+
+    from api import create_app
+
+    proxied = create_app(replace(settings, trusted_proxy_hops=1))
+    unused = create_key(app.extensions["wa"].db, "a key nobody used yet", admin=True)[1]
+    c = proxied.test_client()
+    c.environ_base["REMOTE_ADDR"] = random_address()  # the proxy's
+    guesser, other = random_address(), random_address()
+    exhaust_the_limit(c, settings, f"203.0.113.9, {guesser}")  # what the client wrote itself is not trusted
+    refused = c.get("/webjs/sessions/active", headers={"X-API-Key": unused, "X-Forwarded-For": guesser})
+    assert refused.status_code == 429
+    assert c.get("/webjs/sessions/active", headers={"X-API-Key": unused, "X-Forwarded-For": other}).status_code == 200
+
+
+def test_without_trusted_proxies_x_forwarded_for_is_ignored(app, settings):
+    """TRUSTED_PROXY_HOPS=0 (the default): a client cannot escape the limit by writing a
+    new X-Forwarded-For on each request; its connection's address is counted."""
+    assert settings.trusted_proxy_hops == 0
+    unused = create_key(app.extensions["wa"].db, "a key nobody used yet", admin=True)[1]
+    c = app.test_client()
+    c.environ_base["REMOTE_ADDR"] = random_address()
+    exhaust_the_limit(c, settings, random_address())
+    refused = c.get("/webjs/sessions/active", headers={"X-API-Key": unused, "X-Forwarded-For": random_address()})
+    assert refused.status_code == 429
+
+
 def test_the_celery_entry_points_carry_the_callers_scope(app, tenants, db, monkeypatch, wire_control):
     from workers import api_tasks
 
