@@ -49,6 +49,7 @@ def test_compose_takes_credentials_from_the_environment_and_encrypts():
         assert env["AWS_ACCESS_KEY_ID"] == "minio-Id-3" and env["AWS_SECRET_ACCESS_KEY"] == "minio-Secret-4", name
         assert env["WEBHOOK_SECRET"] == "webhook-Secret-6", name
         assert env["S3_SSE"] == "AES256", name
+        assert env["API_TASKS_REQUIRE_KEY"] == "true", name  # no unkeyed wa.api.* call
     assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == "pg-Secret-1"
     minio = services["minio"]["environment"]
     assert (minio["MINIO_ROOT_USER"], minio["MINIO_ROOT_PASSWORD"]) == ("minio-Id-3", "minio-Secret-4")

@@ -33,11 +33,23 @@ def ready(db, session_id: str) -> None:
         row.status, row.slot, row.epoch = SessionStatus.READY.value, f"scope-{session_id}", 1
 
 
-def test_a_tenant_creates_only_inside_its_scope(tenants):
-    (a, a_prefix), (_b, b_prefix) = tenants["a"], tenants["b"]
+def test_a_tenant_creates_only_inside_its_scope(tenants, db):
+    """Outside its scope a key gets 403, decided by the user_id alone: the same answer
+    whether the other tenant has a session of that user or not, and that one untouched."""
+    (a, a_prefix), (b, b_prefix) = tenants["a"], tenants["b"]
     assert a.post("/webjs/sessions", json={"user_id": a_prefix + "1"}).status_code == 201
     refused = a.post("/webjs/sessions", json={"user_id": b_prefix + "1"})
     assert refused.status_code == 403 and "scope" in refused.json["message"]
+    assert b.post("/webjs/sessions", json={"user_id": b_prefix + "2"}).status_code == 201
+
+    def row_ids():
+        with db() as s:
+            return s.execute(select(WhatsAppSession.id).where(WhatsAppSession.session_id == b_prefix + "2")).scalars().all()
+
+    before = row_ids()
+    existing = a.post("/webjs/sessions", json={"user_id": b_prefix + "2"})
+    assert (existing.status_code, existing.json) == (403, refused.json)
+    assert row_ids() == before and len(before) == 1  # not replaced
 
 
 def routes_of(sid: str, job_id: str) -> list[tuple[str, str, dict | None]]:
