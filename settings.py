@@ -87,6 +87,9 @@ class Settings:
     send_wait_max: float = 60.0
     api_key_cache_seconds: float = 30.0
     auth_failures_per_minute: int = 30  # failed API key attempts per client address (0: no limit)
+    # Proxies in front of the API that append to X-Forwarded-For: the client address (the
+    # failed-key limit's) is that many entries from the right. 0: the connection's address.
+    trusted_proxy_hops: int = 0
     # The Celery entry points (wa.api.*) refuse a call without an ``api_key`` argument.
     api_tasks_require_key: bool = False
     # Bearer token that shows /metrics and /webjs/health in full (per session, host names);
@@ -216,6 +219,7 @@ class Settings:
             send_wait_max=float(get("SEND_WAIT_MAX", d.send_wait_max)),
             api_key_cache_seconds=float(get("API_KEY_CACHE_SECONDS", d.api_key_cache_seconds)),
             auth_failures_per_minute=int(get("AUTH_FAILURES_PER_MINUTE", d.auth_failures_per_minute)),
+            trusted_proxy_hops=max(0, int(get("TRUSTED_PROXY_HOPS", d.trusted_proxy_hops))),
             api_tasks_require_key=_bool(env.get("API_TASKS_REQUIRE_KEY"), d.api_tasks_require_key),
             metrics_token=get("METRICS_TOKEN", None),
             link_page_ttl=max(60.0, float(get("LINK_PAGE_TTL", d.link_page_ttl))),

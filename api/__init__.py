@@ -20,6 +20,7 @@ from flask_smorest import abort
 from sqlalchemy.exc import InterfaceError, OperationalError, TimeoutError as PoolTimeout
 from sqlalchemy.orm import sessionmaker
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import UnicodeConverter
 
 import logs
@@ -246,6 +247,8 @@ def create_app(settings: Settings) -> Flask:
             response.headers.setdefault("WWW-Authenticate", WWW_AUTHENTICATE)
         return response
 
+    if settings.trusted_proxy_hops:  # the client address is the proxies' X-Forwarded-For, not theirs
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_hops)
     return app
 
 

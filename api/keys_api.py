@@ -107,7 +107,7 @@ class KeyItem(MethodView):
         """Revoke a key: refused from the next request on, in every API worker."""
         admin_only()
         svc = services()
-        revoke_key(svc.db, key_id, svc.redis)
+        revoke_key(svc.db, key_id, svc.redis, by_prefix=False)
         with svc.db() as s:
             row = s.execute(select(ApiKey).where(ApiKey.id == key_id)).scalar_one_or_none()
         if row is None:

@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from models.phones import number_forms
-from models.tables import OptOut, WhatsAppSession, utcnow
+from models.tables import OptOut, WhatsAppSession, seed_timestamp, utcnow
 from models.webhooks import enqueue_webhook
 
 log = logging.getLogger("models.optouts")
@@ -109,7 +109,7 @@ def add_opt_out(s: Session, session_id: str, number: str, *, source: str, text: 
                          .where(WhatsAppSession.session_id == session_id)).scalar_one_or_none()
     if callback:
         enqueue_webhook(s, callback, WEBHOOK, {"session_id": session_id, "number": number, "source": source,
-                                               "opted_out_at": at.isoformat()}, at=at)
+                                               "opted_out_at": seed_timestamp(at)}, at=at)
     if mirror is not None:
         after_commit(s, lambda: mirror.add(session_id, number))
     return s.get(OptOut, (session_id, number))

@@ -41,7 +41,9 @@ from models.states import (
     session_transition_allowed,
 )
 from models.optouts import OptOutRules, record_incoming_text
-from models.tables import IncomingMessage, Job, Message, SessionTransition, WhatsAppSession, new_id, utcnow
+from models.tables import (
+    IncomingMessage, Job, Message, SessionTransition, WhatsAppSession, new_id, seed_timestamp, utcnow,
+)
 from models.webhooks import enqueue_webhook
 
 log = logging.getLogger(__name__)
@@ -108,7 +110,7 @@ def change_session_status(
     if row.callback_url:
         enqueue_webhook(db, row.callback_url, "session.status", {
             "session_id": row.session_id, "status": new.value, "reason": reason,
-            "phone_number": row.phone_number, "pairing_code": row.pairing_code, "at": at.isoformat(),
+            "phone_number": row.phone_number, "pairing_code": row.pairing_code, "at": seed_timestamp(at),
         }, at=at)
     return Outcome(True)
 
@@ -179,7 +181,7 @@ def change_message_status(
                 "message_id": msg.id, "job_id": msg.job_id, "session_id": msg.session_id, "to": msg.to_input,
                 "status": new.value, "whatsapp_message_id": msg.wa_message_id, "wa_id": msg.wa_id,
                 "error": msg.error,
-                "attempts": msg.attempts, "at": at.isoformat(),
+                "attempts": msg.attempts, "at": seed_timestamp(at),
             }, at=at)
     return Outcome(True)
 
@@ -231,7 +233,7 @@ def _refresh_job(db: Session, job_id: str, at: datetime) -> Job:
                     "total_messages": len(statuses),
                     "successful_sends": sum(1 for x in statuses if x in MESSAGE_SUCCESS),
                     "failed_sends": sum(1 for x in statuses if x == MessageStatus.FAILED),
-                    "at": at.isoformat(),
+                    "at": seed_timestamp(at),
                 }, at=at)
     return job
 
@@ -323,7 +325,7 @@ def apply_restriction(db: Session, event: SessionRestriction) -> Outcome:
     if row.callback_url:
         enqueue_webhook(db, row.callback_url, "session.restricted" if restricted else "session.unrestricted", {
             "session_id": row.session_id, "user_id": row.user_id, "restriction": event.kind,
-            "reason": reason, "at": at.isoformat(),
+            "reason": reason, "at": seed_timestamp(at),
         }, at=at)
     return Outcome(True)
 
@@ -409,7 +411,7 @@ def incoming_webhook_data(session: WhatsAppSession, values: dict, quoted: Messag
         "from_wa_id": values["sender_wa_id"], "type": values["type"], "text": values["text"], "media": media,
         "in_reply_to": ({"message_id": quoted.id, "job_id": quoted.job_id,
                          "whatsapp_message_id": quoted.wa_message_id} if quoted else None),
-        "received_at": values["received_at"].isoformat(),
+        "received_at": seed_timestamp(values["received_at"]),
     }
 
 

@@ -13,9 +13,22 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from models.states import BROWSER_KEPT_REASONS, LIVE_SESSION_STATES, JobStatus, MessageStatus, SessionStatus
 
 
+SEED_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
 def utcnow() -> datetime:
     """Now as a timezone-aware UTC datetime."""
     return datetime.now(timezone.utc)
+
+
+def seed_timestamp(value: datetime | str) -> str:
+    """2024-01-15T10:30:00Z: UTC, whole seconds (the seed's examples). The one format of
+    every time a client reads: HTTP answers, webhook bodies, Celery entry point results."""
+    if isinstance(value, str):  # a stored answer, replayed
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).strftime(SEED_TIME_FORMAT)
 
 
 def new_id(prefix: str) -> str:

@@ -23,7 +23,7 @@ from enum import StrEnum
 
 from sqlalchemy.orm import Session
 
-from models.tables import WebhookDelivery, new_id, utcnow
+from models.tables import WebhookDelivery, new_id, seed_timestamp, utcnow
 
 EVENT_TYPES = frozenset({
     "message.sent", "message.delivered", "message.read", "message.failed", "job.finished", "session.status",
@@ -46,7 +46,7 @@ def enqueue_webhook(s: Session, url: str, event_type: str, data: dict, *, at: da
         raise ValueError(f"Unknown webhook event type {event_type!r}")
     at = (at or utcnow()).astimezone(timezone.utc)
     event_id = new_id("evt")
-    body = json.dumps({"id": event_id, "type": event_type, "created_at": at.isoformat(), "data": data},
+    body = json.dumps({"id": event_id, "type": event_type, "created_at": seed_timestamp(at), "data": data},
                       separators=(",", ":"))
     s.add(WebhookDelivery(id=event_id, url=url, event_type=event_type, body=body,
                           status=DeliveryStatus.PENDING.value, attempts=0, next_attempt_at=at, created_at=at))

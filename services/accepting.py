@@ -25,7 +25,7 @@ from sqlalchemy.orm import sessionmaker
 
 from messaging import dispatch
 from messaging.dispatch import ENQUEUE_ERRORS
-from models import IdempotencyKey, SessionStatus, WhatsAppSession, utcnow
+from models import IdempotencyKey, SessionStatus, WhatsAppSession, seed_timestamp, utcnow
 from models.access import Scope
 from models.optouts import OPTED_OUT, opted_out_numbers
 from models.sends import Accepted, Recipient, accept_messages
@@ -154,7 +154,17 @@ def _replay(s, idempotency: Idempotency, now, *, lock: bool) -> Acceptance | Non
         return None
     if seen.request_hash != idempotency.request_hash:
         raise AcceptError(409, KEY_REUSED)
-    return Acceptance(seen.status_code, seen.response, replayed=True)
+    return Acceptance(seen.status_code, with_seed_timestamps(seen.response), replayed=True)
+
+
+def with_seed_timestamps(body: dict) -> dict:
+    """A stored answer with its results' times in the seed's format (answers stored before
+    it was the one format carry ``+00:00`` and microseconds)."""
+    results = body.get("results")
+    if not isinstance(results, list):
+        return body
+    return {**body, "results": [{**r, "timestamp": seed_timestamp(r["timestamp"])} if r.get("timestamp") else r
+                                for r in results]}
 
 
 def _accept(db, settings, session_id, kind, recipients, scope, callback_url, idempotency) -> Acceptance:
@@ -236,7 +246,7 @@ def response_body(kind: str, session_id: str, accepted: Accepted) -> dict:
         return body
     results = [{
         "message_id": m.id, "to": m.to_input, "status": "failed" if m.error else "pending",
-        "message_status": m.status.value, "error": m.error, "timestamp": accepted.created_at.isoformat(),
+        "message_status": m.status.value, "error": m.error, "timestamp": seed_timestamp(accepted.created_at),
     } for m in accepted.messages]
     failed = sum(1 for m in accepted.messages if m.error)
     return {

@@ -60,12 +60,14 @@ def create_key(db: sessionmaker, name: str, *, admin: bool, prefixes: Iterable[s
     return row, key
 
 
-def revoke_key(db: sessionmaker, prefix_or_id: str, client: redis.Redis | None = None) -> int:
-    """Revoke the active keys with this prefix (``wak_xxxxxx``) or id; tell every API worker
-    (the generation in Redis moves). Returns how many were revoked."""
+def revoke_key(db: sessionmaker, prefix_or_id: str, client: redis.Redis | None = None, *,
+               by_prefix: bool = True) -> int:
+    """Revoke the active keys with this id, or (``by_prefix``, the CLI) this prefix
+    (``wak_xxxxxx``); tell every API worker (the generation in Redis moves). Returns how
+    many were revoked. The API matches ids only: what it revokes is what it answers about."""
+    matches = or_(ApiKey.prefix == prefix_or_id, ApiKey.id == prefix_or_id) if by_prefix else ApiKey.id == prefix_or_id
     with db.begin() as s:
-        rows = s.execute(select(ApiKey).where(or_(ApiKey.prefix == prefix_or_id, ApiKey.id == prefix_or_id),
-                                              ApiKey.revoked_at.is_(None))).scalars().all()
+        rows = s.execute(select(ApiKey).where(matches, ApiKey.revoked_at.is_(None))).scalars().all()
         for row in rows:
             row.revoked_at = utcnow()
     if rows and client is not None:

@@ -17,12 +17,12 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import datetime, timezone
 
 from marshmallow import Schema, ValidationError, fields, post_load, pre_load, validate, validates_schema
 
 from models.media import kind_of, limit_bytes
 from models.phones import InvalidPhoneNumber, normalize_phone
+from models.tables import seed_timestamp
 from settings import Settings
 
 # What a line of text may not hold: the C0 and C1 control characters (NUL included) and
@@ -40,7 +40,6 @@ _SPACES = r"\u0020\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
 _ID_CHAR = f"[^{_CONTROLS}/]"
 USER_ID_PATTERN = f"^{_ID_CHAR}*[^{_CONTROLS}/{_SPACES}]{_ID_CHAR}*$"
 
-SEED_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"
 
 IDEMPOTENCY_KEY_MAX = 255  # idempotency_keys.key
@@ -70,15 +69,6 @@ def idempotency_key_problem(key: str) -> str | None:
         return f"longer than {IDEMPOTENCY_KEY_MAX} characters (keys are never cut)"
     where = forbidden_character(key)
     return f"must not contain control characters ({where})" if where else None
-
-
-def seed_timestamp(value: datetime | str) -> str:
-    """2024-01-15T10:30:00Z: UTC, whole seconds (the seed's examples)."""
-    if isinstance(value, str):  # a stored answer, replayed
-        value = datetime.fromisoformat(value)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).strftime(SEED_TIME_FORMAT)
 
 
 def _with_metadata(kwargs: dict, **extra) -> dict:

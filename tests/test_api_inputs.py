@@ -4,9 +4,11 @@ error has the seed's shape and the headers it needs."""
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
 from dataclasses import replace
+from datetime import timezone
 from http import HTTPStatus
 
 import pytest
@@ -77,30 +79,52 @@ def test_message_text_keeps_tabs_and_newlines(client, ready):
     assert r.status_code == 202, r.json
 
 
-PATH_ROUTES = [
-    ("get", "/webjs/sessions/{}/status", "Session not found"),
-    ("get", "/webjs/sessions/{}/qr", "Session not found"),
-    ("post", "/webjs/sessions/{}/initialize", "Session not found"),
-    ("post", "/webjs/sessions/{}/restart", "Session not found"),
-    ("post", "/webjs/sessions/{}/pairing-code", "Session not found"),
-    ("post", "/webjs/sessions/{}/send-message", "Session not found"),
-    ("post", "/webjs/sessions/{}/send-bulk-messages", "Session not found"),
-    ("patch", "/webjs/sessions/{}", "Session not found"),
-    ("delete", "/webjs/sessions/{}", "Session not found"),
-    ("get", "/webjs/users/{}/session", "No session found for this user"),
-    ("delete", "/webjs/users/{}/sessions", "No session found for this user"),
-    ("get", "/webjs/jobs/{}", "Job not found"),
-    ("post", "/webjs/jobs/{}/cancel", "Job not found"),
+SESSION, USER, JOB, KEY, LINK = "Session not found", "No session found for this user", "Job not found", \
+    "Not found", "Link not found or expired."
+PATH_ROUTES = [  # (method, path, the 404's message, the column the id is looked up in)
+    ("get", "/webjs/sessions/{}/status", SESSION, WhatsAppSession.session_id),
+    ("get", "/webjs/sessions/{}/qr", SESSION, WhatsAppSession.session_id),
+    ("post", "/webjs/sessions/{}/initialize", SESSION, WhatsAppSession.session_id),
+    ("post", "/webjs/sessions/{}/restart", SESSION, WhatsAppSession.session_id),
+    ("post", "/webjs/sessions/{}/pairing-code", SESSION, WhatsAppSession.session_id),
+    ("post", "/webjs/sessions/{}/link-page", SESSION, WhatsAppSession.session_id),
+    ("get", "/webjs/sessions/{}/messages", SESSION, WhatsAppSession.session_id),
+    ("post", "/webjs/sessions/{}/send-message", SESSION, WhatsAppSession.session_id),
+    ("post", "/webjs/sessions/{}/send-bulk-messages", SESSION, WhatsAppSession.session_id),
+    ("post", "/webjs/sessions/{}/contacts/check", SESSION, WhatsAppSession.session_id),
+    ("get", "/webjs/sessions/{}/opt-outs", SESSION, WhatsAppSession.session_id),
+    ("post", "/webjs/sessions/{}/opt-outs/919876543210", SESSION, WhatsAppSession.session_id),
+    ("delete", "/webjs/sessions/{}/opt-outs/919876543210", SESSION, WhatsAppSession.session_id),
+    ("post", "/webjs/sessions/{}/chats/919876543210/read", SESSION, WhatsAppSession.session_id),
+    ("patch", "/webjs/sessions/{}", SESSION, WhatsAppSession.session_id),
+    ("delete", "/webjs/sessions/{}", SESSION, WhatsAppSession.session_id),
+    ("get", "/webjs/users/{}/session", USER, WhatsAppSession.user_id),
+    ("delete", "/webjs/users/{}/sessions", USER, WhatsAppSession.user_id),
+    ("get", "/webjs/jobs/{}", JOB, Job.id),
+    ("post", "/webjs/jobs/{}/cancel", JOB, Job.id),
+    ("delete", "/webjs/keys/{}", KEY, ApiKey.id),
+    # The linking page's token is no row's id: it is checked by its signature first.
+    ("get", "/link/{}/state", LINK, None),
+    ("get", "/link/{}/events", LINK, None),
+    ("post", "/link/{}/start", LINK, None),
+    ("post", "/link/{}/pairing-code", LINK, None),
 ]
 
 
-@pytest.mark.parametrize("method,template,message", PATH_ROUTES)
-def test_ids_in_paths_that_no_row_can_have_are_404(client, method, template, message):
+@pytest.mark.parametrize("method,template,message,column", PATH_ROUTES)
+def test_ids_in_paths_that_no_row_can_have_are_404(client, method, template, message, column):
     body = {"to": "919876543210", "message": "hi"}
-    for bad_id in ["a%00b", "a%0Ab", "%1B%5B31m", "a%7F", "x" * 201]:
+    too_long = "x" * (column.type.length + 1 if column is not None else 201)
+    for bad_id in ["a%00b", "a%0Ab", "%1B%5B31m", "a%7F", too_long]:
         r = post(client, template.format(bad_id), body, method)
         assert r.status_code == 404, (template, bad_id, r.status_code)
         assert r.json == {"statusCode": 404, "message": message, "error": "Not Found"}
+
+
+def test_a_link_page_token_no_link_can_have_is_the_error_page(client):
+    for bad in ["a%00b", "a%0Ab", "%1B%5B31m", "a%7F", "x" * 201]:
+        r = client.get(f"/link/{bad}")
+        assert r.status_code == 404 and r.mimetype == "text/html", (bad, r.status_code)
 
 
 @pytest.mark.parametrize("length", [188, 195, 200])
@@ -178,6 +202,30 @@ def test_the_celery_entry_refuses_the_same_inputs(app, db, wire_control, ready):
     assert jobs_of(db, ready) == 0
     body = api_tasks.send_message.run(session_id=ready, to="919876543210", message="hi", idempotency_key="k" * 255)
     assert body["status"] == "queued" and jobs_of(db, ready) == 1
+
+
+SEED_TIME = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"  # 2024-01-15T10:30:00Z
+
+
+def test_the_celery_bulk_result_has_the_seeds_timestamps_also_when_replayed(app, db, wire_control, ready):
+    """wa.api.send_bulk_messages answers what the HTTP API answers: ``results[].timestamp``
+    in the seed's format, also when it replays an answer stored in the old format."""
+    from workers import api_tasks
+
+    wire_control(app.extensions["wa"].settings)
+    items = [{"to": "919876543210", "message": "one"}, {"to": "919876543211", "message": "two"}]
+    first = api_tasks.send_bulk_messages.run(session_id=ready, messages=items, idempotency_key="bulk-times")
+    with db() as s:
+        created = s.get(Job, first["job_id"]).created_at
+    expected = created.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert [r["timestamp"] for r in first["results"]] == [expected, expected]
+    with db.begin() as s:  # an answer stored before the one format: +00:00 and microseconds
+        stored = s.execute(select(IdempotencyKey).where(IdempotencyKey.job_id == first["job_id"])).scalar_one()
+        stored.response = {**stored.response, "results": [{**r, "timestamp": created.isoformat()}
+                                                          for r in stored.response["results"]]}
+    again = api_tasks.send_bulk_messages.run(session_id=ready, messages=items, idempotency_key="bulk-times")
+    assert again["job_id"] == first["job_id"]
+    assert all(re.fullmatch(SEED_TIME, r["timestamp"]) for r in again["results"]), again["results"]
 
 
 def test_the_bulk_size_is_checked_before_the_items(client, ready):
@@ -353,5 +401,6 @@ def test_ids_in_paths_and_idempotency_keys_match_their_columns():
     assert PATH_IDS["session_id"][0] == WhatsAppSession.session_id.type.length
     assert PATH_IDS["user_id"][0] == WhatsAppSession.user_id.type.length
     assert PATH_IDS["job_id"][0] == Job.id.type.length
+    assert PATH_IDS["key_id"][0] == ApiKey.id.type.length
     assert IDEMPOTENCY_KEY_MAX == IdempotencyKey.key.type.length
     assert SESSION_NAME_MAX == WhatsAppSession.session_name.type.length

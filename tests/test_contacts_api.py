@@ -91,11 +91,11 @@ def test_the_slots_answers_and_errors_reach_the_caller(quick_app, api_key, ready
     stand_in_slot(redis_client, slot, lambda task, kw: {
         "type": "contacts_checked", "request_id": kw["request_id"], "epoch": 1, "results": {
             "919876543211": {"exists": True, "wa_id": "919876543211@c.us", "checked_at": "2026-11-30T07:00:00+00:00"},
-            "919876543212": {"error": "Checked too often; ask again after 2026-11-30T08:00:00+00:00"}}})
+            "919876543212": {"error": "Checked too often; ask again after 2026-11-30T08:00:00Z"}}})
     r = client.post(f"/webjs/sessions/{session_id}/contacts/check", json={"numbers": ["919876543211", "919876543212"]})
     ok, capped = r.json["results"]
     assert (ok["exists"], ok["wa_id"], ok["cached"], ok["error"]) == (True, "919876543211@c.us", False, None)
-    assert capped["exists"] is None and capped["error"] == "Checked too often; ask again after 2026-11-30T08:00:00+00:00"
+    assert capped["exists"] is None and capped["error"] == "Checked too often; ask again after 2026-11-30T08:00:00Z"
 
 
 def test_a_slot_that_finds_the_session_not_ready_answers_the_seeds_error(api, ready, redis_client):

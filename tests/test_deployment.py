@@ -19,6 +19,7 @@ CREDENTIALS = {
     "POSTGRES_PASSWORD": "pg-Secret-1", "REDIS_PASSWORD": "redis-Secret-2", "AWS_ACCESS_KEY_ID": "minio-Id-3",
     "AWS_SECRET_ACCESS_KEY": "minio-Secret-4", "MINIO_KMS_SECRET_KEY": "wa-key:S2V5LTU=",
     "WEBHOOK_SECRET": "webhook-Secret-6", "FLOWER_BASIC_AUTH": "ops:flower-Secret-7",
+    "GRAFANA_ADMIN_PASSWORD": "grafana-Secret-8",
 }
 needs_compose = pytest.mark.skipif(not shutil.which("docker-compose"), reason="docker-compose is not installed")
 
@@ -48,6 +49,7 @@ def test_compose_takes_credentials_from_the_environment_and_encrypts():
         assert env["AWS_ACCESS_KEY_ID"] == "minio-Id-3" and env["AWS_SECRET_ACCESS_KEY"] == "minio-Secret-4", name
         assert env["WEBHOOK_SECRET"] == "webhook-Secret-6", name
         assert env["S3_SSE"] == "AES256", name
+        assert env["API_TASKS_REQUIRE_KEY"] == "true", name  # no unkeyed wa.api.* call
     assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == "pg-Secret-1"
     minio = services["minio"]["environment"]
     assert (minio["MINIO_ROOT_USER"], minio["MINIO_ROOT_PASSWORD"]) == ("minio-Id-3", "minio-Secret-4")
@@ -57,6 +59,7 @@ def test_compose_takes_credentials_from_the_environment_and_encrypts():
     assert "--requirepass" in " ".join(redis["command"]) and "REDISCLI_AUTH" in " ".join(redis["healthcheck"]["test"])
     # No credential anywhere but where it was given: the old defaults are gone.
     assert not re.search(r"minioadmin|:wa@|POSTGRES_PASSWORD: wa\b", done.stdout)
+    assert services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == "grafana-Secret-8"  # no `admin`
 
     flower = services["flower"]
     assert flower["environment"]["FLOWER_BASIC_AUTH"] == "ops:flower-Secret-7"

@@ -74,6 +74,7 @@ def test_a_reply_is_recorded_once_with_our_message_it_quotes(db, user_id):
     assert hooks[0]["in_reply_to"] == {"message_id": our_id, "job_id": job_id,
                                        "whatsapp_message_id": "true_123456789012345@lid_3EB0C0FFEE"}
     assert hooks[0]["message_id"] == row.id and hooks[0]["from"] == "919876500001"
+    assert hooks[0]["received_at"] == "2026-11-30T07:00:00Z"  # the seed's format, not the event's +00:00
 
 
 def test_media_metadata_and_no_quote(db, user_id):

@@ -479,7 +479,7 @@ def test_webhook_times_are_utc_whatever_the_machines_zone(db, monkeypatch):
             event_id = enqueue_webhook(s, "https://example.com/hook", "job.finished", {}, at=at)
         with db.begin() as s:
             row = s.get(WebhookDelivery, event_id)
-            assert json.loads(row.body)["created_at"] == "2026-01-01T17:00:00+00:00"
+            assert json.loads(row.body)["created_at"] == "2026-01-01T17:00:00Z"
             assert row.attempts == 0
             s.delete(row)
     finally:

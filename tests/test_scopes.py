@@ -33,55 +33,97 @@ def ready(db, session_id: str) -> None:
         row.status, row.slot, row.epoch = SessionStatus.READY.value, f"scope-{session_id}", 1
 
 
-def test_a_tenant_creates_only_inside_its_scope(tenants):
-    (a, a_prefix), (_b, b_prefix) = tenants["a"], tenants["b"]
+def test_a_tenant_creates_only_inside_its_scope(tenants, db):
+    """Outside its scope a key gets 403, decided by the user_id alone: the same answer
+    whether the other tenant has a session of that user or not, and that one untouched."""
+    (a, a_prefix), (b, b_prefix) = tenants["a"], tenants["b"]
     assert a.post("/webjs/sessions", json={"user_id": a_prefix + "1"}).status_code == 201
     refused = a.post("/webjs/sessions", json={"user_id": b_prefix + "1"})
     assert refused.status_code == 403 and "scope" in refused.json["message"]
+    assert b.post("/webjs/sessions", json={"user_id": b_prefix + "2"}).status_code == 201
+
+    def row_ids():
+        with db() as s:
+            return s.execute(select(WhatsAppSession.id).where(WhatsAppSession.session_id == b_prefix + "2")).scalars().all()
+
+    before = row_ids()
+    existing = a.post("/webjs/sessions", json={"user_id": b_prefix + "2"})
+    assert (existing.status_code, existing.json) == (403, refused.json)
+    assert row_ids() == before and len(before) == 1  # not replaced
 
 
-def test_another_tenant_gets_404_on_every_route_of_a_session_and_its_jobs(tenants, client, db):
-    (a, a_prefix), (b, _) = tenants["a"], tenants["b"]
-    sid = a_prefix + "mine"
-    assert a.post("/webjs/sessions", json={"user_id": sid, "callback_url": "http://127.0.0.1:9/a"}).status_code == 201
-    ready(db, sid)
-    sent = a.post(f"/webjs/sessions/{sid}/send-message", json={"to": "919876543210", "message": "hi"})
-    assert sent.status_code == 202, sent.json
-    job_id = sent.json["job_id"]
-    routes = [
+def routes_of(sid: str, job_id: str) -> list[tuple[str, str, dict | None]]:
+    """Every route that names a session or a job: (method, path, JSON body or None)."""
+    return [
         ("get", f"/webjs/sessions/{sid}/status", None), ("get", f"/webjs/sessions/{sid}/qr", None),
         ("post", f"/webjs/sessions/{sid}/initialize", None), ("post", f"/webjs/sessions/{sid}/restart", None),
         ("post", f"/webjs/sessions/{sid}/pairing-code", {"phone_number": "+919876543210"}),
+        ("post", f"/webjs/sessions/{sid}/link-page", None),
         ("post", f"/webjs/sessions/{sid}/send-message", {"to": "919876543210", "message": "not mine"}),
         ("post", f"/webjs/sessions/{sid}/send-bulk-messages", {"messages": [{"to": "919876543210", "message": "x"}]}),
+        ("post", f"/webjs/sessions/{sid}/contacts/check", {"numbers": ["919876543210"]}),
+        ("get", f"/webjs/sessions/{sid}/opt-outs", None),
+        ("post", f"/webjs/sessions/{sid}/opt-outs/919876543210", None),
+        ("delete", f"/webjs/sessions/{sid}/opt-outs/919876543210", None),
+        ("post", f"/webjs/sessions/{sid}/chats/919876543210/read", None),
+        ("get", f"/webjs/sessions/{sid}/messages?direction=in&limit=5", None),
         ("patch", f"/webjs/sessions/{sid}", {"callback_url": "http://127.0.0.1:9/stolen"}),
         ("delete", f"/webjs/sessions/{sid}", None), ("get", f"/webjs/users/{sid}/session", None),
-        ("get", f"/webjs/sessions/{sid}/messages?direction=in&limit=5", None),
         ("get", f"/webjs/jobs/{job_id}", None), ("post", f"/webjs/jobs/{job_id}/cancel", None),
     ]
-    for method, path, body in routes:
-        r = getattr(b, method)(path, json=body) if body is not None else getattr(b, method)(path)
-        assert r.status_code == 404, (method, path, r.status_code, r.json)
-    assert b.delete(f"/webjs/users/{sid}/sessions").json["deleted_count"] == 0
-    assert sid not in b.get("/webjs/sessions/active").json["active_sessions"]
-    # Nothing of it changed: the owner and an admin still see it as it was.
-    status = a.get(f"/webjs/sessions/{sid}/status").json
-    assert status["callback_url"] == "http://127.0.0.1:9/a"
-    assert a.get(f"/webjs/jobs/{job_id}").json["total_messages"] == 1
-    assert client.get(f"/webjs/sessions/{sid}/status").status_code == 200
-    assert client.get(f"/webjs/jobs/{job_id}").status_code == 200
-    assert sid in client.get("/webjs/sessions/active").json["active_sessions"]
+
+
+def test_each_tenant_gets_404_on_every_route_of_the_others_sessions_and_jobs(tenants, client, db):
+    """Both tenants own a READY session with a job; each gets 404 on every route of the
+    other's (the same answer as for a session that does not exist); nothing changes; the
+    owner and an admin key still see each as it was."""
+    owned = {}
+    for name, (c, prefix) in tenants.items():
+        sid = prefix + "mine"
+        hook = f"http://127.0.0.1:9/{name}"
+        assert c.post("/webjs/sessions", json={"user_id": sid, "callback_url": hook}).status_code == 201
+        ready(db, sid)
+        sent = c.post(f"/webjs/sessions/{sid}/send-message", json={"to": "919876543210", "message": "hi"})
+        assert sent.status_code == 202, sent.json
+        owned[name] = (sid, sent.json["job_id"], hook)
+    for name, other in (("a", "b"), ("b", "a")):
+        intruder = tenants[other][0]
+        sid, job_id, _hook = owned[name]
+        for method, path, body in routes_of(sid, job_id):
+            r = getattr(intruder, method)(path, json=body) if body is not None else getattr(intruder, method)(path)
+            assert r.status_code == 404, (other, method, path, r.status_code, r.json)
+        assert intruder.delete(f"/webjs/users/{sid}/sessions").json["deleted_count"] == 0
+        assert sid not in intruder.get("/webjs/sessions/active").json["active_sessions"]
+    # Nothing of it changed: each owner and an admin still see their own as it was.
+    active = client.get("/webjs/sessions/active").json["active_sessions"]
+    for name, (c, _prefix) in tenants.items():
+        sid, job_id, hook = owned[name]
+        assert c.get(f"/webjs/sessions/{sid}/status").json["callback_url"] == hook
+        assert c.get(f"/webjs/jobs/{job_id}").json["total_messages"] == 1
+        assert c.get(f"/webjs/sessions/{sid}/opt-outs").json["count"] == 0
+        assert c.post(f"/webjs/sessions/{sid}/link-page").status_code == 200  # the owner's routes answer
+        assert sid in c.get("/webjs/sessions/active").json["active_sessions"]
+        assert client.get(f"/webjs/sessions/{sid}/status").status_code == 200
+        assert client.get(f"/webjs/jobs/{job_id}").status_code == 200
+        assert sid in active
 
 
 def test_idempotency_keys_are_per_api_key(tenants, db):
-    (a, a_prefix) = tenants["a"]
-    sid = a_prefix + "idem"
-    a.post("/webjs/sessions", json={"user_id": sid})
-    ready(db, sid)
-    body = {"to": "919876543210", "message": "once"}
-    first = a.post(f"/webjs/sessions/{sid}/send-message", json=body, headers={"Idempotency-Key": "k1"})
-    again = a.post(f"/webjs/sessions/{sid}/send-message", json=body, headers={"Idempotency-Key": "k1"})
-    assert again.headers.get("Idempotent-Replayed") == "true" and again.json["job_id"] == first.json["job_id"]
+    """The same Idempotency-Key string from A and from B is two keys: B's send is a send of
+    its own, never a replay of A's answer (nor a 409 for another body)."""
+    sent = {}
+    for name, (c, prefix) in tenants.items():
+        sid = prefix + "idem"
+        c.post("/webjs/sessions", json={"user_id": sid})
+        ready(db, sid)
+        body = {"to": "919876543210", "message": f"once from {name}"}
+        first = c.post(f"/webjs/sessions/{sid}/send-message", json=body, headers={"Idempotency-Key": "k1"})
+        assert first.status_code == 202 and "Idempotent-Replayed" not in first.headers, (name, first.json)
+        again = c.post(f"/webjs/sessions/{sid}/send-message", json=body, headers={"Idempotency-Key": "k1"})
+        assert again.headers.get("Idempotent-Replayed") == "true" and again.json["job_id"] == first.json["job_id"]
+        sent[name] = first.json
+    assert sent["a"]["job_id"] != sent["b"]["job_id"]
+    assert sent["b"]["session_id"] == tenants["b"][1] + "idem"
 
 
 def test_key_management_is_for_admin_keys_only(tenants, client):
@@ -113,6 +155,19 @@ def test_a_revoked_key_is_refused_at_once_in_every_api_worker(app, client, setti
         assert c.get("/webjs/sessions/active", headers={"X-API-Key": key["key"]}).status_code == 401
 
 
+def test_the_api_revokes_by_id_only(client):
+    """DELETE /webjs/keys/{key_id} with a key's prefix is 404 and revokes nothing (it used to
+    revoke the key and then answer 404); the CLI's revoke_key still takes a prefix."""
+    key = client.post("/webjs/keys", json={"name": "by id", "user_ids": ["nobody"]}).json
+    by_prefix = client.delete(f"/webjs/keys/{key['prefix']}")
+    assert by_prefix.status_code == 404, by_prefix.json
+    c = keyed_client(client.application, key["key"])
+    assert c.get("/webjs/sessions/active").status_code == 200, "a 404 must not have revoked it"
+    revoked = client.delete(f"/webjs/keys/{key['id']}")
+    assert revoked.status_code == 200 and revoked.json["id"] == key["id"] and revoked.json["revoked_at"]
+    assert c.get("/webjs/sessions/active").status_code == 401
+
+
 def test_guessing_keys_is_rate_limited_per_client_address(app, settings, api_key):
     """Over the limit, an address gets 429 for the rest of the minute for any key not
     checked valid since the last revocation: a right guess is not told apart."""
@@ -126,6 +181,48 @@ def test_guessing_keys_is_rate_limited_per_client_address(app, settings, api_key
     other = app.test_client()
     other.environ_base["REMOTE_ADDR"] = "127.0.0.250"
     assert other.get("/webjs/sessions/active", headers={"X-API-Key": api_key}).status_code == 200
+
+
+def exhaust_the_limit(c, settings, forwarded_for: str) -> None:
+    """Present bad keys up to the limit, each request saying it was forwarded for ``forwarded_for``."""
+    for _ in range(settings.auth_failures_per_minute):
+        r = c.get("/webjs/sessions/active", headers={"X-API-Key": "wak_" + secrets.token_urlsafe(8),
+                                                     "X-Forwarded-For": forwarded_for})
+        assert r.status_code == 401
+
+
+def random_address() -> str:
+    return f"10.{secrets.randbelow(250)}.{secrets.randbelow(250)}.{secrets.randbelow(250) + 1}"
+
+
+def test_behind_a_trusted_proxy_x_forwarded_for_is_the_client_address(app, settings):
+    """TRUSTED_PROXY_HOPS=1: the address the proxy appended to X-Forwarded-For is counted,
+    so one client over the limit does not shut out the others behind the same proxy."""
+    from dataclasses import replace
+
+    from api import create_app
+
+    proxied = create_app(replace(settings, trusted_proxy_hops=1))
+    unused = create_key(app.extensions["wa"].db, "a key nobody used yet", admin=True)[1]
+    c = proxied.test_client()
+    c.environ_base["REMOTE_ADDR"] = random_address()  # the proxy's
+    guesser, other = random_address(), random_address()
+    exhaust_the_limit(c, settings, f"203.0.113.9, {guesser}")  # what the client wrote itself is not trusted
+    refused = c.get("/webjs/sessions/active", headers={"X-API-Key": unused, "X-Forwarded-For": guesser})
+    assert refused.status_code == 429
+    assert c.get("/webjs/sessions/active", headers={"X-API-Key": unused, "X-Forwarded-For": other}).status_code == 200
+
+
+def test_without_trusted_proxies_x_forwarded_for_is_ignored(app, settings):
+    """TRUSTED_PROXY_HOPS=0 (the default): a client cannot escape the limit by writing a
+    new X-Forwarded-For on each request; its connection's address is counted."""
+    assert settings.trusted_proxy_hops == 0
+    unused = create_key(app.extensions["wa"].db, "a key nobody used yet", admin=True)[1]
+    c = app.test_client()
+    c.environ_base["REMOTE_ADDR"] = random_address()
+    exhaust_the_limit(c, settings, random_address())
+    refused = c.get("/webjs/sessions/active", headers={"X-API-Key": unused, "X-Forwarded-For": random_address()})
+    assert refused.status_code == 429
 
 
 def test_the_celery_entry_points_carry_the_callers_scope(app, tenants, db, monkeypatch, wire_control):

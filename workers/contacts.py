@@ -8,6 +8,7 @@ apart from its sends': a check never delays a message, nor the reverse).
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from selenium.common.exceptions import WebDriverException
 from browser.whatsapp import SendError, SendRestricted
 from messaging.contacts import ContactAnswer, ContactCache
 from messaging.pacing import Pacer, PacingPolicy
+from models import seed_timestamp
 from settings import Settings
 from workers.browser_session import BrowserSession
 
@@ -61,7 +63,7 @@ class NumberChecks:
             if wait > TURN_WAIT_MAX:
                 self.pacer.release(pace_key(session_id), turn)
                 results[number] = {"error": "Checked too often; ask again after "
-                                            f"{datetime.fromtimestamp(reserved.at, timezone.utc).isoformat()}"}
+                                            f"{seed_timestamp(datetime.fromtimestamp(math.ceil(reserved.at), timezone.utc))}"}
                 continue
             if wait > 0:
                 time.sleep(wait)
