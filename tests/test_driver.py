@@ -568,6 +568,33 @@ def test_an_older_message_with_the_same_text_is_not_taken_for_the_one_to_send(ma
     assert [m["text"] for m in sim.messages(PEER)].count("your appointment is tomorrow") == 2
 
 
+@pytest.mark.profiles("2026-dom", "legacy")
+@pytest.mark.parametrize("zone", ["Asia/Kathmandu", "America/St_Johns"])
+def test_on_the_dom_route_rows_are_dated_by_their_stamp_in_the_pages_time_zone(make_runtime, sim, zone):
+    """Without the page's modules a row's only time is its stamp (``data-pre-plain-text``
+    "[8:19 PM, 6/13/2026] You: "), to the minute, in the page's own time zone (here one
+    far from the machine's, either way). An older identical text, from a minute before the
+    message's first dispatch, is not taken for the lost message; the lost one, from the
+    minute of its first dispatch on, is found."""
+    rt = make_runtime()
+    link(rt, sim)
+    rt.sessions["s1"].driver.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": zone})
+    rt.deliver("s1", 1, mid(), PEER, "your appointment is tomorrow")
+    # The reminder to send now was first dispatched two minutes after that one went out (the
+    # anchor is moved instead of waiting two minutes).
+    rt.deliver("s1", 1, mid(), PEER, "your appointment is tomorrow",
+               earlier={"since": time.time() + 120, "after_id": None})
+    assert [m["text"] for m in sim.messages(PEER)].count("your appointment is tomorrow") == 2
+
+    dispatched, message_id = time.time(), mid()
+    first = rt.deliver("s1", 1, message_id, PEER, "sent, but the news was lost")
+    redis_forgets(rt, message_id)
+    again = rt.deliver("s1", 1, message_id, PEER, "sent, but the news was lost",
+                       earlier={"since": dispatched, "after_id": None})
+    assert [m["text"] for m in sim.messages(PEER)].count("sent, but the news was lost") == 1
+    assert message_key(again) == message_key(first)
+
+
 @on_2026_both_routes
 @pytest.mark.parametrize("kind", ["reachout_timelock", "new_chat_cap"])
 def test_a_restricted_account_is_not_taken_for_a_number_not_on_whatsapp(make_runtime, sim, profile, kind):
