@@ -260,6 +260,12 @@ MESSAGE_TEXT = (
     "span.selectable-text",  # ALR, WWW (the text, or a media message's caption)
     ".copyable-text",
 )
+# A row's stamp, data-pre-plain-text="[<time>, <date>] <sender>: ", in the page's language and
+# local time: en-US "[8:19 PM, 6/13/2026] You: " (field code read_file ids 54826676642, 2026;
+# 1407734506, 2021), pt-BR "[18:22, 15/08/2026] Você: " (read_file id 71042067677, 2026-09).
+MESSAGE_STAMP = (
+    "[data-pre-plain-text]",
+)
 # The chat list: one row per chat, its title (the number for a contact not saved) and, when
 # the last message is ours, that message's status icon.
 CHAT_LIST_ROWS = (

@@ -496,9 +496,13 @@ if (inbox && out.loggedIn) out.inbox = readInbox(inbox, coll, mod(S.m_contact));
 return out;
 """
 
-# Our own messages in the chat with arguments[1] (digits), oldest first, as {id, text}:
+# Our own messages in the chat with arguments[1] (digits), oldest first, as {id, text, t}:
 # from the Msg collection (any address form: a LID chat is matched through the number
-# behind it), else from the open chat's rows once its header names that number.
+# behind it; t: Msg.t, epoch seconds), else from the open chat's rows once its header
+# names that number (t: the start of the minute the row's stamp names, minute: true).
+# A stamp is read in the page's own time zone (new Date(y, m, d, h, min)), as the page
+# wrote it; day and month are told apart by the page's language (en-US: month first),
+# unless one of them is above 12. A stamp that does not read gives t null.
 _OWN_MESSAGES_JS = _HELPERS_JS + """
 const phone = arguments[1];
 const coll = mod(S.m_collections), contact = mod(S.m_contact);
@@ -523,9 +527,39 @@ if (coll && coll.Msg && typeof coll.Msg.getModelsArray === 'function') {
 }
 const number = openChatNumber();
 if (number === null || (number && number !== phone)) return {route: 'dom', rows: null};
+let monthFirst = true;
+try {
+  const parts = new Intl.DateTimeFormat(document.documentElement.lang || navigator.language || 'en-US')
+    .formatToParts(new Date(2001, 10, 22)).map(p => p.type);
+  monthFirst = parts.indexOf('month') < parts.indexOf('day');
+} catch (e) {}
+const stampTime = (row) => {
+  const el = firstIn(row, S.message_stamp);
+  const stamp = ((el && el.getAttribute('data-pre-plain-text')) || '').replace(/[\\u200e\\u200f]/g, '');
+  const inside = (stamp.match(/\\[([^\\]]*)\\]/) || [])[1] || '';
+  const hm = inside.match(/(\\d{1,2})[:.](\\d{2})(?:[:.]\\d{2})?(?:[\\s\\u00a0\\u202f]*([ap])\\.?[\\s\\u00a0\\u202f]*m\\b\\.?)?/i);
+  const ymd = inside.match(/(\\d{1,4})[\\/.-](\\d{1,2})[\\/.-](\\d{1,4})/);
+  if (!hm || !ymd) return null;
+  let [a, b, c] = [Number(ymd[1]), Number(ymd[2]), Number(ymd[3])];
+  let y, mo, d;
+  if (ymd[1].length === 4) [y, mo, d] = [a, b, c];
+  else {
+    y = c < 100 ? 2000 + c : c;
+    [mo, d] = (a > 12 || (b <= 12 && !monthFirst)) ? [b, a] : [a, b];
+  }
+  let h = Number(hm[1]);
+  const mi = Number(hm[2]);
+  if (hm[3]) h = h % 12 + (hm[3].toLowerCase() === 'p' ? 12 : 0);
+  const at = new Date(y, mo - 1, d, h, mi);
+  if (at.getFullYear() !== y || at.getMonth() !== mo - 1 || at.getDate() !== d || at.getMinutes() !== mi) return null;
+  return at.getTime() / 1000;
+};
 return {route: 'dom', rows: allIn(document, S.open_rows)
   .filter(r => (r.getAttribute('data-id') || '').startsWith(S.own_prefix))
-  .map(r => { const t = firstIn(r, S.message_text); return {id: r.getAttribute('data-id'), text: t ? t.innerText : ''}; })};
+  .map(r => {
+    const t = firstIn(r, S.message_text);
+    return {id: r.getAttribute('data-id'), text: t ? t.innerText : '', t: stampTime(r), minute: true};
+  })};
 """
 
 # The ack of one message: the model's number, else the level its row shows.
@@ -731,6 +765,7 @@ _PAGE_ARGS = {
     "screens": [[name, [n.lower() for n in needles]] for name, (needles, _state) in _SCREENS.items()],
     "header": list(sel.CHAT_HEADER_TITLE), "open_rows": list(sel.OPEN_CHAT_ROWS), "own_prefix": sel.OUTGOING_ROW_PREFIX,
     "message_text": list(sel.MESSAGE_TEXT), "chat_rows": list(sel.CHAT_LIST_ROWS), "chat_title": list(sel.CHAT_TITLE),
+    "message_stamp": list(sel.MESSAGE_STAMP),
     "unread": list(sel.CHAT_UNREAD_BADGE), "preview": list(sel.CHAT_PREVIEW),
     "t_pending": list(sel.TICK_TITLE_PENDING), "t_sent": list(sel.TICK_TITLE_SENT),
     "t_read": list(sel.TICK_TITLE_DELIVERED_OR_READ), "read_label": sel.READ_ARIA_LABEL,
@@ -738,6 +773,17 @@ _PAGE_ARGS = {
     "levels": {sel.ICON_PENDING: "pending", sel.ICON_SENT: "sent", sel.ICON_DELIVERED: "delivered",
                sel.ICON_FAILED: "failed"},
 }
+
+
+def _dated_from(row: dict, anchor: float) -> bool:
+    """Whether one of our rows (``own_messages``) may be from ``anchor`` (epoch seconds)
+    on: its time ``t`` is to the second, or, with ``minute``, the start of the minute its
+    stamp names, which counts when it is not before the anchor's minute (local minutes
+    start on the epoch's minutes in every time zone of whole minutes). Undated: True."""
+    t = row.get("t")
+    if not t:
+        return True
+    return t >= (anchor // 60 * 60 if row.get("minute") else anchor)
 
 
 def _read_ack(entry: dict | None) -> str | None:
@@ -1095,10 +1141,12 @@ class WhatsAppWeb:
         None when there is none.
 
         Anchors, each used when known: ``after_row`` and ``after_id`` (message ids: only
-        rows newer than the newest of them count), ``since`` (epoch seconds: only messages
-        the page's collection dates from then on, less SEND_CLOCK_SKEW, count; rows the
-        page does not date, on the DOM route, are not filtered by time). Works in chats
-        addressed by number or by LID: messages are compared by their key.
+        rows newer than the newest of them count), ``since`` (epoch seconds, less
+        SEND_CLOCK_SKEW: only messages the page dates from then on count; the page's
+        collection dates them to the second, a row's stamp on the DOM route to the minute,
+        so there a row counts when its minute is not before the anchor's; a row whose stamp
+        does not read is not filtered by time). Works in chats addressed by number or by
+        LID: messages are compared by their key.
         """
         deadline = time.monotonic() + timeout
         self._prepared(lambda: self.open_chat(phone, deadline), deadline)
@@ -1108,7 +1156,7 @@ class WhatsAppWeb:
         if anchors:
             rows = rows[max(anchors) + 1:]
         if since is not None:
-            rows = [r for r in rows if not r.get("t") or r["t"] >= since - SEND_CLOCK_SKEW]
+            rows = [r for r in rows if _dated_from(r, since - SEND_CLOCK_SKEW)]
         wanted = self._normalized(text)
         matches = [r["id"] for r in rows if self._normalized(r.get("text") or "") == wanted]
         return matches[-1] if matches else None
@@ -1131,8 +1179,10 @@ class WhatsAppWeb:
         return {message_key(r["id"]) for r in before}
 
     def own_messages(self, phone: str) -> list[dict] | None:
-        """Our messages to ``phone`` that the page holds, oldest first, as ``{id, text}``;
-        None while the open chat is another one (DOM route)."""
+        """Our messages to ``phone`` that the page holds, oldest first, as ``{id, text, t}``
+        (``t``: epoch seconds, or with ``minute`` the start of the minute a row's stamp
+        names; None when the page does not date it); None while the open chat is another
+        one (DOM route)."""
         found = self.driver.execute_script(_OWN_MESSAGES_JS, _PAGE_ARGS, phone) or {}
         return found.get("rows")
 

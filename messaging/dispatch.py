@@ -34,15 +34,18 @@ def initialize_session(celery: Celery, *, slot: str, session_id: str, epoch: int
 def send_message(celery: Celery, *, slot: str, message_id: str, job_id: str, session_id: str,
                  epoch: int, to: str, text: str, media: list[dict] | None = None,
                  pacing: dict | None = None, attempt: int = 1, earlier: dict | None = None,
-                 mark_chat_read: bool = False) -> None:
+                 mark_chat_read: bool = False, first_dispatch: float | None = None) -> None:
     """``earlier``: what PostgreSQL knows of earlier dispatches that were never confirmed
     (``{"since": epoch seconds, "after_id": wa id or None}``); the slot then looks for the
-    message in the chat before sending it. ``mark_chat_read``: the slot marks the chat read
+    message in the chat before sending it. ``first_dispatch``: the message's first
+    dispatch (``messages.dispatched_at``, epoch seconds), carried so that a redelivered or
+    retried task knows from when to look. ``mark_chat_read``: the slot marks the chat read
     once the message is out."""
     celery.send_task(SEND_MESSAGE, kwargs={
         "message_id": message_id, "job_id": job_id, "session_id": session_id,
         "epoch": epoch, "to": to, "text": text, "media": media or None, "pacing": pacing or None,
         "attempt": attempt, "earlier": earlier, **({"mark_chat_read": True} if mark_chat_read else {}),
+        **({"first_dispatch": first_dispatch} if first_dispatch is not None else {}),
     }, queue=slot_queue(slot), **_NO_RETRY)
 
 

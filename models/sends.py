@@ -107,7 +107,7 @@ def accept_messages(s: Session, session_id: str, kind: str, recipients: list[Rec
 
 
 # A session READY but not sending this long while a message waits for it is reported
-# (``NOT_SENDING`` in /status, health ``degraded``, the ``wa_sessions_stuck`` metric).
+# (``NOT_SENDING`` in /status, health ``degraded``, the ``wa_sessions_not_sending`` metric).
 NOT_SENDING = "NOT_SENDING"
 
 

@@ -95,7 +95,8 @@ class Acceptance:
             try:
                 dispatch.send_message(celery, slot=slot, message_id=m.id, job_id=self.accepted.job_id,
                                       session_id=self.body["session_id"], epoch=epoch, to=m.to, text=m.text,
-                                      media=m.media, pacing=pacing, mark_chat_read=m.mark_chat_read)
+                                      media=m.media, pacing=pacing, mark_chat_read=m.mark_chat_read,
+                                      first_dispatch=self.accepted.created_at.timestamp())
                 sent += 1
             except ENQUEUE_ERRORS as exc:
                 log.warning("message=%s not enqueued now (%s); the sweeper dispatches it", m.id, exc)

@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 import urllib.parse
 
 import pytest
@@ -193,3 +194,10 @@ def page_fixtures(make_sim, profile_prefix: str, clear_storage: str, lang: str |
         return browser
 
     return sim, browser, page
+
+
+def en_us_stamp(ts: float) -> str:
+    """Local time ``ts`` as en-US WhatsApp writes a row's time and date: '8:19 PM, 6/13/2026'."""
+    t = time.localtime(ts)
+    return (f"{t.tm_hour % 12 or 12}:{t.tm_min:02d} {'AM' if t.tm_hour < 12 else 'PM'}, "
+            f"{t.tm_mon}/{t.tm_mday}/{t.tm_year}")

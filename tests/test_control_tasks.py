@@ -138,7 +138,8 @@ def task_kwargs(task: dict) -> dict:
 def test_a_message_dispatched_before_is_looked_for_from_what_postgresql_knows(control, db, redis_client, user_id):
     """Dispatched before and never confirmed: the sweeper's dispatch carries its first
     dispatch time and the newest message to the same number recorded as sent, for the slot's
-    look in the chat. A message never dispatched (released by the one before it) carries none."""
+    look in the chat. A message never dispatched (released by the one before it) carries none,
+    but, as every dispatch does, the time of its first dispatch (now)."""
     slot, message_id = overdue_message(db, user_id, "READY")
     with db.begin() as s:
         accepted = accept_messages(s, user_id, "single", [Recipient("919876543210", "919876543210", "earlier")],
@@ -154,8 +155,12 @@ def test_a_message_dispatched_before_is_looked_for_from_what_postgresql_knows(co
     assert by_id[message_id]["earlier"] == {"since": first_dispatch.timestamp(),
                                             "after_id": "true_919876543210@c.us_3EB0AA"}
     assert by_id[successor.message_ids[0]]["earlier"] is None
+    assert by_id[message_id]["first_dispatch"] == first_dispatch.timestamp()
     with db() as s:
-        assert s.get(Message, successor.message_ids[0]).dispatched_at is not None, "its first dispatch is kept"
+        dispatched = s.get(Message, successor.message_ids[0]).dispatched_at
+        assert dispatched is not None, "its first dispatch is kept"
+    # Should its task be redelivered or retried, the slot knows from when to look.
+    assert by_id[successor.message_ids[0]]["first_dispatch"] == dispatched.timestamp()
 
 
 def test_no_slot_is_judged_lost_before_the_registry_was_watched_for_a_ttl(control, db, redis_client, user_id):

@@ -487,6 +487,74 @@ def test_a_sent_message_redis_forgot_is_found_from_what_postgresql_knows(make_ru
     assert message_key(again) == message_key(first)
 
 
+NO_PACING = {"min_gap_seconds": 0, "max_gap_seconds": 0, "hourly_cap": 0, "daily_cap": 0}
+
+
+def run_send_task(rt: SlotRuntime, kwargs: dict, *, redelivered: bool = False) -> dict | None:
+    """One run of the real send task (``wa.slot.send_message``) on ``rt``, as a worker runs
+    it, the broker's ``redelivered`` flag in its request; the kwargs of the retry it asks
+    for, or None when it ended."""
+    from celery.exceptions import Retry
+
+    from workers import slot_tasks
+
+    task, asked = slot_tasks.send_message, {}
+
+    def retry(countdown=None, kwargs=None, **_):
+        asked.update(kwargs)
+        return Retry(when=countdown)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(slot_tasks, "runtime", lambda: rt)
+        patch.setattr(task, "retry", retry)
+        task.push_request(id=f"task-{secrets.token_hex(4)}", called_directly=False, retries=0,
+                          delivery_info={"redelivered": redelivered})
+        try:
+            task.run(**kwargs)
+        except Retry:
+            return asked
+        finally:
+            task.pop_request()
+    return None
+
+
+def redis_forgets(rt: SlotRuntime, message_id: str) -> None:
+    """What Redis held of the message (part, commit and done marks, the claim) is gone."""
+    for key in rt.redis.scan_iter(f"wa:msg:{message_id}:*"):
+        rt.redis.delete(key)
+
+
+@on_2026
+@pytest.mark.parametrize("how", ["redelivered", "retried"])
+def test_a_send_task_run_again_after_redis_forgot_its_send_does_not_send_twice(make_runtime, sim, how):
+    """The broker redelivers the task (a worker lost with it unacknowledged), or the task is
+    retried after its run reached the page (it went out, the confirmation did not come):
+    Redis no longer knows the send, but the task carries its first dispatch, so the chat
+    is looked at first and the message found there."""
+    rt = make_runtime()
+    link(rt, sim)
+    for key in rt.redis.scan_iter("wa:pace:s1:*"):  # a pace an earlier test left
+        rt.redis.delete(key)
+    text, message_id = f"once, whatever Redis forgets {secrets.token_hex(3)}", mid()
+    kwargs = dict(message_id=message_id, job_id="job_once", session_id="s1", epoch=1, to=PEER, text=text,
+                  pacing=NO_PACING, first_dispatch=time.time())
+    if how == "redelivered":
+        assert run_send_task(rt, kwargs) is None
+        redis_forgets(rt, message_id)
+        again = run_send_task(rt, kwargs, redelivered=True)
+    else:
+        with worker_dies_during_send(after_it_went_out=True):
+            retry = run_send_task(rt, kwargs)
+        assert retry["attempt"] == 2 and retry["earlier"] == {"since": kwargs["first_dispatch"], "after_id": None}
+        redis_forgets(rt, message_id)
+        again = run_send_task(rt, retry)
+    assert again is None
+    sent = [m for m in sim.messages(PEER) if m["text"] == text]
+    assert len(sent) == 1
+    last = [e for e in rt.bus.events if e.get("message_id") == message_id][-1]
+    assert last["status"] == "sent" and message_key(last["wa_message_id"]) == message_key(sent[0]["serialized"])
+
+
 @every_route
 def test_an_older_message_with_the_same_text_is_not_taken_for_the_one_to_send(make_runtime, sim):
     """Yesterday's reminder in the chat is not this one: rows up to the newest message
@@ -498,6 +566,33 @@ def test_an_older_message_with_the_same_text_is_not_taken_for_the_one_to_send(ma
     rt.deliver("s1", 1, mid(), PEER, "your appointment is tomorrow",
                earlier={"since": time.time(), "after_id": older})
     assert [m["text"] for m in sim.messages(PEER)].count("your appointment is tomorrow") == 2
+
+
+@pytest.mark.profiles("2026-dom", "legacy")
+@pytest.mark.parametrize("zone", ["Asia/Kathmandu", "America/St_Johns"])
+def test_on_the_dom_route_rows_are_dated_by_their_stamp_in_the_pages_time_zone(make_runtime, sim, zone):
+    """Without the page's modules a row's only time is its stamp (``data-pre-plain-text``
+    "[8:19 PM, 6/13/2026] You: "), to the minute, in the page's own time zone (here one
+    far from the machine's, either way). An older identical text, from a minute before the
+    message's first dispatch, is not taken for the lost message; the lost one, from the
+    minute of its first dispatch on, is found."""
+    rt = make_runtime()
+    link(rt, sim)
+    rt.sessions["s1"].driver.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": zone})
+    rt.deliver("s1", 1, mid(), PEER, "your appointment is tomorrow")
+    # The reminder to send now was first dispatched two minutes after that one went out (the
+    # anchor is moved instead of waiting two minutes).
+    rt.deliver("s1", 1, mid(), PEER, "your appointment is tomorrow",
+               earlier={"since": time.time() + 120, "after_id": None})
+    assert [m["text"] for m in sim.messages(PEER)].count("your appointment is tomorrow") == 2
+
+    dispatched, message_id = time.time(), mid()
+    first = rt.deliver("s1", 1, message_id, PEER, "sent, but the news was lost")
+    redis_forgets(rt, message_id)
+    again = rt.deliver("s1", 1, message_id, PEER, "sent, but the news was lost",
+                       earlier={"since": dispatched, "after_id": None})
+    assert [m["text"] for m in sim.messages(PEER)].count("sent, but the news was lost") == 1
+    assert message_key(again) == message_key(first)
 
 
 @on_2026_both_routes

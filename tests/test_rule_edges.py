@@ -321,11 +321,11 @@ def test_dispatch_enqueues_what_may_go_with_everything_the_task_needs(db, settin
         ("wa.slot.send_message", f"slot.edge-{ready}", {
             "message_id": first.id, "job_id": acceptance.accepted.job_id, "session_id": ready, "epoch": 3,
             "to": "919876543210", "text": "a", "media": None, "pacing": {"min_gap_seconds": 4}, "attempt": 1,
-            "earlier": None}),
+            "earlier": None, "first_dispatch": acceptance.accepted.created_at.timestamp()}),
         ("wa.slot.send_message", f"slot.edge-{ready}", {
             "message_id": third.id, "job_id": acceptance.accepted.job_id, "session_id": ready, "epoch": 3,
             "to": "919876543211", "text": "c", "media": media, "pacing": {"min_gap_seconds": 4}, "attempt": 1,
-            "earlier": None}),
+            "earlier": None, "first_dispatch": acceptance.accepted.created_at.timestamp()}),
     ]
 
 

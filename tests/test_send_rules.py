@@ -129,3 +129,48 @@ def test_what_postgresql_knows_makes_a_look_even_when_redis_forgot():
         rules.Look(since=NOW - 30, after_id="true_1@c.us_OLD")
     both = rules.look_before_send(commit_marker="true_1@c.us_AB", earlier=earlier)
     assert both == rules.Look(after_row="true_1@c.us_AB", since=NOW - 30, after_id="true_1@c.us_OLD")
+
+
+FIRST = NOW - 120  # the message's first dispatch
+
+
+def test_the_first_run_of_a_task_makes_no_look_of_its_own():
+    assert rules.earlier_attempts(earlier=None, first_dispatch=FIRST) is None
+
+
+def test_a_redelivered_task_looks_from_its_first_dispatch_whatever_redis_forgot():
+    """The broker hands a task over again (a worker lost with it unacknowledged, the
+    visibility timeout): a copy of it may have sent the message."""
+    earlier = rules.earlier_attempts(earlier=None, first_dispatch=FIRST, redelivered=True)
+    assert earlier == {"since": FIRST, "after_id": None}
+    assert rules.look_before_send(commit_marker=None, earlier=earlier) == rules.Look(since=FIRST)
+
+
+def test_a_retry_of_a_run_that_reached_the_page_looks_from_its_first_dispatch():
+    assert rules.earlier_attempts(earlier=None, first_dispatch=FIRST, attempted=True) == \
+        {"since": FIRST, "after_id": None}
+
+
+def test_a_retry_carries_on_what_its_run_knew_of_earlier_attempts():
+    """A redelivered run that is only paced hands its look on to its retry: the retry is
+    given what this run computed, not the broker's flag, which a retry does not carry."""
+    redelivered = rules.earlier_attempts(earlier=None, first_dispatch=FIRST, redelivered=True)
+    assert rules.earlier_attempts(earlier=redelivered, first_dispatch=FIRST, attempted=False) == redelivered
+
+
+def test_what_the_sweeper_read_from_postgresql_is_kept():
+    swept = {"since": FIRST - 60, "after_id": "true_1@c.us_OLD"}
+    for redelivered in (False, True):
+        assert rules.earlier_attempts(earlier=swept, first_dispatch=FIRST, redelivered=redelivered,
+                                      attempted=True) == swept
+
+
+def test_a_run_that_was_only_paced_is_still_the_first():
+    """Pacing, the breaker or a restriction held it before the page: no run touched the chat."""
+    assert rules.earlier_attempts(earlier=None, first_dispatch=FIRST, attempted=False) is None
+
+
+def test_without_a_first_dispatch_no_look_is_made_that_has_no_anchor():
+    """A task enqueued by an older version: an unanchored look could take an older message
+    with the same text for this one; the commit marker still decides."""
+    assert rules.earlier_attempts(earlier=None, first_dispatch=None, redelivered=True, attempted=True) is None

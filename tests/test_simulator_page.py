@@ -20,8 +20,8 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
 
 from simulator import SimConfig
-from tests.simulator_page_support import (OWN, QR_CANVAS, PageSteps, Sim, click_link, eventually, make_driver,
-                                          needs_chromium, page_fixtures)
+from tests.simulator_page_support import (OWN, QR_CANVAS, PageSteps, Sim, click_link, en_us_stamp, eventually,
+                                          make_driver, needs_chromium, page_fixtures)
 
 pytestmark = needs_chromium
 
@@ -202,10 +202,14 @@ def test_send_text_and_acks(sim, page):
     title = find(page, "#main header span[title]").get_attribute("title")
     assert peer in title
     page.execute_script(RECORD_ICONS)
+    before = time.time()
     box.send_keys(Keys.ENTER)
     row = out_row(page, peer)
     assert re.fullmatch(rf"true_{peer}@c\.us_3EB0[0-9A-F]{{20}}", row.get_attribute("data-id"))
     assert row.find_element(By.CSS_SELECTOR, "span.selectable-text").text == "Hello\nworld"
+    # The 2021-23 page in en-US stamped rows as now: "[2:10 PM, 6/8/2021] ..." (field code read_file id 1407734506).
+    stamp = row.find_element(By.CSS_SELECTOR, "[data-pre-plain-text]").get_attribute("data-pre-plain-text")
+    assert stamp in {f"[{en_us_stamp(t)}] You: " for t in (before, time.time())}
     row.find_element(By.CSS_SELECTOR, 'span[data-icon]')  # status icon present at once
     wait(page).until(lambda d: row.find_elements(By.CSS_SELECTOR, 'span[data-icon="msg-dblcheck"][aria-label=" Read "]'))
     icons = page.execute_script("return window.__icons")

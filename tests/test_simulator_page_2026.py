@@ -19,8 +19,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
 from simulator import SimConfig
-from tests.simulator_page_support import (IGNORED, OWN, QR_CANVAS, PageSteps, Sim, click_link, eventually,
-                                          needs_chromium, page_fixtures)
+from tests.simulator_page_support import (IGNORED, OWN, QR_CANVAS, PageSteps, Sim, click_link, en_us_stamp,
+                                          eventually, needs_chromium, page_fixtures)
 
 pytestmark = needs_chromium
 
@@ -244,11 +244,16 @@ def test_send_shifted_ticks_and_msg_model(sim, page):
     send = find(page, '#main footer button[aria-label="Send"] > span[data-icon="wds-ic-send-filled"] > svg > title')
     assert send.get_attribute("textContent") == "wds-ic-send-filled"
     js(page, RECORD_TICKS)
+    before = time.time()
     box.send_keys(Keys.ENTER)
     row = find(page, f'#main div[role="row"] div[data-id^="true_{peer}@c.us_3EB0"]')
     data_id = row.get_attribute("data-id")
     assert re.fullmatch(rf"true_{peer}@c\.us_3EB0[0-9A-F]{{20}}", data_id)
     assert row.find_element(By.CSS_SELECTOR, "[data-pre-plain-text] .selectable-text").text == "Hello\nworld"
+    # The stamp as the real page writes it in en-US, in the browser's (here the machine's) time
+    # zone: "[8:19 PM, 6/13/2026] You: " (field code read_file id 54826676642).
+    stamp = row.find_element(By.CSS_SELECTOR, "[data-pre-plain-text]").get_attribute("data-pre-plain-text")
+    assert stamp in {f"[{en_us_stamp(t)}] You: " for t in (before, time.time())}
     status = row.find_element(By.CSS_SELECTOR, ".msg-status")
     wait(page).until(lambda d: status_spec(status) == ("wds-ic-read", " Read ", True))
     assert not row.find_elements(By.CSS_SELECTOR, "[data-icon^='msg-'], .msg-status [data-icon]")

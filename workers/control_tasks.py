@@ -122,6 +122,7 @@ def sweep_messages(limit: int = 500) -> int:
                                   session_id=msg.session_id, epoch=session.epoch, to=msg.to, text=msg.text,
                                   media=msg.media, pacing=session.pacing, earlier=earlier,
                                   mark_chat_read=bool(msg.mark_chat_read),
+                                  first_dispatch=msg.dispatched_at.timestamp(),
                                   # an attempt cut short by a dead worker counts
                                   attempt=msg.attempts + 1 if msg.status == MessageStatus.SENDING else
                                   max(1, msg.attempts))

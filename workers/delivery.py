@@ -5,7 +5,7 @@ checked before the page is touched. Each part records, just before
 it commits, the chat's newest row (``wa:msg:<id>:commit:<part>``) and, once out, its
 WhatsApp id (``wa:msg:<id>:part:<part>``). Before a part is sent, ``send_rules.look_before_send``
 decides whether an earlier attempt may have sent it; if so it is looked for in the chat
-first, anchored on that marker and on what PostgreSQL knows (``earlier``).
+first, anchored on that marker and on what PostgreSQL and the task know (``earlier``).
 """
 from __future__ import annotations
 
@@ -58,8 +58,9 @@ class Delivery:
         """Send one message (text, or media with the text as caption of the first file) to
         ``to`` (E.164 digits); return the WhatsApp id of its first part.
 
-        ``earlier``: what PostgreSQL knows of earlier dispatches of this message that were
-        never confirmed (``{"since": epoch seconds, "after_id": wa id or None}``); with it,
+        ``earlier``: what PostgreSQL (or the task, ``send_rules.earlier_attempts``) knows of
+        earlier dispatches of this message that were never confirmed (``{"since": epoch
+        seconds, "after_id": wa id or None}``); with it,
         or with a commit marker left by an earlier attempt, each part is first looked for
         in the chat and only sent if it is not there.
 

@@ -225,13 +225,40 @@ class Look:
     after_id: str | None = None
 
 
+def earlier_attempts(*, earlier: dict | None, first_dispatch: float | None, redelivered: bool = False,
+                     attempted: bool = False) -> dict | None:
+    """What a send task knows of earlier attempts of its message, as ``earlier`` for
+    ``look_before_send``; None only when this attempt is provably the first.
+
+    ``earlier``: what the sweeper read from PostgreSQL (kept as it is). ``first_dispatch``:
+    the message's first dispatch (epoch seconds, PostgreSQL's ``dispatched_at``), carried
+    by the task from its first enqueue. ``redelivered``: the broker hands the task over
+    again (Celery's ``delivery_info["redelivered"]``: a worker lost with the task
+    unacknowledged, or the visibility timeout passed), so a copy of it may have sent the
+    message. ``attempted``: this run went as far as the page (a retry it asks for carries
+    what this returns). A task that was only paced, held by the breaker or scheduled by a
+    restriction before it reached the page stays first: no run of it touched the chat.
+
+    Without a first dispatch (a task enqueued by an older version) there is no time
+    anchor, and None is returned: a look without one could take an older message with
+    the same text for this one; the commit marker in Redis still decides then.
+    """
+    if earlier:
+        return earlier
+    if (redelivered or attempted) and first_dispatch is not None:
+        return {"since": first_dispatch, "after_id": None}
+    return None
+
+
 def look_before_send(*, commit_marker: str | None, earlier: dict | None) -> Look | None:
     """Whether a part is looked for in the chat before it is sent, and where.
 
     ``commit_marker``: what Redis kept of an earlier attempt's commit ('' = the chat was
     empty then, None = nothing kept). ``earlier``: what PostgreSQL knows of earlier
     dispatches (``{"since": epoch seconds, "after_id": wa id or None}``), given by the
-    sweeper when it dispatches a message that was dispatched before and never confirmed.
+    sweeper when it dispatches a message that was dispatched before and never confirmed,
+    and by the task itself when it was redelivered or retried after reaching the page
+    (``earlier_attempts``).
 
     The look happens whenever an earlier attempt may have sent the message, not only
     when Redis still remembers it: a Redis that lost its last writes (or restarted

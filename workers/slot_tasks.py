@@ -3,7 +3,8 @@
 Thin shells: the work is in ``workers.slot_runtime.SlotRuntime`` and ``browser.whatsapp``.
 Each task is safe to run twice: initialize is a no-op for a running browser of the
 same placement, and a send that already happened is marked in Redis (in the same
-MULTI as its "sent" event) so a redelivered task does not send again.
+MULTI as its "sent" event) so a redelivered task does not send again; should Redis have
+forgotten it, a redelivered task looks in the chat first (``send_rules.earlier_attempts``).
 """
 from __future__ import annotations
 
@@ -91,14 +92,18 @@ def outcome_of(exc: Exception) -> tuple[Outcome, str]:
 @celery.task(name="wa.slot.send_message", bind=True, max_retries=None)
 def send_message(self, message_id: str, job_id: str, session_id: str, epoch: int, to: str, text: str,
                  media: list[dict] | None = None, pacing: dict | None = None, attempt: int = 1,
-                 earlier: dict | None = None, mark_chat_read: bool = False) -> None:
+                 earlier: dict | None = None, mark_chat_read: bool = False, first_dispatch: float | None = None) -> None:
     """Send one message: in its session's pace, once, with retries for transient failures.
 
     A thin shell: it gathers the facts and carries out what ``workers.send_rules``
     decides. ``earlier`` (from the sweeper): what PostgreSQL knows of earlier dispatches
     of this message that were never confirmed; the message is then looked for in the
-    chat before it is sent. A recipient on the session's opt-out list (which may have
-    changed since the message was accepted) fails it at once, before the page is touched.
+    chat before it is sent. ``first_dispatch``: the message's first dispatch (epoch
+    seconds), carried from the first enqueue: a task the broker redelivers, or a retry of
+    a run that reached the page, looks in the chat from then on before sending
+    (``send_rules.earlier_attempts``), whatever Redis still remembers. A recipient on the
+    session's opt-out list (which may have changed since the message was accepted) fails
+    it at once, before the page is touched.
     ``mark_chat_read``: the chat is marked read once the message is out. A task that finds
     its session not here (another placement, a restarted slot) ends without a word: the
     message stays in the database and the sweeper dispatches it again to wherever the
@@ -109,8 +114,12 @@ def send_message(self, message_id: str, job_id: str, session_id: str, epoch: int
     if rt.redis.exists(done_key(message_id)):
         log.info("message=%s already sent; redelivery ignored", message_id)
         return
+    redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+    earlier = rules.earlier_attempts(earlier=earlier, first_dispatch=first_dispatch, redelivered=redelivered)
     args = dict(message_id=message_id, job_id=job_id, session_id=session_id, epoch=epoch, to=to, text=text,
-                media=media, pacing=pacing, attempt=attempt, earlier=earlier, mark_chat_read=mark_chat_read)
+                media=media, pacing=pacing, attempt=attempt, earlier=earlier, mark_chat_read=mark_chat_read,
+                first_dispatch=first_dispatch)
+    reached_page = False  # a retry of a run that reached the page looks in the chat first
 
     def carry_out(decision: rules.Decision, holder: str | None = None) -> None:
         if holder is not None and not isinstance(decision, rules.Go):
@@ -142,6 +151,8 @@ def send_message(self, message_id: str, job_id: str, session_id: str, epoch: int
                     dispatch_at=iso(wait.at + settings.dispatch_grace_seconds if countdown else wait.at))
         if countdown:
             changes = {"attempt": wait.attempt} if wait.attempt else {}
+            changes["earlier"] = rules.earlier_attempts(earlier=earlier, first_dispatch=first_dispatch,
+                                                        attempted=reached_page)
             raise self.retry(countdown=delay, kwargs={**args, **changes}, queue=slot_queue(settings.slot_name))
 
     availability, restriction = rt.availability(session_id, epoch)
@@ -172,6 +183,7 @@ def send_message(self, message_id: str, job_id: str, session_id: str, epoch: int
 
     bus.message(message_id, job_id, session_id, MessageStatus.SENDING, attempt=attempt,
                 dispatch_at=iso(time.time() + settings.send_timeout * 3 + settings.dispatch_grace_seconds))
+    reached_page = True
     try:
         wa_id = rt.deliver(session_id, epoch, message_id, to, text, media, earlier=earlier)
     except (LookupError, SessionOffline, SendError, WebDriverException) as exc:

@@ -5,7 +5,7 @@
 
   var C = window.__WASimCommon;  // helpers shared with the 2026 page (sim-common.js)
   var el = C.el, icon = C.icon, api = C.api, toast = C.toast, saveLogin = C.saveLogin, clearLogin = C.clearLogin;
-  var newMsgId = C.newMsgId, fmtTime = C.fmtTime, fmtDate = C.fmtDate, fmtSize = C.fmtSize, fmtMb = C.fmtMb;
+  var newMsgId = C.newMsgId, fmtTime = C.fmtTime, fmtStamp = C.fmtStamp, fmtSize = C.fmtSize, fmtMb = C.fmtMb;
 
   var pollMeta = document.querySelector('meta[name="sim-poll-ms"]');
   var S = {
@@ -459,7 +459,7 @@
     var body = m.text !== null && m.text !== undefined ? m.text : m.caption;
     if (body) {
       bubble.appendChild(el('div', { class: 'copyable-text',
-        'data-pre-plain-text': '[' + fmtTime(m.t) + ', ' + fmtDate(m.t) + '] ' + (m.from_me ? 'You' : '+' + m.peer) + ': ' }, [
+        'data-pre-plain-text': '[' + fmtStamp(m.t, 'en') + '] ' + (m.from_me ? 'You' : '+' + m.peer) + ': ' }, [
         el('span', { class: 'selectable-text copyable-text', dir: 'ltr' }, [el('span', null, body)])
       ]));
     }

@@ -10,7 +10,7 @@
   var LOCALE = CFG.locale === 'pt-BR' ? 'pt-BR' : 'en';
   var C = window.__WASimCommon;  // helpers shared with the legacy page (sim-common.js)
   var el = C.el, api = C.api, toast = C.toast, saveLogin = C.saveLogin, clearLogin = C.clearLogin;
-  var newMsgId = C.newMsgId, fmtTime = C.fmtTime, fmtDate = C.fmtDate, fmtSize = C.fmtSize, fmtMb = C.fmtMb;
+  var newMsgId = C.newMsgId, fmtTime = C.fmtTime, fmtStamp = C.fmtStamp, fmtSize = C.fmtSize, fmtMb = C.fmtMb;
   var LS_COOKIE = 'WACookieConsent';
   var MEDIA_ACCEPT = 'image/*,video/mp4,video/3gpp,video/quicktime';
   // stage minimums of WAWebDebouncedLoadingScreen.react (ms); boot_seconds is split over them in proportion
@@ -1135,7 +1135,7 @@
     if (body) {
       var who = m.from_me ? t('you') : (S.openChat.title || '+' + m.peer);
       bubble.appendChild(el('div', { class: 'copyable-text',
-        'data-pre-plain-text': '[' + fmtTime(m.t) + ', ' + fmtDate(m.t) + '] ' + who + ': ' }, [
+        'data-pre-plain-text': '[' + fmtStamp(m.t, LOCALE) + '] ' + who + ': ' }, [
         el('span', { class: 'selectable-text copyable-text', dir: 'ltr' }, [el('span', null, body)])
       ]));
     }

@@ -171,7 +171,19 @@
 
   function pad(n) { return (n < 10 ? '0' : '') + n; }
   function fmtTime(ts) { var d = new Date(ts * 1000); return pad(d.getHours()) + ':' + pad(d.getMinutes()); }
-  function fmtDate(ts) { var d = new Date(ts * 1000); return d.getDate() + '/' + (d.getMonth() + 1) + '/' + d.getFullYear(); }
+  // The time and date of a row's data-pre-plain-text ("[<stamp>] You: "), as the page writes
+  // them in its language, in the browser's time zone: en (en-US) "8:19 PM, 6/13/2026" (field
+  // code read_file ids 54826676642, 2026, and 1407734506, 2021), pt-BR "18:22, 15/08/2026"
+  // ("[HH:MM, DD/MM/AAAA]", field code read_file id 71042067677, 2026-09).
+  function fmtStamp(ts, locale) {
+    var d = new Date(ts * 1000);
+    if (locale === 'pt-BR') {
+      return pad(d.getHours()) + ':' + pad(d.getMinutes()) + ', ' + pad(d.getDate()) + '/' + pad(d.getMonth() + 1) +
+        '/' + d.getFullYear();
+    }
+    return (d.getHours() % 12 || 12) + ':' + pad(d.getMinutes()) + ' ' + (d.getHours() < 12 ? 'AM' : 'PM') + ', ' +
+      (d.getMonth() + 1) + '/' + d.getDate() + '/' + d.getFullYear();
+  }
   function fmtSize(n) {
     if (n < 1024) return n + ' B';
     if (n < 1024 * 1024) return Math.round(n / 1024) + ' kB';
@@ -431,7 +443,7 @@
     api: api, postAcked: postAcked, uploadMedia: uploadMedia,
     lsGetJSON: lsGetJSON, saveLogin: saveLogin, clearLogin: clearLogin, connect: connect,
     loadCause: loadCause, markSelfReload: markSelfReload, reloadSeen: reloadSeen,
-    newMsgId: newMsgId, fmtTime: fmtTime, fmtDate: fmtDate, fmtSize: fmtSize, fmtMb: fmtMb,
+    newMsgId: newMsgId, fmtTime: fmtTime, fmtStamp: fmtStamp, fmtSize: fmtSize, fmtMb: fmtMb,
     landingPanel: landingPanel, updateQr: updateQr, submitPhone: submitPhone, updateCode: updateCode,
     showIntro: showIntro, chatRowBody: chatRowBody, docCard: docCard, removeRow: removeRow, pickedFile: pickedFile,
     sendIntent: sendIntent, handleIntent: handleIntent, parseWaLink: parseWaLink, catchWaLinks: catchWaLinks,
