@@ -96,7 +96,8 @@ def profile(request) -> str:
 @pytest.fixture(autouse=True)
 def fresh_sim(sim, profile):
     sim.post("/sim/control/reset")
-    knobs = {**PROFILES[profile], "sync_delay": 0.2, "deliver_delay": 0.3, "read_delay": 0.3, "restriction": "none"}
+    knobs = {**PROFILES[profile], "sync_delay": 0.2, "deliver_delay": 0.3, "read_delay": 0.3, "restriction": "none",
+             "link_limit": -1}
     if profile != "legacy":
         # PEER's chat is keyed by a hidden contact id (LID), OTHER's by the number.
         knobs.update(boot_seconds=0.2, onboarding_delay=0.3, lid_numbers=[PEER], pn_numbers=[OTHER])
@@ -524,6 +525,34 @@ def test_a_restricted_account_is_not_taken_for_a_number_not_on_whatsapp(make_run
     sim.post("/sim/control/config", {"restriction": "none"})
     if profile == "2026":
         rt.bus.wait("restriction lifted", status="session_restriction", restricted=False)
+    rt.deliver("s1", 1, mid(), OTHER, "a new chat")
+    assert [m["text"] for m in sim.messages(OTHER)] == ["a new chat"]
+
+
+@on_2026
+def test_a_registered_number_the_page_refuses_is_a_restriction_not_a_dead_number(make_runtime, sim):
+    """The existence query says the number is registered, but opening its chat shows the
+    invalid-number dialog (new chats by link limited: the simulator's ``link_limit``):
+    SendRestricted, nothing goes out, the number is not failed as not on WhatsApp; a chat
+    with earlier messages still works, and once the limit is gone the new chat does too.
+    (Without the modules there is no existence query to tell it apart: not tested there.)"""
+    from browser.whatsapp import SendRestricted
+
+    rt = make_runtime()
+    link(rt, sim)
+    rt.deliver("s1", 1, mid(), PEER, "an earlier conversation")
+    sim.post("/sim/control/config", {"link_limit": 0})
+    assert sim.post("/sim/api/exists", {"phone": OTHER})["wid"] == f"{OTHER}@c.us"
+    for _ in range(2):  # the next attempt is refused the same way
+        with pytest.raises(SendRestricted) as err:
+            rt.deliver("s1", 1, mid(), OTHER, "a new chat")
+        assert err.value.kind == "new_chat_link_limit" and not err.value.permanent
+        assert not isinstance(err.value, NumberNotOnWhatsApp)
+    refused = [o for o in sim.get("/sim/control/counters")["chat_open_log"] if o["peer"] == OTHER]
+    assert refused and not any(o["ok"] for o in refused), "the page opened the chat after all"
+    assert not sim.messages(OTHER)
+    rt.deliver("s1", 1, mid(), PEER, "the old chat still works")
+    sim.post("/sim/control/config", {"link_limit": -1})
     rt.deliver("s1", 1, mid(), OTHER, "a new chat")
     assert [m["text"] for m in sim.messages(OTHER)] == ["a new chat"]
 
