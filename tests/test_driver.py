@@ -928,6 +928,26 @@ def test_long_texts_and_captions_arrive_whole(make_runtime, sim, media_server):
     assert got[2]["caption"] == "Emoji caption 😀🇮🇳\nsecond line", repr(got[2]["caption"])
 
 
+@pytest.mark.profiles("2026", "legacy")
+def test_any_text_a_person_can_type_arrives_as_a_caption(make_runtime, sim, media_server):
+    """Each tricky text, and a non-Latin caption as long as the API takes (65,536
+    characters, the limit of ``message``), as an image's caption: the network receives
+    each message once, with the caption as typed (line breaks as LF, trimmed)."""
+    base, _ = media_server
+    rt = make_runtime(media_allow_networks="127.0.0.0/8", send_timeout=60)
+    link(rt, sim)
+    paragraph = "नमस्ते दुनिया, यह चित्र का एक लंबा विवरण है। " * 40 + "\n"
+    longest = (paragraph * 40)[:65_536]  # about 36 line breaks (the simulator's editor redraws per line)
+    assert len(longest) == 65_536
+    captions = TRICKY_TEXTS + [longest]
+    sent = [rt.deliver("s1", 1, mid(), PEER, caption, [{"url": base + "/photo.png"}]) for caption in captions]
+    got = sim.messages(PEER)
+    assert [m["serialized"] for m in got] == sent, "each caption went out exactly once"
+    assert all(m["type"] == "image" and m["text"] is None for m in got)
+    for caption, message in zip(captions, got):
+        assert message["caption"] == _as_received(caption), (caption[:40], (message["caption"] or "")[:40])
+
+
 @pytest.mark.profiles("2026")
 def test_a_send_on_a_page_left_on_an_error_page_loads_the_app_first(make_runtime, sim):
     """A READY session's page wandered off the app (an error page, as an over-long URL once
