@@ -6,6 +6,12 @@ import re
 import phonenumbers
 
 INVALID_PHONE = "Invalid phone number format"
+NOT_A_PHONE = ("must be a phone number: groups (…@g.us), broadcast lists (…@broadcast), channels "
+               "(…@newsletter) and other WhatsApp ids cannot be sent to")
+# A WhatsApp id (a "JID", user@server) rather than a number: the servers WhatsApp Web's ids
+# carry (WAWebWidFactory; WHATSAPP_WEB.md sections 2 and 7).
+_WHATSAPP_ID = re.compile(r"\s*[^@\s]+@(?:g\.us|broadcast|newsletter|lid|c\.us|s\.whatsapp\.net|call)\s*",
+                          re.IGNORECASE)
 
 
 class InvalidPhoneNumber(ValueError):
@@ -15,6 +21,12 @@ class InvalidPhoneNumber(ValueError):
     def __init__(self, raw: str):
         super().__init__(INVALID_PHONE)
         self.raw = raw
+
+
+def is_whatsapp_id(raw: object) -> bool:
+    """Whether ``raw`` is a WhatsApp id such as a group's ``120363…@g.us``, ``status@broadcast``
+    or a channel's ``…@newsletter`` (also a person's ``…@c.us`` / ``…@lid``), not a number."""
+    return isinstance(raw, str) and _WHATSAPP_ID.fullmatch(raw) is not None
 
 
 def normalize_phone(raw: str, default_region: str = "IN") -> str:

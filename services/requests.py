@@ -21,7 +21,7 @@ from contextvars import ContextVar
 from marshmallow import Schema, ValidationError, fields, post_load, pre_load, validate, validates_schema
 
 from models.media import kind_of, limit_bytes
-from models.phones import InvalidPhoneNumber, normalize_phone
+from models.phones import NOT_A_PHONE, InvalidPhoneNumber, is_whatsapp_id, normalize_phone
 from models.tables import seed_timestamp
 from settings import Settings
 
@@ -208,9 +208,18 @@ def _e164(raw: str) -> str:
     return normalize_phone(raw, _settings().default_region)
 
 
+def not_a_whatsapp_id(raw: str) -> None:
+    """A marshmallow validator: ValidationError ("must be a phone number…") when ``raw`` is a
+    group's or another WhatsApp id (``…@g.us``, ``…@broadcast``, ``…@newsletter``): this API
+    sends to numbers only, and a mistyped number it is not."""
+    if is_whatsapp_id(raw):
+        raise ValidationError(NOT_A_PHONE)
+
+
 def valid_phone(raw: str) -> None:
-    """A marshmallow validator: ValidationError (the seed's text) unless ``raw`` reads as a
-    phone number in the request's default region."""
+    """A marshmallow validator: ValidationError unless ``raw`` reads as a phone number in the
+    request's default region: the seed's text, or ``not_a_whatsapp_id``'s for a WhatsApp id."""
+    not_a_whatsapp_id(raw)
     try:
         _e164(raw)
     except InvalidPhoneNumber as exc:
@@ -296,12 +305,13 @@ class BulkItemSchema(SendMessageSchema):
 
         exclude = ("callback_url",)
 
-    to = Line(required=True, validate=validate.Length(min=1, max=PHONE_INPUT_MAX), metadata={"example": "+919876543210"})
+    to = Line(required=True, validate=[validate.Length(min=1, max=PHONE_INPUT_MAX), not_a_whatsapp_id],
+              metadata={"example": "+919876543210"})
 
     @post_load
     def add_e164(self, data, **_):
         """As SendMessageSchema's, but an invalid number sets ``error`` (and ``to_e164`` "")
-        instead of refusing the whole request."""
+        instead of refusing the whole request (a WhatsApp id, such as a group's, refuses it)."""
         try:
             data["to_e164"], data["error"] = _e164(data["to"]), None
         except InvalidPhoneNumber as exc:

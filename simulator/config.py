@@ -136,6 +136,9 @@ class SimConfig:
     unregistered: list[str] = field(default_factory=lambda: ["919999999999"])
     # Brazilian accounts WhatsApp knows without the ninth digit (55 + area + 8 digits)
     legacy_br_numbers: list[str] = field(default_factory=list)
+    # new chats (no message either way yet) an account may open, in the app or by a link, before
+    # a registered number gets the invalid-number dialog as an unregistered one does; -1 = no limit
+    link_limit: int = -1
     # media limits in MiB
     media_max_mb: float = 16.0  # photos and videos
     doc_max_mb: float = 100.0  # documents
@@ -217,6 +220,7 @@ class SimConfig:
             (self.qr_count >= 1, "qr_count must be >= 1"),
             (self.sync_delay >= 0, "sync_delay must be >= 0"),
             (self.pair_code_ttl > 0, "pair_code_ttl must be > 0"),
+            (self.link_limit >= -1, "link_limit must be >= -1"),
             (self.media_max_mb > 0 and self.doc_max_mb > 0, "media limits must be > 0"),
             (self.latency_ms >= 0, "latency_ms must be >= 0"),
             (self.poll_ms >= 20, "poll_ms must be >= 20"),
@@ -252,6 +256,7 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "pair_code_ttl": _to_float,
     "unregistered": _to_list,
     "legacy_br_numbers": _to_list,
+    "link_limit": _to_int,
     "media_max_mb": _to_float,
     "doc_max_mb": _to_float,
     "deliver_delay": _to_float,

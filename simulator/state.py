@@ -68,6 +68,7 @@ class SimState(ModernMixin):
         self.messages_by_id: dict[str, Message] = {}
         self.media_blobs: dict[str, bytes] = {}
         self.lid_peers: set[str] = set()  # numbers made LID senders by /sim/control/incoming
+        self.new_chats_opened: dict[str, set[str]] = {}  # own number -> new chats it opened (link_limit)
         self.chats: dict[str, dict[str, dict[str, Any]]] = {}
         self.chats_v: dict[str, int] = {}
         self.events: list[tuple[int, str, dict[str, Any]]] = []
@@ -585,8 +586,9 @@ class SimState(ModernMixin):
             raw = phone_raw if phone_raw not in (None, "") else wid_raw
             phone = self._peer(raw)
             ok = phone is not None and self.is_registered(phone)
-            self._count_chat_open(conn, phone, raw, in_app, ok, now)
-            if not ok:
+            limited = ok and self._past_link_limit(conn, phone)
+            self._count_chat_open(conn, phone, raw, in_app, ok and not limited, now)
+            if not ok or limited:
                 return {"ok": False, "invalid": True, "phone": str(raw or "")}
             chat = self.chats.get(conn.phone, {}).get(phone)
             if chat is not None and chat["unread"]:
@@ -736,6 +738,24 @@ class SimState(ModernMixin):
         if kind is None or any(True for _ in self._history(conn.phone, peer)):
             return None
         return kind
+
+    def _past_link_limit(self, conn: Connection, peer: str) -> bool:
+        """Whether opening the chat with registered ``peer`` is refused with the invalid-number
+        dialog: it is a new chat (no message either way yet) and the account already opened
+        ``link_limit`` new chats (mukulhase/WebWhatsapp-Wrapper#1123, SaeidJavadi/Advanced-
+        WhatsApp-Sender#11: the dialog for valid numbers when new chats by link are limited;
+        counting per account and applying to the in-app open too is [unverified]). A new chat
+        opened within the limit is counted once and stays open-able."""
+        limit = self.config.link_limit
+        if limit < 0 or any(True for _ in self._history(conn.phone, peer)):
+            return False
+        opened = self.new_chats_opened.setdefault(conn.phone, set())
+        if peer in opened:
+            return False
+        if len(opened) >= limit:
+            return True
+        opened.add(peer)
+        return False
 
     # ----------------------------------------------------------------- chats
     def _history(self, own: str, peer: str) -> list[Message]:

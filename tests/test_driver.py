@@ -96,7 +96,8 @@ def profile(request) -> str:
 @pytest.fixture(autouse=True)
 def fresh_sim(sim, profile):
     sim.post("/sim/control/reset")
-    knobs = {**PROFILES[profile], "sync_delay": 0.2, "deliver_delay": 0.3, "read_delay": 0.3, "restriction": "none"}
+    knobs = {**PROFILES[profile], "sync_delay": 0.2, "deliver_delay": 0.3, "read_delay": 0.3, "restriction": "none",
+             "link_limit": -1}
     if profile != "legacy":
         # PEER's chat is keyed by a hidden contact id (LID), OTHER's by the number.
         knobs.update(boot_seconds=0.2, onboarding_delay=0.3, lid_numbers=[PEER], pn_numbers=[OTHER])
@@ -624,6 +625,34 @@ def test_a_restricted_account_is_not_taken_for_a_number_not_on_whatsapp(make_run
 
 
 @on_2026
+def test_a_registered_number_the_page_refuses_is_a_restriction_not_a_dead_number(make_runtime, sim):
+    """The existence query says the number is registered, but opening its chat shows the
+    invalid-number dialog (new chats by link limited: the simulator's ``link_limit``):
+    SendRestricted, nothing goes out, the number is not failed as not on WhatsApp; a chat
+    with earlier messages still works, and once the limit is gone the new chat does too.
+    (Without the modules there is no existence query to tell it apart: not tested there.)"""
+    from browser.whatsapp import SendRestricted
+
+    rt = make_runtime()
+    link(rt, sim)
+    rt.deliver("s1", 1, mid(), PEER, "an earlier conversation")
+    sim.post("/sim/control/config", {"link_limit": 0})
+    assert sim.post("/sim/api/exists", {"phone": OTHER})["wid"] == f"{OTHER}@c.us"
+    for _ in range(2):  # the next attempt is refused the same way
+        with pytest.raises(SendRestricted) as err:
+            rt.deliver("s1", 1, mid(), OTHER, "a new chat")
+        assert err.value.kind == "new_chat_link_limit" and not err.value.permanent
+        assert not isinstance(err.value, NumberNotOnWhatsApp)
+    refused = [o for o in sim.get("/sim/control/counters")["chat_open_log"] if o["peer"] == OTHER]
+    assert refused and not any(o["ok"] for o in refused), "the page opened the chat after all"
+    assert not sim.messages(OTHER)
+    rt.deliver("s1", 1, mid(), PEER, "the old chat still works")
+    sim.post("/sim/control/config", {"link_limit": -1})
+    rt.deliver("s1", 1, mid(), OTHER, "a new chat")
+    assert [m["text"] for m in sim.messages(OTHER)] == ["a new chat"]
+
+
+@on_2026
 def test_the_monitor_pauses_a_session_the_page_says_is_restricted_and_resumes_it(make_runtime, sim):
     from workers.send_rules import Availability
 
@@ -992,6 +1021,26 @@ def test_long_texts_and_captions_arrive_whole(make_runtime, sim, media_server):
     got = sim.messages(PEER)
     assert [m["text"] for m in got[:2]] == [hindi.strip(), longest]
     assert got[2]["caption"] == "Emoji caption 😀🇮🇳\nsecond line", repr(got[2]["caption"])
+
+
+@pytest.mark.profiles("2026", "legacy")
+def test_any_text_a_person_can_type_arrives_as_a_caption(make_runtime, sim, media_server):
+    """Each tricky text, and a non-Latin caption as long as the API takes (65,536
+    characters, the limit of ``message``), as an image's caption: the network receives
+    each message once, with the caption as typed (line breaks as LF, trimmed)."""
+    base, _ = media_server
+    rt = make_runtime(media_allow_networks="127.0.0.0/8", send_timeout=60)
+    link(rt, sim)
+    paragraph = "नमस्ते दुनिया, यह चित्र का एक लंबा विवरण है। " * 40 + "\n"
+    longest = (paragraph * 40)[:65_536]  # about 36 line breaks (the simulator's editor redraws per line)
+    assert len(longest) == 65_536
+    captions = TRICKY_TEXTS + [longest]
+    sent = [rt.deliver("s1", 1, mid(), PEER, caption, [{"url": base + "/photo.png"}]) for caption in captions]
+    got = sim.messages(PEER)
+    assert [m["serialized"] for m in got] == sent, "each caption went out exactly once"
+    assert all(m["type"] == "image" and m["text"] is None for m in got)
+    for caption, message in zip(captions, got):
+        assert message["caption"] == _as_received(caption), (caption[:40], (message["caption"] or "")[:40])
 
 
 @pytest.mark.profiles("2026")

@@ -110,6 +110,39 @@ def test_unregistered_number_fails_at_once_with_a_clear_error(client, stack, rea
     assert not [m for m in network_log(stack["sim"]) if m.get("text") == "nobody home"]
 
 
+def test_mexican_52_1_and_legacy_brazilian_numbers_reach_the_id_whatsapp_answers(client, stack, ready_session):
+    """Numbers the numbering plan no longer lists but WhatsApp addresses are accepted, and
+    each message goes to, and reports as ``wa_id``, the account the existence query answers:
+    a Mexican mobile written with "1" after 52, a Brazilian one known without its ninth digit."""
+    sim = stack["sim"]
+    requests.post(f"{sim}/sim/control/config", json={"legacy_br_numbers": ["551187654321"]},
+                  timeout=5).raise_for_status()
+    try:
+        tag = secrets.token_hex(3)
+        cases = [("+52 1 55 3437 2942", "525534372942"),  # Mexico, with the old "1"
+                 ("+55 11 8765-4321", "551187654321"),  # Brazil, dialled without the ninth digit, as known
+                 ("+55 11 98765-4321", "551187654321")]  # the same account, dialled with it
+        items = [{"to": to, "message": f"number forms {tag} {i}"} for i, (to, _) in enumerate(cases)]
+        r = client.post(f"/webjs/sessions/{ready_session}/send-bulk-messages", json={"messages": items})
+        assert r.status_code == 202 and r.json["failed_sends"] == 0, r.json
+        job = wait_until(lambda: (j := client.get(f"/webjs/jobs/{r.json['job_id']}").json)["status"] == "completed"
+                         and j, 60, what="the bulk to finish")
+        assert [(x["to"], x["status"], x["wa_id"]) for x in job["results"]] == \
+            [(to, "success", f"{account}@c.us") for to, account in cases]
+        single = client.post(f"/webjs/sessions/{ready_session}/send-message?wait=30",
+                             json={"to": "5215534372942", "message": f"number forms {tag} single"})
+        assert single.status_code == 200 and single.json["status"] == "sent", single.json
+        assert single.json["wa_id"] == "525534372942@c.us"
+    finally:
+        requests.post(f"{sim}/sim/control/config", json={"legacy_br_numbers": []}, timeout=5)
+    got = {}
+    for m in network_log(sim):
+        if (m.get("text") or "").startswith(f"number forms {tag}"):
+            got.setdefault(m["text"], []).append(m["to"].lstrip("+").split("@")[0])
+    assert got == {**{item["message"]: [account] for item, (_, account) in zip(items, cases)},
+                   f"number forms {tag} single": ["525534372942"]}, "each once, to the account WhatsApp knows"
+
+
 def test_a_redelivered_send_task_does_not_send_twice(app, client, db, stack, ready_session):
     """acks_late means a task can run twice; the second run must not send again."""
     from sqlalchemy import select

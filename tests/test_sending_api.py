@@ -142,3 +142,21 @@ def test_pacing_and_callback_url_per_session(client, user_id):
     assert r.status_code == 200 and r.json["pacing"] is None and r.json["callback_url"] is None
     r = client.post("/webjs/sessions", json={"user_id": user_id, "callback_url": "ftp://example.com/x"})
     assert r.status_code == 422
+
+
+@pytest.mark.parametrize("to", ["120363025246125888@g.us", "status@broadcast", "120363144038483540@newsletter",
+                                "919876543210@c.us"])
+def test_a_group_or_other_whatsapp_id_is_refused_as_not_a_phone_number(client, db, ready, to):
+    """A group's (or another WhatsApp) id is not a mistyped number: the whole request is
+    refused with a 422 that says ``to`` must be a phone number, single and bulk alike;
+    ordinary bad numbers keep the seed's message (and fail on their own in a bulk)."""
+    why = "must be a phone number: groups (…@g.us), broadcast lists (…@broadcast), channels " \
+          "(…@newsletter) and other WhatsApp ids cannot be sent to"
+    single = client.post(f"/webjs/sessions/{ready}/send-message", json={"to": to, "message": "hi"})
+    assert single.status_code == 422 and single.json["errors"] == [f"to: {why}"], single.json
+    r = bulk(client, ready, [{"to": "+919370928324", "message": "a person"}, {"to": to, "message": "a group"}])
+    assert r.status_code == 422 and r.json["errors"] == [f"messages.1.to: {why}"], r.json
+    with db() as s:
+        assert s.query(Message).join(Job).filter(Job.session_id == ready).count() == 0, "nothing was accepted"
+    bad = client.post(f"/webjs/sessions/{ready}/send-message", json={"to": "12345", "message": "hi"})
+    assert bad.status_code == 422 and bad.json["errors"] == ["to: Invalid phone number format"]

@@ -524,6 +524,30 @@ def test_exists_query(sim):
     sim.post("/sim/api/exists", {"cid": "nope", "phone": PEER}, status=404)
 
 
+@pytest.mark.parametrize("profile", ["2026", "legacy"])
+def test_new_chats_past_the_link_limit_get_the_invalid_number_answer(sim, profile):
+    """A registered number past ``link_limit`` is refused like an unregistered one when its
+    (new) chat is opened, while the existence query still answers it; chats opened within
+    the limit and chats with messages stay open-able; -1 lifts it."""
+    sim.config(profile=profile, link_limit=1)
+    cid, _ = sim.login()
+    first, second, third = PEER, "919876500002", "919876500003"
+    assert sim.post("/sim/api/chat/open", {"cid": cid, "phone": first, "in_app": True})["ok"]
+    refused = sim.post("/sim/api/chat/open", {"cid": cid, "phone": second, "in_app": True})
+    assert refused == {"ok": False, "invalid": True, "phone": second}
+    assert not sim.post("/sim/api/chat/open", {"cid": cid, "phone": second, "in_app": False})["ok"]
+    assert sim.post("/sim/api/exists", {"cid": cid, "phone": second})["wid"] == f"{second}@c.us"
+    assert sim.post("/sim/api/chat/open", {"cid": cid, "phone": first, "in_app": True})["ok"]  # counted once
+    sim.post("/sim/control/incoming", {"to": OWN, "from": third, "text": "hello"})
+    assert sim.post("/sim/api/chat/open", {"cid": cid, "phone": third, "in_app": True})["ok"]  # not a new chat
+    log = sim.get("/sim/control/counters")["chat_open_log"]
+    assert [o["ok"] for o in log if o["peer"] == second] == [False, False]
+    sim.config(link_limit=-1)
+    assert sim.post("/sim/api/chat/open", {"cid": cid, "phone": second, "in_app": True})["ok"]
+    r = sim.c.post("/sim/control/config", json={"link_limit": -2})
+    assert r.status_code == 400 and r.get_json()["error"] == "bad_config"
+
+
 def test_stickers(sim):
     cid, _ = sim.login()
     png = b"\x89PNG\r\n\x1a\n" + b"0" * 100

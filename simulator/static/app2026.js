@@ -770,6 +770,7 @@
     else body.wid = target.wid;
     return api('chat/open', body).then(function (r) {
       if (r.ok) { openChat(r.chat, prefill); return true; }
+      if (r.invalid) showInvalidNumber();  // e.g. a registered number past link_limit [unverified on this route]
       return false;
     });
   }
