@@ -12,6 +12,7 @@ Each snapshot says which route answered (``PageSnapshot.route``).
 from __future__ import annotations
 
 import json
+import logging
 import time
 import unicodedata
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ from tenacity.stop import stop_base
 
 from browser import selectors as sel
 from models.phones import same_account
+
+log = logging.getLogger("browser.whatsapp")
 
 
 class PageState(StrEnum):
@@ -1128,11 +1131,28 @@ class WhatsAppWeb:
                 self._type(box, caption)
             return box
 
-        box = self._prepared(prepare, deadline)
+        try:
+            box = self._prepared(prepare, deadline)
+        except Exception:
+            self._discard_media_editor()
+            raise
         number = self.number_of(phone)
         before = self._commit_point(number, on_commit)
         box.send_keys(Keys.ENTER)  # the editor's Enter sends, in any language
         return self._wait_sent(number, before, deadline)
+
+    def _discard_media_editor(self) -> None:
+        """After a media send failed before its commit: a media editor it left open covers
+        the chat (its attach button is not clickable, its composer not reachable), so every
+        later send would fail the same way. The app is loaded again, which drops the
+        unsent file; nothing was committed, so nothing the recipient sees is lost."""
+        try:
+            left_open = self._first(sel.CAPTION_BOX) is not None
+        except WebDriverException:
+            return  # a page that cannot be read is the monitor's to recover
+        if left_open:
+            log.info("a media editor was left open by a failed send; loading the app again")
+            self.start_loading()
 
     def find_sent(self, phone: str, *, text: str = "", after_row: str | None = None,
                   since: float | None = None, after_id: str | None = None, timeout: float = 20.0) -> str | None:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from selenium.common.exceptions import WebDriverException
 from PIL import Image
 
 from browser.qr import read_qr_data_url
@@ -1132,3 +1133,29 @@ def test_a_restarted_slot_does_not_report_old_messages_as_new_ones(make_runtime,
     assert all(e["wa_message_id"] == before["wa_message_id"] for e in again)
     if profile != "2026":
         assert again == []
+
+
+@pytest.mark.profiles("2026", "legacy")
+def test_a_media_send_that_failed_in_its_editor_leaves_the_page_usable(make_runtime, sim, media_server):
+    """Typing a caption fails once (as a page error would): the media editor that send left
+    open is dropped with an app load, and the next media and text sends go out, each once;
+    the failed one never reached the network."""
+    base, _ = media_server
+    rt = make_runtime(media_allow_networks="127.0.0.0/8", send_timeout=30)
+    link(rt, sim)
+    page = rt.sessions["s1"].page
+    typed = page._type
+
+    def failing(box, text):
+        if text == "this caption fails":
+            raise WebDriverException("the caption box went away")
+        return typed(box, text)
+
+    page._type = failing
+    with pytest.raises(WebDriverException):
+        rt.deliver("s1", 1, mid(), PEER, "this caption fails", [{"url": base + "/photo.png"}])
+    sent = [rt.deliver("s1", 1, mid(), PEER, "the next photo", [{"url": base + "/photo.png"}]),
+            rt.deliver("s1", 1, mid(), PEER, "and a text")]
+    got = sim.messages(PEER)
+    assert [m["serialized"] for m in got] == sent
+    assert [m["caption"] or m["text"] for m in got] == ["the next photo", "and a text"]
