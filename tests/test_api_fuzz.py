@@ -7,8 +7,8 @@ Allow), or a request it calls invalid that is accepted.
 Its one check left out, "a valid request is accepted", cannot hold: what makes a phone
 number valid, or max_gap_seconds not below min_gap_seconds, is no JSON Schema.
 
-The world is live: simulator, recorder and a slot worker with headless Chromium
-(``tests.stack.running_stack``), and on them a READY session linked by a simulated phone
+The world is live: simulator, recorder, control worker and a slot worker with headless
+Chromium (``tests.stack.running_stack``), and on them a READY session linked by a simulated phone
 (with a chat, a sent job and a received message) and a session showing its QR. The
 operations that need a slot (number checks, chat reads, sends with ?wait, the QR, the
 pairing code) are answered by that browser. The operations that would take the world
@@ -70,10 +70,12 @@ LINKING = {  # the session showing its QR
 
 @pytest.fixture(scope="module")
 def stack(settings, tmp_path_factory, redis_client):
-    """Simulator, recorder and one slot worker (headless Chromium), as separate processes;
-    number checks paced 50-100 ms apart, and QRs that go on being shown for the whole run."""
+    """Simulator, recorder, one slot worker (headless Chromium) and the control worker
+    (whose sweeper sends a message held behind an earlier one to the same number), as
+    separate processes; number checks paced 50-100 ms apart, and QRs that go on being
+    shown for the whole run."""
     env = {"CONTACT_CHECK_MIN_GAP": "0.05", "CONTACT_CHECK_MAX_GAP": "0.1", "SIM_QR_COUNT": "1000"}
-    with running_stack(settings, tmp_path_factory.mktemp("logs"), redis_client, env=env) as running:
+    with running_stack(settings, tmp_path_factory.mktemp("logs"), redis_client, control=True, env=env) as running:
         yield running
 
 
@@ -175,7 +177,8 @@ def aim(case, label: str, worlds: dict, db) -> None:
     """Send half of the valid cases to the world: the live sessions' for the operations
     that need a browser, the stand-in's for the others; a key revocation gets a key made
     for it. A live send goes to the chat with PEER (without the URLs of files the slot
-    would fetch off this machine), and every other one waits for its
+    would fetch, or a callback_url the control worker would post to, off this machine),
+    and every other one waits for its
     outcome (?wait=30, of which the app waits up to its SEND_WAIT_MAX)."""
     if case.meta is not None and case.meta.generation.mode != GenerationMode.POSITIVE:
         return
@@ -187,9 +190,9 @@ def aim(case, label: str, worlds: dict, db) -> None:
         target["key_id"] = create_key(db, f"fuzz-{secrets.token_hex(3)}", admin=False, user_ids=["nobody"])[0].id
     case.path_parameters = {k: target.get(k, v) for k, v in case.path_parameters.items()}
     if label == "POST /webjs/sessions/{session_id}/send-message" and isinstance(case.body, dict):
-        # A number the generator would hardly hit, and no files to fetch off this machine
-        # (inline ones are sent).
-        case.body = {**case.body, "to": PEER, "media_urls": []}
+        # A number the generator would hardly hit, no files to fetch and no webhooks to post
+        # off this machine (inline files are sent).
+        case.body = {k: v for k, v in case.body.items() if k != "callback_url"} | {"to": PEER, "media_urls": []}
         if turn[label] % 4 == 1:
             case.query = {**(case.query or {}), "wait": 30}
 
