@@ -8,13 +8,14 @@ Its one check left out, "a valid request is accepted", cannot hold: what makes a
 number valid, or max_gap_seconds not below min_gap_seconds, is no JSON Schema.
 
 The world is live: simulator, recorder, control worker and a slot worker with headless
-Chromium (``tests.stack.running_stack``), and on them a READY session linked by a simulated phone
-(with a chat, a sent job and a received message) and a session showing its QR. The
-operations that need a slot (number checks, chat reads, sends with ?wait, the QR, the
-pairing code) are answered by that browser. The operations that would take the world
-apart (DELETE of a session or of a user's sessions, restart, opt-outs, PATCH, a key's
-revocation, bulk sends) go to a stand-in instead: a READY session on a slot registered in
-Redis that nobody consumes, made again before each case, and a key made for the case.
+Chromium (``tests.stack.running_stack``), and on them a READY session linked by a
+simulated phone (with a chat, a sent job and a received message) and a session showing
+its QR. The operations that need a slot (number checks, chat reads, sends with ?wait, the
+QR, the pairing code) are answered by that browser. The operations that would take the
+world apart (DELETE of a session or of a user's sessions, restart, initialize, opt-outs,
+PATCH, a key's revocation, bulk sends, job cancels) go to a stand-in instead: a READY
+session on a slot registered in Redis that nobody consumes, made again before each case,
+and a key made for the case.
 
 Bounded and repeatable: a fixed seed and FUZZ_EXAMPLES (25) generated examples per
 operation. Half of the valid cases go to the world's sessions, job, user, chat and key,
