@@ -39,7 +39,7 @@ BROWSER_MODULES = {"test_driver", "test_page_object", "test_simulator_page", "te
                    "test_chrome_sandbox", "test_slot_leaks", "test_link_page", "test_contacts_driver"}
 STACK_MODULES = {"test_end_to_end", "test_sending_e2e", "test_incoming_e2e", "test_failover", "test_redis_outage",
                  "test_flower", "test_deployment", "test_taskrepr", "test_canary", "test_profiles_s3",
-                 "test_link_page", "test_demo", "test_contacts_e2e"}
+                 "test_link_page", "test_demo", "test_contacts_e2e", "test_api_fuzz"}
 
 
 def pytest_collection_modifyitems(config, items):
