@@ -6,11 +6,13 @@ from __future__ import annotations
 import secrets
 
 import pytest
+import redis
 from sqlalchemy import select
 
 from api.keys import create_key
 from models import SessionStatus, WhatsAppSession
-from tests.helpers import keyed_client
+from services.keys import GENERATION_KEY, KeyChecker, announce_revocation, revocations_channel, revoke_key
+from tests.helpers import keyed_client, wait_until
 
 
 @pytest.fixture
@@ -248,3 +250,62 @@ def test_the_celery_entry_points_carry_the_callers_scope(app, tenants, db, monke
     monkeypatch.setattr(wiring, "settings", replace(wiring.settings, api_tasks_require_key=True))
     with pytest.raises(ValueError, match="401"):
         api_tasks.send_message(sid, "919876543210", "no key")
+
+
+class CountingRedis(redis.Redis):
+    """A Redis client that counts its reads of the revocation generation."""
+
+    generation_reads = 0
+
+    def get(self, name):
+        if name == GENERATION_KEY:
+            type(self).generation_reads += 1
+        return super().get(name)
+
+
+def test_a_process_follows_revocations_without_asking_redis_on_each_request(db, redis_url):
+    """Once its pub/sub subscription is up, a worker checks a remembered key without a
+    Redis round trip; a revocation returns only after the follower applied it, and the
+    key is refused on the very next check."""
+    row, key = create_key(db, "followed", admin=False, user_ids=["nobody"])
+    checker = KeyChecker(db, CountingRedis.from_url(redis_url))
+    assert checker.check(key) is not None
+    wait_until(lambda: checker._follower.generation() is not None, 10, what="the subscription")
+    assert checker.check(key) is not None
+    CountingRedis.generation_reads = 0
+    for _ in range(50):
+        assert checker.check(key) is not None
+    assert CountingRedis.generation_reads == 0, "the generation is followed, not read per request"
+
+    assert revoke_key(db, row.id, redis.Redis.from_url(redis_url), by_prefix=False) == 1
+    assert checker.check(key) is None, "refused at the next check: the revocation waited for the follower"
+
+
+def test_without_its_subscription_a_process_asks_redis_each_time(db, redis_url):
+    """A follower that is not subscribed (being made, or lost with Redis) answers None, and
+    the checker reads the generation from Redis on each request instead, so a revocation
+    made meanwhile still counts at once."""
+    row, key = create_key(db, "unfollowed", admin=False, user_ids=["nobody"])
+    checker = KeyChecker(db, CountingRedis.from_url(redis_url))
+    checker._follower.generation = lambda: None  # the subscription is down
+    assert checker.check(key) is not None
+    CountingRedis.generation_reads = 0
+    assert checker.check(key) is not None and CountingRedis.generation_reads == 1
+    client = redis.Redis.from_url(redis_url)
+    client.incr(GENERATION_KEY)  # a revocation no follower heard of
+    revoke_key(db, row.id, None, by_prefix=False)
+    assert checker.check(key) is None
+
+
+def test_a_revocation_does_not_wait_long_for_a_follower_that_never_confirms(redis_url):
+    """A subscriber that never confirms (a process stuck, or not ours) holds a revocation
+    back for at most its wait, and the generation moves anyway."""
+    client = redis.Redis.from_url(redis_url)
+    silent = client.pubsub()
+    silent.subscribe(revocations_channel(client))
+    try:
+        before = int(client.get(GENERATION_KEY) or 0)
+        assert announce_revocation(client, wait=0.3) == before + 1
+        assert int(client.get(GENERATION_KEY)) == before + 1
+    finally:
+        silent.close()
