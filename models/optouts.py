@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import delete, event, insert, select
+from sqlalchemy import delete, event, func, insert, null, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -69,15 +69,21 @@ def is_opt_out(text: str, keywords: Iterable[str]) -> bool:
     return bool(said) and said in {normalized_text(k) for k in keywords}
 
 
-def opted_out_numbers(s: Session, session_id: str, numbers: Iterable[str]) -> set[str]:
-    """Those of ``numbers`` (digits) that are on the session's list, in any of their forms."""
-    numbers = {n for n in numbers if n}
-    if not numbers:
-        return set()
-    forms = {form: n for n in numbers for form in number_forms(n)}
-    listed = s.execute(select(OptOut.number).where(OptOut.session_id == session_id,
-                                                   OptOut.number.in_(forms))).scalars().all()
-    return {forms[n] for n in listed}
+class OptOutLookup:
+    """Which of some numbers (digits) are on a session's list, in any of their forms, asked
+    as a subquery of the caller's own statement (``listed``: the forms listed, an array or
+    NULL) so that a send's acceptance reads its session and the list in one round trip."""
+
+    def __init__(self, session_id, numbers: Iterable[str]):
+        """``session_id``: a session id, or a column to correlate with."""
+        self.forms = {form: n for n in {n for n in numbers if n} for form in number_forms(n)}
+        self.listed = (select(func.array_agg(OptOut.number))
+                       .where(OptOut.session_id == session_id, OptOut.number.in_(self.forms))
+                       .scalar_subquery() if self.forms else null())
+
+    def numbers(self, listed: list[str] | None) -> set[str]:
+        """The numbers asked about that ``listed`` (the subquery's value) holds."""
+        return {self.forms[n] for n in listed or ()}
 
 
 def find_opt_out(s: Session, session_id: str, number: str) -> OptOut | None:
