@@ -5,6 +5,7 @@ Redis client and the Celery producer; gunicorn serves ``api.wsgi:app``.
 """
 from __future__ import annotations
 
+import functools
 import json
 import re
 import threading
@@ -45,6 +46,9 @@ PATH_IDS = {  # view argument: (its column's length, the 404 message of its rout
     "job_id": (40, "Job not found"),
     "key_id": (40, "Not found"),  # api_keys.id
 }
+# A body with fewer brackets than this cannot be nested deeply enough to exhaust Python's
+# recursion while it is parsed; others are parsed once first, to answer 400 rather than 500.
+MAX_JSON_DEPTH_UNCHECKED = 100
 CACHEABLE_PREFIX = "/api"  # Swagger UI and the spec; every other answer is no-store
 # An incoming X-Request-ID is kept when it looks like an id (no spaces or control
 # characters, at most 128 characters); otherwise one is made.
@@ -74,6 +78,7 @@ class Api(flask_smorest.Api):
     DEFAULT_ERROR_RESPONSE_NAME = None  # each operation lists its errors (api/openapi.py)
 
 
+@functools.lru_cache(maxsize=256)  # one per route
 def openapi_path(rule: str) -> str:
     """/webjs/jobs/<job_id> -> /webjs/jobs/{job_id}"""
     return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule)
@@ -227,8 +232,10 @@ def create_app(settings: Settings) -> Flask:
         if operation in spec_plugin.json_body_operations and has_body():
             if not request.is_json:
                 abort(415, message="Send the body as JSON (Content-Type: application/json).")
-            try:
-                json.loads(read_body())
+            body = read_body()
+            try:  # only a body with that many brackets can be nested that deep
+                if body.count(b"[") + body.count(b"{") >= MAX_JSON_DEPTH_UNCHECKED:
+                    json.loads(body)
             except RecursionError:
                 abort(400, message="The JSON body is nested too deeply.")
             except ValueError:

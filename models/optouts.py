@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import delete, event, func, insert, null, select
+from sqlalchemy import bindparam, delete, event, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -69,21 +69,20 @@ def is_opt_out(text: str, keywords: Iterable[str]) -> bool:
     return bool(said) and said in {normalized_text(k) for k in keywords}
 
 
-class OptOutLookup:
-    """Which of some numbers (digits) are on a session's list, in any of their forms, asked
-    as a subquery of the caller's own statement (``listed``: the forms listed, an array or
-    NULL) so that a send's acceptance reads its session and the list in one round trip."""
+# Which forms of some numbers are on a session's list (an array, or NULL): a subquery for
+# the caller's own statement on whatsapp_sessions (correlated on its session_id), so that a
+# send's acceptance reads its session and the list in one round trip. Built once; the forms
+# go in as the expanding parameter ``opt_out_forms`` (``listed_forms``).
+LISTED_FORMS = (select(func.array_agg(OptOut.number))
+                .where(OptOut.session_id == WhatsAppSession.session_id,
+                       OptOut.number.in_(bindparam("opt_out_forms", expanding=True)))
+                .scalar_subquery())
 
-    def __init__(self, session_id, numbers: Iterable[str]):
-        """``session_id``: a session id, or a column to correlate with."""
-        self.forms = {form: n for n in {n for n in numbers if n} for form in number_forms(n)}
-        self.listed = (select(func.array_agg(OptOut.number))
-                       .where(OptOut.session_id == session_id, OptOut.number.in_(self.forms))
-                       .scalar_subquery() if self.forms else null())
 
-    def numbers(self, listed: list[str] | None) -> set[str]:
-        """The numbers asked about that ``listed`` (the subquery's value) holds."""
-        return {self.forms[n] for n in listed or ()}
+def listed_forms(numbers: Iterable[str]) -> dict[str, str]:
+    """Each form of each of ``numbers`` (digits), mapped to the number it is a form of: the
+    ``opt_out_forms`` of LISTED_FORMS, and how to read its answer back."""
+    return {form: n for n in {n for n in numbers if n} for form in number_forms(n)}
 
 
 def find_opt_out(s: Session, session_id: str, number: str) -> OptOut | None:

@@ -1,6 +1,7 @@
 """Phone numbers as WhatsApp wants them: E.164 digits without the plus sign."""
 from __future__ import annotations
 
+import functools
 import re
 
 import phonenumbers
@@ -29,10 +30,12 @@ def is_whatsapp_id(raw: object) -> bool:
     return isinstance(raw, str) and _WHATSAPP_ID.fullmatch(raw) is not None
 
 
+@functools.lru_cache(maxsize=4096)  # a request checks its numbers, then uses them
 def normalize_phone(raw: str, default_region: str = "IN") -> str:
     """Parse an international number; 10 bare digits take the default region (as the seed's sanitizer).
 
-    "919876543210", "+91 98765 43210" and "9876543210" all give "919876543210".
+    "919876543210", "+91 98765 43210" and "9876543210" all give "919876543210". Raises
+    InvalidPhoneNumber for anything else (never remembered: only answers are).
     """
     if not isinstance(raw, str) or not raw.strip():
         raise InvalidPhoneNumber(str(raw))

@@ -27,7 +27,7 @@ from messaging import dispatch
 from messaging.dispatch import ENQUEUE_ERRORS
 from models import IdempotencyKey, SessionStatus, WhatsAppSession, seed_timestamp, utcnow
 from models.access import Scope
-from models.optouts import OPTED_OUT, OptOutLookup
+from models.optouts import LISTED_FORMS, OPTED_OUT, listed_forms
 from models.sends import Accepted, Recipient, accept_messages
 from models.states import NOT_READY_MESSAGE
 from services.requests import idempotency_key_problem
@@ -175,15 +175,16 @@ def _accept(db, settings, session_id, kind, recipients, scope, callback_url, ide
             return replay
         # A number on the session's opt-out list fails at once and never reaches a slot; the
         # list is read with the session, in one round trip.
-        opt_outs = OptOutLookup(WhatsAppSession.session_id, [r.to for r in recipients if not r.error])
+        forms = listed_forms(r.to for r in recipients if not r.error)
         session = s.execute(select(WhatsAppSession.status, WhatsAppSession.slot, WhatsAppSession.epoch,
-                                   WhatsAppSession.pacing, opt_outs.listed)
-                            .where(WhatsAppSession.session_id == session_id, scope.sessions())).first()
+                                   WhatsAppSession.pacing, LISTED_FORMS)
+                            .where(WhatsAppSession.session_id == session_id, scope.sessions()),
+                            {"opt_out_forms": list(forms)}).first()
         if session is None:
             raise AcceptError(404, SESSION_NOT_FOUND)
         if session.status != SessionStatus.READY or not session.slot:
             raise AcceptError(400, NOT_READY_MESSAGE)
-        opted_out = opt_outs.numbers(session[4])
+        opted_out = {forms[form] for form in session[4] or ()}
         recipients = [replace(r, error=OPTED_OUT) if not r.error and r.to in opted_out else r for r in recipients]
         accepted = accept_messages(s, session_id, kind, recipients,
                                    now + timedelta(seconds=settings.dispatch_grace_seconds), callback_url,
