@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import bindparam, delete, event, func, insert, select
+from sqlalchemy import bindparam, delete, event, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -69,19 +69,24 @@ def is_opt_out(text: str, keywords: Iterable[str]) -> bool:
     return bool(said) and said in {normalized_text(k) for k in keywords}
 
 
-# Which forms of some numbers are on a session's list (an array, or NULL): a subquery for
-# the caller's own statement on whatsapp_sessions (correlated on its session_id), so that a
-# send's acceptance reads its session and the list in one round trip. Built once; the forms
-# go in as the expanding parameter ``opt_out_forms`` (``listed_forms``).
-LISTED_FORMS = (select(func.array_agg(OptOut.number))
-                .where(OptOut.session_id == WhatsAppSession.session_id,
-                       OptOut.number.in_(bindparam("opt_out_forms", expanding=True)))
-                .scalar_subquery())
+# Whether any form of some numbers is on a session's list: a column for the caller's own
+# statement on whatsapp_sessions (correlated on its session_id), so that a send's acceptance
+# reads its session and learns whether to look further in one round trip (``listed_numbers``
+# then says which). Built once; the forms go in as the expanding parameter ``opt_out_forms``
+# (``listed_forms``). Portable SQL: the demo runs on SQLite.
+_LISTED = select(OptOut.number).where(OptOut.number.in_(bindparam("opt_out_forms", expanding=True)))
+ANY_LISTED = _LISTED.where(OptOut.session_id == WhatsAppSession.session_id).exists()
+
+
+def listed_numbers(s: Session, session_id: str, forms: dict[str, str]) -> set[str]:
+    """Which numbers of ``forms`` (``listed_forms``) are on the session's list."""
+    listed = s.execute(_LISTED.where(OptOut.session_id == session_id), {"opt_out_forms": list(forms)}).scalars()
+    return {forms[form] for form in listed}
 
 
 def listed_forms(numbers: Iterable[str]) -> dict[str, str]:
     """Each form of each of ``numbers`` (digits), mapped to the number it is a form of: the
-    ``opt_out_forms`` of LISTED_FORMS, and how to read its answer back."""
+    ``opt_out_forms`` of ANY_LISTED, and what ``listed_numbers`` reads back."""
     return {form: n for n in {n for n in numbers if n} for form in number_forms(n)}
 
 

@@ -27,7 +27,7 @@ from messaging import dispatch
 from messaging.dispatch import ENQUEUE_ERRORS
 from models import IdempotencyKey, SessionStatus, WhatsAppSession, seed_timestamp, utcnow
 from models.access import Scope
-from models.optouts import LISTED_FORMS, OPTED_OUT, listed_forms
+from models.optouts import ANY_LISTED, OPTED_OUT, listed_forms, listed_numbers
 from models.sends import Accepted, Recipient, accept_messages
 from models.states import NOT_READY_MESSAGE
 from services.requests import idempotency_key_problem
@@ -173,18 +173,18 @@ def _accept(db, settings, session_id, kind, recipients, scope, callback_url, ide
     with db.begin() as s:
         if idempotency is not None and (replay := _replay(s, idempotency, now, lock=True)) is not None:
             return replay
-        # A number on the session's opt-out list fails at once and never reaches a slot; the
-        # list is read with the session, in one round trip.
+        # A number on the session's opt-out list fails at once and never reaches a slot;
+        # whether any is listed is read with the session (which ones, only then).
         forms = listed_forms(r.to for r in recipients if not r.error)
         session = s.execute(select(WhatsAppSession.status, WhatsAppSession.slot, WhatsAppSession.epoch,
-                                   WhatsAppSession.pacing, LISTED_FORMS)
+                                   WhatsAppSession.pacing, ANY_LISTED)
                             .where(WhatsAppSession.session_id == session_id, scope.sessions()),
                             {"opt_out_forms": list(forms)}).first()
         if session is None:
             raise AcceptError(404, SESSION_NOT_FOUND)
         if session.status != SessionStatus.READY or not session.slot:
             raise AcceptError(400, NOT_READY_MESSAGE)
-        opted_out = {forms[form] for form in session[4] or ()}
+        opted_out = listed_numbers(s, session_id, forms) if session[4] else set()
         recipients = [replace(r, error=OPTED_OUT) if not r.error and r.to in opted_out else r for r in recipients]
         accepted = accept_messages(s, session_id, kind, recipients,
                                    now + timedelta(seconds=settings.dispatch_grace_seconds), callback_url,
