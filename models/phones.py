@@ -24,22 +24,31 @@ class InvalidPhoneNumber(ValueError):
         self.raw = raw
 
 
+# A person's WhatsApp id by number ("919876543210@c.us", as whatsapp-web.js names chats):
+# its user part is the number, with its country code (the seed's sanitizer kept its digits).
+_PERSON_ID = re.compile(r"\s*\+?(\d{6,15})@(?:c\.us|s\.whatsapp\.net)\s*", re.IGNORECASE)
+
+
 def is_whatsapp_id(raw: object) -> bool:
-    """Whether ``raw`` is a WhatsApp id such as a group's ``120363…@g.us``, ``status@broadcast``
-    or a channel's ``…@newsletter`` (also a person's ``…@c.us`` / ``…@lid``), not a number."""
-    return isinstance(raw, str) and _WHATSAPP_ID.fullmatch(raw) is not None
+    """Whether ``raw`` is a WhatsApp id such as a group's ``120363…@g.us``, ``status@broadcast``,
+    a channel's ``…@newsletter`` or a person's ``…@lid``, not a number. A person's id by
+    number (``919876543210@c.us``) is a number: ``normalize_phone`` reads it."""
+    return isinstance(raw, str) and _WHATSAPP_ID.fullmatch(raw) is not None and _PERSON_ID.fullmatch(raw) is None
 
 
 @functools.lru_cache(maxsize=4096)  # a request checks its numbers, then uses them
 def normalize_phone(raw: str, default_region: str = "IN") -> str:
     """Parse an international number; 10 bare digits take the default region (as the seed's sanitizer).
 
-    "919876543210", "+91 98765 43210" and "9876543210" all give "919876543210". Raises
+    "919876543210", "+91 98765 43210", "9876543210" and "919876543210@c.us" all give
+    "919876543210". Raises
     InvalidPhoneNumber for anything else (never remembered: only answers are).
     """
     if not isinstance(raw, str) or not raw.strip():
         raise InvalidPhoneNumber(str(raw))
     text = raw.strip()
+    if person := _PERSON_ID.fullmatch(text):  # "919876543210@c.us": the number, country code included
+        text = "+" + person.group(1)
     if re.search(r"[^\d\s()+.\-]", text):
         raise InvalidPhoneNumber(raw)
     digits = re.sub(r"\D", "", text)

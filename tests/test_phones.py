@@ -1,6 +1,6 @@
 import pytest
 
-from models.phones import InvalidPhoneNumber, normalize_phone, same_account
+from models.phones import InvalidPhoneNumber, is_whatsapp_id, normalize_phone, same_account
 
 
 @pytest.mark.parametrize("raw", ["919876543210", "+91 98765 43210", "9876543210", "0091 98765-43210"])
@@ -49,3 +49,16 @@ def test_the_exceptions_need_a_valid_mobile_behind_them(raw):
 ])
 def test_one_account_written_two_ways(a, b, same):
     assert same_account(a, b) is same and same_account(b, a) is same
+
+
+@pytest.mark.parametrize("raw", ["919876543210@c.us", " +919876543210@c.us ", "919876543210@s.whatsapp.net"])
+def test_a_persons_whatsapp_id_by_number_is_that_number(raw):
+    """whatsapp-web.js names a chat "<number>@c.us"; the seed's sanitizer kept its digits."""
+    assert normalize_phone(raw) == "919876543210"
+    assert not is_whatsapp_id(raw)
+
+
+@pytest.mark.parametrize("raw", ["120363025246125888@g.us", "134532350852872@lid", "status@broadcast", "abc@c.us"])
+def test_other_whatsapp_ids_are_not_numbers(raw):
+    with pytest.raises(InvalidPhoneNumber):
+        normalize_phone(raw)

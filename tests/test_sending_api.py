@@ -145,7 +145,7 @@ def test_pacing_and_callback_url_per_session(client, user_id):
 
 
 @pytest.mark.parametrize("to", ["120363025246125888@g.us", "status@broadcast", "120363144038483540@newsletter",
-                                "919876543210@c.us"])
+                                "134532350852872@lid"])
 def test_a_group_or_other_whatsapp_id_is_refused_as_not_a_phone_number(client, db, ready, to):
     """A group's (or another WhatsApp) id is not a mistyped number: the whole request is
     refused with a 422 that says ``to`` must be a phone number, single and bulk alike;
