@@ -526,7 +526,7 @@ def redis_forgets(rt: SlotRuntime, message_id: str) -> None:
         rt.redis.delete(key)
 
 
-@on_2026
+@every_route
 @pytest.mark.parametrize("how", ["redelivered", "retried"])
 def test_a_send_task_run_again_after_redis_forgot_its_send_does_not_send_twice(make_runtime, sim, how):
     """The broker redelivers the task (a worker lost with it unacknowledged), or the task is
@@ -625,13 +625,14 @@ def test_a_restricted_account_is_not_taken_for_a_number_not_on_whatsapp(make_run
     assert [m["text"] for m in sim.messages(OTHER)] == ["a new chat"]
 
 
-@on_2026
-def test_a_registered_number_the_page_refuses_is_a_restriction_not_a_dead_number(make_runtime, sim):
+@every_route
+def test_a_registered_number_the_page_refuses_is_a_restriction_not_a_dead_number(make_runtime, sim, profile):
     """The existence query says the number is registered, but opening its chat shows the
     invalid-number dialog (new chats by link limited: the simulator's ``link_limit``):
     SendRestricted, nothing goes out, the number is not failed as not on WhatsApp; a chat
     with earlier messages still works, and once the limit is gone the new chat does too.
-    (Without the modules there is no existence query to tell it apart: not tested there.)"""
+    Without the page's modules there is no existence query to tell the two apart: there
+    the dialog means not on WhatsApp, as it always did (docs/whatsapp-web.md)."""
     from browser.whatsapp import SendRestricted
 
     rt = make_runtime()
@@ -640,6 +641,10 @@ def test_a_registered_number_the_page_refuses_is_a_restriction_not_a_dead_number
     sim.post("/sim/control/config", {"link_limit": 0})
     assert sim.post("/sim/api/exists", {"phone": OTHER})["wid"] == f"{OTHER}@c.us"
     for _ in range(2):  # the next attempt is refused the same way
+        if profile != "2026":
+            with pytest.raises(NumberNotOnWhatsApp):
+                rt.deliver("s1", 1, mid(), OTHER, "a new chat")
+            continue
         with pytest.raises(SendRestricted) as err:
             rt.deliver("s1", 1, mid(), OTHER, "a new chat")
         assert err.value.kind == "new_chat_link_limit" and not err.value.permanent
@@ -1024,7 +1029,7 @@ def test_long_texts_and_captions_arrive_whole(make_runtime, sim, media_server):
     assert got[2]["caption"] == "Emoji caption 😀🇮🇳\nsecond line", repr(got[2]["caption"])
 
 
-@pytest.mark.profiles("2026", "legacy")
+@every_route
 def test_any_text_a_person_can_type_arrives_as_a_caption(make_runtime, sim, media_server):
     """Each tricky text, and a non-Latin caption as long as the API takes (65,536
     characters, the limit of ``message``), as an image's caption: the network receives
@@ -1135,7 +1140,7 @@ def test_a_restarted_slot_does_not_report_old_messages_as_new_ones(make_runtime,
         assert again == []
 
 
-@pytest.mark.profiles("2026", "legacy")
+@every_route
 def test_a_media_send_that_failed_in_its_editor_leaves_the_page_usable(make_runtime, sim, media_server):
     """Typing a caption fails once (as a page error would): the media editor that send left
     open is dropped with an app load, and the next media and text sends go out, each once;
