@@ -75,7 +75,7 @@ def is_opt_out(text: str, keywords: Iterable[str]) -> bool:
 # then says which). Built once; the forms go in as the expanding parameter ``opt_out_forms``
 # (``listed_forms``). Portable SQL: the demo runs on SQLite.
 _LISTED = select(OptOut.number).where(OptOut.number.in_(bindparam("opt_out_forms", expanding=True)))
-ANY_LISTED = _LISTED.where(OptOut.session_id == WhatsAppSession.session_id).exists()
+ANY_LISTED = _LISTED.where(OptOut.session_id == WhatsAppSession.session_id).exists().label("any_opted_out")
 
 
 def listed_numbers(s: Session, session_id: str, forms: dict[str, str]) -> set[str]:

@@ -184,7 +184,7 @@ def _accept(db, settings, session_id, kind, recipients, scope, callback_url, ide
             raise AcceptError(404, SESSION_NOT_FOUND)
         if session.status != SessionStatus.READY or not session.slot:
             raise AcceptError(400, NOT_READY_MESSAGE)
-        opted_out = listed_numbers(s, session_id, forms) if session[4] else set()
+        opted_out = listed_numbers(s, session_id, forms) if session.any_opted_out else set()
         recipients = [replace(r, error=OPTED_OUT) if not r.error and r.to in opted_out else r for r in recipients]
         accepted = accept_messages(s, session_id, kind, recipients,
                                    now + timedelta(seconds=settings.dispatch_grace_seconds), callback_url,
