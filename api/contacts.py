@@ -71,7 +71,7 @@ def ask_slot(row: WhatsAppSession, kind: str, enqueue) -> dict | None:
 class ContactCheck(MethodView):
     """POST /webjs/sessions/{session_id}/contacts/check."""
 
-    @blp.arguments(ContactCheckSchema)
+    @blp.arguments(ContactCheckSchema())
     @blp.response(200, ContactCheckResultSchema)
     def post(self, body, session_id):
         """Whether each number (up to 50) is on WhatsApp, and the id WhatsApp knows it by.

@@ -87,7 +87,7 @@ class Keys(MethodView):
             rows = s.execute(select(ApiKey).order_by(ApiKey.created_at)).scalars().all()
         return {"keys": [key_view(r) for r in rows]}
 
-    @blp.arguments(KeyCreateSchema)
+    @blp.arguments(KeyCreateSchema())
     @blp.response(201, KeyCreatedSchema)
     def post(self, body):
         """Make a key: admin, or scoped to user-id prefixes and user ids. The answer holds the

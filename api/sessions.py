@@ -99,7 +99,7 @@ def qr_response(row: WhatsAppSession) -> dict:
 class Sessions(MethodView):
     """POST /webjs/sessions."""
 
-    @blp.arguments(CreateSessionSchema)
+    @blp.arguments(CreateSessionSchema())
     @blp.response(201, SessionSchema)
     def post(self, body):
         """Create a session for a user; an existing session of that user is replaced."""
@@ -276,7 +276,7 @@ class Qr(MethodView):
 class PairingCode(MethodView):
     """POST /webjs/sessions/{session_id}/pairing-code."""
 
-    @blp.arguments(PairingCodeRequestSchema)
+    @blp.arguments(PairingCodeRequestSchema())
     @blp.response(200, PairingCodeSchema)
     def post(self, body, session_id):
         """Link with a phone number instead of a QR: the page's 8-character code, to type on that phone.
@@ -378,7 +378,7 @@ class Status(MethodView):
 class Messages(MethodView):
     """GET /webjs/sessions/{session_id}/messages."""
 
-    @blp.arguments(MessagesQuerySchema, location="query")
+    @blp.arguments(MessagesQuerySchema(), location="query")
     @blp.response(200, MessagesPageSchema)
     def get(self, query, session_id):
         """Messages the session received, oldest first, a page at a time: pass the answer's
@@ -411,8 +411,8 @@ def incoming_view(row: IncomingMessage) -> dict:
 class SendMessage(MethodView):
     """POST /webjs/sessions/{session_id}/send-message."""
 
-    @blp.arguments(SendMessageSchema)
-    @blp.arguments(SendQuerySchema, location="query")
+    @blp.arguments(SendMessageSchema())
+    @blp.arguments(SendQuerySchema(), location="query")
     @blp.response(202, SendResultSchema)
     @blp.alt_response(200, schema=SendResultSchema, description="With ?wait=N: the outcome.")
     def post(self, body, query, session_id):
@@ -463,7 +463,7 @@ class SendMessage(MethodView):
 class SendBulk(MethodView):
     """POST /webjs/sessions/{session_id}/send-bulk-messages."""
 
-    @blp.arguments(BulkSendSchema)
+    @blp.arguments(BulkSendSchema())
     @blp.response(202, BulkResultSchema)
     def post(self, body, session_id):
         """Queue up to 50 messages (BULK_MAX_MESSAGES), sent in the session's pace.
@@ -502,7 +502,7 @@ def accepted_or_abort(session_id: str, kind: str, recipients: list[Recipient], b
 class SessionItem(MethodView):
     """PATCH and DELETE /webjs/sessions/{session_id}."""
 
-    @blp.arguments(UpdateSessionSchema)
+    @blp.arguments(UpdateSessionSchema())
     @blp.response(200, SessionStatusSchema)
     def patch(self, body, session_id):
         """Change the session's callback_url or pacing (null: back to the defaults).

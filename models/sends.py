@@ -1,18 +1,30 @@
 """Accepting sends: the rows that make a request durable, written in one transaction.
 
-Core inserts rather than ORM objects: this is the API's hot path.
+Core statements on the tables rather than ORM objects, built once: this is the API's hot
+path (building a statement costs more CPU than running it).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, insert, or_, select
+from sqlalchemy import bindparam, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from models.states import MESSAGE_UNSENT, JobStatus, MessageStatus, job_status
 from models.states import SessionStatus
 from models.tables import Job, Message, WhatsAppSession, new_id, utcnow
+
+
+_messages = Message.__table__
+# The session's unsent messages to some numbers (``numbers``), oldest last.
+_UNSENT_TO = (select(_messages.c.to, _messages.c.id)
+              .where(_messages.c.session_id == bindparam("session_id"),
+                     _messages.c.to.in_(bindparam("numbers", expanding=True)),
+                     _messages.c.status.in_([m.value for m in MESSAGE_UNSENT]))
+              .order_by(_messages.c.created_at, _messages.c.position))
+_INSERT_JOB = insert(Job.__table__)
+_INSERT_MESSAGES = insert(_messages)
 
 
 @dataclass(frozen=True)
@@ -69,11 +81,7 @@ def accept_messages(s: Session, session_id: str, kind: str, recipients: list[Rec
     numbers = {r.to for r in recipients if not r.error}
     last_unsent: dict[str, str] = {}
     if numbers:
-        for to, message_id in s.execute(
-            select(Message.to, Message.id).where(
-                Message.session_id == session_id, Message.to.in_(numbers),
-                Message.status.in_([m.value for m in MESSAGE_UNSENT])).order_by(Message.created_at, Message.position)
-        ).all():
+        for to, message_id in s.execute(_UNSENT_TO, {"session_id": session_id, "numbers": list(numbers)}).all():
             last_unsent[to] = message_id
     rows, accepted = [], []
     for i, r in enumerate(recipients):
@@ -97,12 +105,12 @@ def accept_messages(s: Session, session_id: str, kind: str, recipients: list[Rec
                                         dispatch_now=not failed and after is None,
                                         mark_chat_read=r.mark_chat_read))
     status = job_status([m.status for m in accepted])
-    s.execute(insert(Job).values(id=job_id, session_id=session_id, kind=kind, status=status.value,
-                                 total=len(recipients), callback_url=callback_url, api_key_id=api_key_id,
-                                 created_at=now, updated_at=now,
-                                 finished_at=now if status in (JobStatus.FAILED, JobStatus.COMPLETED) else None))
+    s.execute(_INSERT_JOB, {"id": job_id, "session_id": session_id, "kind": kind, "status": status.value,
+                            "total": len(recipients), "callback_url": callback_url, "api_key_id": api_key_id,
+                            "created_at": now, "updated_at": now,
+                            "finished_at": now if status in (JobStatus.FAILED, JobStatus.COMPLETED) else None})
     if rows:
-        s.execute(insert(Message), rows)
+        s.execute(_INSERT_MESSAGES, rows)
     return Accepted(job_id, accepted, now)
 
 

@@ -12,6 +12,7 @@ does not answer refuses the send (503) before anything is written.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import logging
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from celery import Celery
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
@@ -168,6 +169,16 @@ def with_seed_timestamps(body: dict) -> dict:
                                 for r in results]}
 
 
+@functools.lru_cache(maxsize=1024)  # a few per API key: statements are built once
+def _session_to_send_from(scope: Scope) -> Select:
+    """The session ``session_id`` as a send needs it (status, slot, epoch, pacing) if
+    ``scope`` may see it, and whether any of ``opt_out_forms`` is on its opt-out list
+    (``any_opted_out``)."""
+    return (select(WhatsAppSession.status, WhatsAppSession.slot, WhatsAppSession.epoch, WhatsAppSession.pacing,
+                   ANY_LISTED)
+            .where(WhatsAppSession.session_id == bindparam("session_id"), scope.sessions()))
+
+
 def _accept(db, settings, session_id, kind, recipients, scope, callback_url, idempotency) -> Acceptance:
     now = utcnow()
     with db.begin() as s:
@@ -176,10 +187,8 @@ def _accept(db, settings, session_id, kind, recipients, scope, callback_url, ide
         # A number on the session's opt-out list fails at once and never reaches a slot;
         # whether any is listed is read with the session (which ones, only then).
         forms = listed_forms(r.to for r in recipients if not r.error)
-        session = s.execute(select(WhatsAppSession.status, WhatsAppSession.slot, WhatsAppSession.epoch,
-                                   WhatsAppSession.pacing, ANY_LISTED)
-                            .where(WhatsAppSession.session_id == session_id, scope.sessions()),
-                            {"opt_out_forms": list(forms)}).first()
+        session = s.execute(_session_to_send_from(scope),
+                            {"session_id": session_id, "opt_out_forms": list(forms)}).first()
         if session is None:
             raise AcceptError(404, SESSION_NOT_FOUND)
         if session.status != SessionStatus.READY or not session.slot:

@@ -1,6 +1,6 @@
 """The broker transport (messaging/broker.py) on a real Redis: a worker that lost its
 connection can still give back the tasks it held unacknowledged; a slot worker that cannot
-go on exits non-zero."""
+go on exits non-zero; a channel publishes on one Redis client."""
 from __future__ import annotations
 
 import os
@@ -49,6 +49,33 @@ def test_a_collected_connection_gives_its_unacknowledged_tasks_back(redis_url, t
                     again.get(timeout=0.5)
         finally:
             again.clear()
+
+
+def test_a_channel_publishes_on_one_client_and_a_new_one_after_its_pools_were_dropped(redis_url):
+    """kombu makes a redis.Redis for every command of a channel; this channel keeps one per
+    connection pool, and makes another when kombu drops the pools (a broken connection)."""
+    queue = f"broker-test-{secrets.token_hex(4)}"
+    with Connection(redis_url, transport="messaging.broker:Transport") as conn:
+        channel = conn.default_channel
+        simple = conn.SimpleQueue(queue, channel=channel)
+        try:
+            clients = []
+            for n in range(3):
+                simple.put({"n": n})
+                with channel.conn_or_acquire() as client:
+                    clients.append(client)
+            assert clients[0] is clients[1] is clients[2]
+            assert clients[0].connection_pool is channel.pool
+            given = object()
+            with channel.conn_or_acquire(given) as client:
+                assert client is given
+            channel._disconnect_pools()  # what kombu does when the connection breaks
+            simple.put({"n": 3})
+            with channel.conn_or_acquire() as client:
+                assert client is not clients[0] and client.connection_pool is channel.pool
+            assert [simple.get(timeout=5).payload["n"] for _ in range(4)] == [0, 1, 2, 3]
+        finally:
+            simple.clear()
 
 
 # A slot worker whose consumer fails for a reason that is not a lost connection: the
