@@ -47,7 +47,7 @@ echo "test: docker-compose.yml parses, with and without the monitoring profile (
 for profile in "" "--profile monitoring"; do
   # shellcheck disable=SC2086 # the profile is two words or none
   env POSTGRES_PASSWORD=x REDIS_PASSWORD=x AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x MINIO_KMS_SECRET_KEY=k:x \
-    WEBHOOK_SECRET=x FLOWER_BASIC_AUTH=x:x GRAFANA_ADMIN_PASSWORD=x docker-compose -f docker-compose.yml $profile config -q
+    WEBHOOK_SECRET=x FLOWER_BASIC_AUTH=x:x docker-compose -f docker-compose.yml $profile config -q
 done
 # promtool (Debian package prometheus, scripts/bootstrap.sh with NEED_PROMTOOL=1) checks
 # deploy/prometheus/prometheus.yml in tests/test_monitoring.py, which skips without it.

@@ -19,13 +19,14 @@ CREDENTIALS = {
     "POSTGRES_PASSWORD": "pg-Secret-1", "REDIS_PASSWORD": "redis-Secret-2", "AWS_ACCESS_KEY_ID": "minio-Id-3",
     "AWS_SECRET_ACCESS_KEY": "minio-Secret-4", "MINIO_KMS_SECRET_KEY": "wa-key:S2V5LTU=",
     "WEBHOOK_SECRET": "webhook-Secret-6", "FLOWER_BASIC_AUTH": "ops:flower-Secret-7",
-    "GRAFANA_ADMIN_PASSWORD": "grafana-Secret-8",
 }
+GRAFANA = {"GRAFANA_ADMIN_PASSWORD": "grafana-Secret-8"}  # the monitoring profile's
 needs_compose = pytest.mark.skipif(not shutil.which("docker-compose"), reason="docker-compose is not installed")
 
 
 def compose_config(env: dict[str, str]) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if k not in CREDENTIALS and not k.startswith(("S3_", "FLOWER_"))}
+    clean = {k: v for k, v in os.environ.items()
+             if k not in CREDENTIALS and k not in GRAFANA and not k.startswith(("S3_", "FLOWER_"))}
     return subprocess.run(["docker-compose", "-f", "docker-compose.yml", "config"], cwd=ROOT, capture_output=True,
                           text=True, timeout=60, env={**clean, **env})
 
@@ -39,7 +40,7 @@ def test_compose_refuses_to_run_without_each_credential():
 
 @needs_compose
 def test_compose_takes_credentials_from_the_environment_and_encrypts():
-    done = compose_config(CREDENTIALS)
+    done = compose_config({**CREDENTIALS, **GRAFANA})
     assert done.returncode == 0, done.stderr
     services = yaml.safe_load(done.stdout)["services"]
     for name in ("api", "slot1", "slot2", "control", "beat", "recorder", "flower"):
@@ -65,6 +66,30 @@ def test_compose_takes_credentials_from_the_environment_and_encrypts():
     assert flower["environment"]["FLOWER_BASIC_AUTH"] == "ops:flower-Secret-7"
     assert flower["command"][:3] == ["python", "-m", "workers.flower"]
     assert [published(p) for p in flower["ports"]] == ["127.0.0.1:5555:5555"]  # the host's loopback only
+
+
+@needs_compose
+def test_grafana_needs_its_password_only_with_the_monitoring_profile_and_refuses_to_start_without(tmp_path):
+    """Compose cannot ask for one profile's variable only (it reads every service's first):
+    without GRAFANA_ADMIN_PASSWORD the stack's file is valid, and the Grafana container's
+    entrypoint stops before Grafana would start with its default admin/admin login."""
+    assert compose_config(CREDENTIALS).returncode == 0
+    grafana = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["grafana"]
+    assert grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == "${GRAFANA_ADMIN_PASSWORD:-}"
+    image_entrypoint = tmp_path / "run.sh"  # stands in for the image's /run.sh
+    image_entrypoint.write_text("#!/bin/sh\necho grafana started\n")
+    image_entrypoint.chmod(0o755)
+    argv = [arg.replace("$$", "$").replace("/run.sh", str(image_entrypoint)) for arg in grafana["entrypoint"]]
+
+    def start(password: str) -> subprocess.CompletedProcess:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=10,
+                              env={"PATH": os.environ["PATH"], "GF_SECURITY_ADMIN_PASSWORD": password})
+
+    refused = start("")
+    assert refused.returncode != 0 and "set GRAFANA_ADMIN_PASSWORD" in refused.stderr
+    assert "started" not in refused.stdout
+    started = start("grafana-Secret-8")
+    assert started.returncode == 0 and started.stdout == "grafana started\n", started.stderr
 
 
 def published(port) -> str:
