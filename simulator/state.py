@@ -747,7 +747,7 @@ class SimState(ModernMixin):
         counting per account and applying to the in-app open too is [unverified]). A new chat
         opened within the limit is counted once and stays open-able."""
         limit = self.config.link_limit
-        if limit < 0 or any(True for _ in self._history(conn.phone, peer)):
+        if limit < 0 or self._history(conn.phone, peer):
             return False
         opened = self.new_chats_opened.setdefault(conn.phone, set())
         if peer in opened:

@@ -478,11 +478,21 @@ def test_a_sent_message_redis_forgot_is_found_from_what_postgresql_knows(make_ru
     had been dispatched before (PostgreSQL's ``earlier``), so the chat is looked at first."""
     rt = make_runtime()
     link(rt, sim)
-    dispatched = time.time()
-    message_id = mid()
-    first = rt.deliver("s1", 1, message_id, PEER, "sent, but the news was lost")
+    a_lost_send_is_found_again(rt, sim)
+
+
+def redis_forgets(rt: SlotRuntime, message_id: str) -> None:
+    """What Redis held of the message (part, commit and done marks, the claim) is gone."""
     for key in rt.redis.scan_iter(f"wa:msg:{message_id}:*"):
         rt.redis.delete(key)
+
+
+def a_lost_send_is_found_again(rt: SlotRuntime, sim) -> None:
+    """A message goes out and Redis forgets it; delivered again with its first dispatch as
+    PostgreSQL's ``earlier``, it is found in the chat, not sent a second time."""
+    dispatched, message_id = time.time(), mid()
+    first = rt.deliver("s1", 1, message_id, PEER, "sent, but the news was lost")
+    redis_forgets(rt, message_id)
     again = rt.deliver("s1", 1, message_id, PEER, "sent, but the news was lost",
                        earlier={"since": dispatched, "after_id": None})
     assert [m["text"] for m in sim.messages(PEER)].count("sent, but the news was lost") == 1
@@ -518,12 +528,6 @@ def run_send_task(rt: SlotRuntime, kwargs: dict, *, redelivered: bool = False) -
         finally:
             task.pop_request()
     return None
-
-
-def redis_forgets(rt: SlotRuntime, message_id: str) -> None:
-    """What Redis held of the message (part, commit and done marks, the claim) is gone."""
-    for key in rt.redis.scan_iter(f"wa:msg:{message_id}:*"):
-        rt.redis.delete(key)
 
 
 @every_route
@@ -589,14 +593,7 @@ def test_on_the_dom_route_rows_are_dated_by_their_stamp_in_the_pages_time_zone(m
     rt.deliver("s1", 1, mid(), PEER, "your appointment is tomorrow",
                earlier={"since": time.time() + 120, "after_id": None})
     assert [m["text"] for m in sim.messages(PEER)].count("your appointment is tomorrow") == 2
-
-    dispatched, message_id = time.time(), mid()
-    first = rt.deliver("s1", 1, message_id, PEER, "sent, but the news was lost")
-    redis_forgets(rt, message_id)
-    again = rt.deliver("s1", 1, message_id, PEER, "sent, but the news was lost",
-                       earlier={"since": dispatched, "after_id": None})
-    assert [m["text"] for m in sim.messages(PEER)].count("sent, but the news was lost") == 1
-    assert message_key(again) == message_key(first)
+    a_lost_send_is_found_again(rt, sim)
 
 
 @on_2026_both_routes
